@@ -1,0 +1,5 @@
+"""`python -m accountlens` runs the CLI."""
+
+from accountlens.cli.main import main
+
+main()

@@ -1,0 +1,133 @@
+"""The FastAPI application: collector routes, `/api/v1` (typed, OpenAPI-documented), dashboard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+
+from accountlens.ingest.collector import Collector, LiveWorkspace
+
+STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
+
+
+class StatusResponse(BaseModel):
+    workspace: str
+    accounts: int
+    org_units: int
+    users: int
+    memberships: int
+    subscriptions: int
+    outcomes: int
+    events: int
+    automation_events: int
+    unattributed: int
+    quarantined: int
+    last_event_at: str | None
+    attribution: dict[str, int]
+    unloaded_log_bytes: int
+    loader_error: str | None = None
+
+
+class QuarantinedEvent(BaseModel):
+    quarantine_id: int
+    message_id: str | None
+    reason: str
+    source: str | None
+    quarantined_at: str
+    replayed_at: str | None
+    raw: str
+
+
+class ReplayRequest(BaseModel):
+    ids: list[int] | None = Field(default=None, description="quarantine ids; null replays all")
+    patch: dict[str, Any] | None = Field(
+        default=None, description="JSON merge patch applied to each event before replay"
+    )
+
+
+class LoadResponse(BaseModel):
+    received: int
+    inserted: int
+    duplicates: int
+    quarantined: int
+    quarantine_reasons: dict[str, int]
+
+
+def create_app(lives: list[LiveWorkspace], lifespan=None) -> FastAPI:
+    app = FastAPI(
+        title="accountlens",
+        version="0.1.0",
+        description="B2B product analytics: REST API of accountlens (mirrors the CLI).",
+        lifespan=lifespan,
+    )
+    collector = Collector(lives)
+    for route in collector.routes():
+        app.router.routes.append(route)
+    by_name = {live.workspace.config.workspace.name: live for live in lives}
+
+    def live_workspace(
+        request: Request,
+        workspace: str | None = Query(default=None, description="workspace name; optional when one"),
+    ) -> LiveWorkspace:
+        if workspace is None:
+            if len(lives) != 1:
+                raise HTTPException(400, "several workspaces are served; pass ?workspace=NAME")
+            live = lives[0]
+        elif workspace in by_name:
+            live = by_name[workspace]
+        else:
+            raise HTTPException(404, f"no workspace named {workspace!r}")
+        tokens = live.workspace.config.workspace.api_tokens
+        if tokens:
+            header = request.headers.get("authorization", "")
+            token = header[7:].strip() if header.lower().startswith("bearer ") else None
+            if token not in tokens:
+                raise HTTPException(401, "a valid API token for this workspace is required")
+        return live
+
+    @app.get("/health", tags=["server"])
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/api/v1/workspaces", tags=["server"])
+    def workspaces() -> list[str]:
+        return list(by_name)
+
+    @app.get("/api/v1/status", response_model=StatusResponse, tags=["workspace"])
+    def status(live: LiveWorkspace = Depends(live_workspace)) -> dict:
+        return {**live.workspace.status(), "loader_error": live.loader.last_error}
+
+    @app.post("/api/v1/flush", response_model=LoadResponse, tags=["workspace"])
+    def flush(live: LiveWorkspace = Depends(live_workspace)) -> dict:
+        """Load everything acknowledged so far into the store now (read-your-writes)."""
+        return vars(live.loader.flush())
+
+    @app.get("/api/v1/quarantine", response_model=list[QuarantinedEvent], tags=["quarantine"])
+    def quarantine(
+        live: LiveWorkspace = Depends(live_workspace),
+        include_replayed: bool = False,
+        limit: int = Query(default=100, ge=1, le=10000),
+    ) -> list[dict]:
+        return live.workspace.quarantine(include_replayed=include_replayed, limit=limit)
+
+    @app.post("/api/v1/quarantine/replay", response_model=LoadResponse, tags=["quarantine"])
+    def replay(request: ReplayRequest, live: LiveWorkspace = Depends(live_workspace)) -> dict:
+        return vars(live.workspace.replay_quarantine(request.ids, request.patch))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"success": False, "error": exc.detail}, status_code=exc.status_code)
+
+    if STATIC.exists():
+        app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+        @app.get("/", include_in_schema=False)
+        def dashboard() -> FileResponse:
+            return FileResponse(STATIC / "index.html")
+
+    return app

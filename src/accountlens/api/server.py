@@ -1,0 +1,54 @@
+"""Runs workspaces live: opens each, replays its log, starts its loader, serves the app."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import uvicorn
+
+from accountlens.ingest.collector import LiveWorkspace
+from accountlens.ingest.loader import BackgroundLoader
+from accountlens.workspace import Workspace
+
+log = logging.getLogger("accountlens.server")
+
+
+def start_workspace(root: Path) -> LiveWorkspace:
+    workspace = Workspace.open(root)
+    event_log = workspace.open_log()
+    loader = BackgroundLoader(workspace.store, workspace.config.ingest, event_log)
+    # Anything acknowledged before a crash is still in the log: load it before serving.
+    loader.flush()
+    loader.start()
+    return LiveWorkspace(workspace, event_log, loader)
+
+
+def stop_workspace(live: LiveWorkspace) -> None:
+    live.loader.stop()
+    live.log.close()
+    live.workspace.close()
+
+
+def build_app(roots: list[Path]):
+    from accountlens.api.app import create_app
+
+    lives: list[LiveWorkspace] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            for live in lives:
+                stop_workspace(live)
+
+    lives.extend(start_workspace(root) for root in roots)
+    return create_app(lives, lifespan=lifespan)
+
+
+def serve(roots: list[Path], host: str, port: int, log_level: str = "warning") -> None:
+    app = build_app(roots)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)

@@ -1,0 +1,1 @@
+"""The `accountlens` command line: a thin layer over the Workspace API."""

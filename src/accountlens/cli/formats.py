@@ -1,0 +1,58 @@
+"""Output formats of every query command (`--format table|json|csv`), one registry."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from collections.abc import Callable
+from enum import Enum
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def _table(rows: list[dict[str, Any]], title: str | None) -> str:
+    console = Console(file=io.StringIO(), width=max(100, Console().width), record=True)
+    table = Table(title=title, show_lines=False)
+    columns = list(rows[0]) if rows else []
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if row[c] is None else str(row[c]) for c in columns))
+    if not rows:
+        return (title + ": " if title else "") + "no rows\n"
+    console.print(table)
+    return console.export_text()
+
+
+def _json(rows: list[dict[str, Any]], title: str | None) -> str:
+    return orjson.dumps(rows, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str).decode() + "\n"
+
+
+def _csv(rows: list[dict[str, Any]], title: str | None) -> str:
+    out = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return out.getvalue()
+
+
+RENDERERS: dict[OutputFormat, Callable[[list[dict[str, Any]], str | None], str]] = {
+    OutputFormat.table: _table,
+    OutputFormat.json: _json,
+    OutputFormat.csv: _csv,
+}
+
+
+def emit(rows: list[dict[str, Any]], fmt: OutputFormat, title: str | None = None) -> None:
+    sys.stdout.write(RENDERERS[fmt](rows, title))

@@ -1,0 +1,212 @@
+"""`accountlens` commands. Heavy modules are imported inside commands so `--help` stays instant."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from accountlens.cli.formats import OutputFormat, emit
+
+app = typer.Typer(
+    name="accountlens",
+    help="B2B product analytics where the account is a first-class unit next to the user.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+import_app = typer.Typer(help="Bulk-import events and CRM/billing tables.", no_args_is_help=True)
+quarantine_app = typer.Typer(help="Inspect and replay events that failed validation.",
+                             no_args_is_help=True)
+app.add_typer(import_app, name="import")
+app.add_typer(quarantine_app, name="quarantine")
+
+DirOption = Annotated[Path, typer.Option("--dir", "-d", help="Workspace folder.")]
+CsvArgument = Annotated[Path, typer.Argument(help="CSV with the columns in docs/data-model.md.")]
+FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _open(directory: Path, read_only: bool = False):
+    from accountlens.config import ConfigError
+    from accountlens.store.base import StoreError
+    from accountlens.workspace import Workspace, WorkspaceError
+
+    try:
+        return Workspace.open(directory, read_only=read_only)
+    except (WorkspaceError, StoreError, ConfigError) as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder to create the workspace in.")],
+    name: Annotated[str | None, typer.Option(help="Workspace name (default: folder name).")] = None,
+) -> None:
+    """Create a workspace: a DuckDB file and a commented accountlens.toml."""
+    from accountlens.workspace import Workspace, WorkspaceError
+
+    try:
+        ws = Workspace.init(directory, name)
+    except WorkspaceError as exc:
+        _fail(str(exc))
+    key = ws.config.workspace.write_keys[0]
+    ws.close()
+    typer.echo(f"Created workspace {directory} (write key {key}).")
+    typer.echo(f"Next: accountlens serve --dir {directory}   or   accountlens import events FILE --dir {directory}")
+
+
+@app.command()
+def status(directory: DirOption = Path("."), fmt: FormatOption = OutputFormat.table) -> None:
+    """Counts of accounts, users, events, quarantined and unattributed events; last event time."""
+    with _open(directory) as ws:
+        info = ws.status()
+    if fmt is OutputFormat.table:
+        rows = [{"what": k, "value": v} for k, v in info.items() if k != "attribution"]
+        rows += [{"what": f"attribution: {k}", "value": v} for k, v in info["attribution"].items()]
+        emit(rows, fmt, title=f"workspace {info['workspace']}")
+    else:
+        flat = {k: v for k, v in info.items() if k != "attribution"}
+        for rule in ("explicit", "membership", "domain", "unattributed"):
+            flat[f"attributed_{rule}"] = info["attribution"].get(rule, 0)
+        emit([flat], fmt)
+
+
+@app.command()
+def attribution(directory: DirOption = Path("."), fmt: FormatOption = OutputFormat.table) -> None:
+    """Events per attribution rule (explicit, membership, domain, unattributed), SPEC §3.1."""
+    from accountlens.model.attribution import unattributed_summary
+
+    with _open(directory) as ws:
+        emit(unattributed_summary(ws.store), fmt, title="account attribution of events")
+
+
+@app.command()
+def load(directory: DirOption = Path(".")) -> None:
+    """Load acknowledged events left in the durable log (e.g. after a crash) without serving."""
+    with _open(directory) as ws:
+        result = ws.load_log()
+    typer.echo(f"loaded {result.inserted} events ({result.duplicates} duplicates, "
+               f"{result.quarantined} quarantined)")
+
+
+@app.command()
+def serve(
+    directory: Annotated[list[Path] | None, typer.Option("--dir", "-d", help="Workspace folder; repeat to serve several.")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default from config).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default from config).")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+) -> None:
+    """Run the collector (Segment, PostHog), the REST API and the dashboard."""
+    from accountlens.api.server import serve as run
+
+    roots = directory or [Path(".")]
+    first = _open(roots[0])
+    cfg = first.config.serve
+    first.close()
+    host, port = host or cfg.host, port if port is not None else cfg.port
+    typer.echo(f"accountlens serving {', '.join(map(str, roots))} on http://{host}:{port}/", err=True)
+    run(roots, host, port, log_level)
+
+
+@import_app.command("events")
+def import_events(
+    files: Annotated[list[Path], typer.Argument(help="JSONL (Segment format), CSV or Parquet files.")],
+    directory: DirOption = Path("."),
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Import event files; each file loads whole or not at all."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from accountlens.ingest.importers import ImportError_
+
+    rows, failed = [], False
+    with _open(directory) as ws, Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        transient=True, disable=not sys.stderr.isatty(),
+    ) as progress:
+        task = progress.add_task("importing events", total=len(files))
+        for path in files:
+            progress.update(task, description=f"importing {path.name}")
+            try:
+                result = ws.import_events(path)
+            except ImportError_ as exc:
+                typer.secho(str(exc), fg=typer.colors.RED, err=True)
+                failed = True
+            else:
+                rows.append({"file": str(path), "received": result.received,
+                             "inserted": result.inserted, "duplicates": result.duplicates,
+                             "quarantined": result.quarantined})
+            progress.advance(task)
+    emit(rows, fmt, title="imported events")
+    if failed:
+        raise typer.Exit(1)
+
+
+def _entity_command(kind: str) -> None:
+    def command(
+        file: CsvArgument,
+        directory: DirOption = Path("."),
+    ) -> None:
+        from accountlens.ingest.importers import ImportError_
+
+        with _open(directory) as ws:
+            try:
+                count = ws.import_entities(kind, file)
+            except ImportError_ as exc:
+                _fail(str(exc))
+        typer.echo(f"imported {count} {kind} from {file}")
+
+    command.__doc__ = f"Import {kind} from a CSV (all-or-nothing; rows with the same key replace)."
+    import_app.command(kind)(command)
+
+
+for _kind in ("accounts", "units", "users", "memberships", "subscriptions", "outcomes"):
+    _entity_command(_kind)
+
+
+@quarantine_app.command("list")
+def quarantine_list(
+    directory: DirOption = Path("."),
+    fmt: FormatOption = OutputFormat.table,
+    include_replayed: Annotated[bool, typer.Option(help="Also show events already replayed.")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 100,
+) -> None:
+    """Events that failed validation, with the reason and the raw event."""
+    with _open(directory) as ws:
+        emit(ws.quarantine(include_replayed, limit), fmt, title="quarantined events")
+
+
+@quarantine_app.command("replay")
+def quarantine_replay(
+    ids: Annotated[list[int] | None, typer.Argument(help="Quarantine ids; none replays all.")] = None,
+    directory: DirOption = Path("."),
+    patch: Annotated[str | None, typer.Option(help='JSON merge patch applied first, e.g. \'{"userId": "u1"}\'.')] = None,
+) -> None:
+    """Run quarantined events through validation again (after fixing them with --patch)."""
+    import orjson
+
+    try:
+        patch_obj = orjson.loads(patch) if patch else None
+    except orjson.JSONDecodeError as exc:
+        _fail(f"--patch is not valid JSON: {exc}")
+    if patch_obj is not None and not isinstance(patch_obj, dict):
+        _fail("--patch must be a JSON object")
+    with _open(directory) as ws:
+        result = ws.replay_quarantine(ids or None, patch_obj)
+    typer.echo(f"replayed {result.received}: {result.inserted} loaded, "
+               f"{result.duplicates} duplicates, {result.quarantined} still invalid")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

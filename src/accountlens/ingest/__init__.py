@@ -1,0 +1,1 @@
+"""Ingestion: the collector, the durable log, the load pipeline and bulk importers."""

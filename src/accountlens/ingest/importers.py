@@ -1,0 +1,343 @@
+"""Bulk importers: events (JSONL, CSV, Parquet) and CRM/billing tables (CSV), one registry.
+
+Each file is all-or-nothing: it is checked whole and either loads in one transaction or is
+refused with errors naming file, line and column. Events that parse but are semantically
+invalid go to quarantine with a reason, as from the collector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from accountlens.config import IngestSection
+from accountlens.ingest.pipeline import STAGING, LoadResult, run_pipeline
+from accountlens.model import attribution
+from accountlens.store.base import Store
+
+
+class ImportError_(ValueError):
+    """A file that cannot be imported; `errors` lists `file:line column: reason` entries."""
+
+    def __init__(self, file: Path, errors: list[str]):
+        self.file, self.errors = file, errors
+        shown = "\n  ".join(errors[:20])
+        more = f"\n  … and {len(errors) - 20} more" if len(errors) > 20 else ""
+        super().__init__(f"{file}: {len(errors)} problem(s), nothing imported:\n  {shown}{more}")
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+# --------------------------------------------------------------------------------------------
+# events
+# --------------------------------------------------------------------------------------------
+def _jsonl_problems(path: Path, limit: int = 50) -> list[str]:
+    """Exact line numbers of bad JSON lines (only run when DuckDB reported a problem)."""
+    problems = []
+    with open(path, "rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                problems.append(f"{path}:{number}: empty line")
+                continue
+            try:
+                value = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                problems.append(f"{path}:{number}: invalid JSON ({exc})")
+            else:
+                if not isinstance(value, dict):
+                    problems.append(f"{path}:{number}: not a JSON object")
+            if len(problems) >= limit:
+                break
+    return problems
+
+
+def _stage_jsonl(store: Store, path: Path) -> None:
+    try:
+        store.execute(
+            f"""CREATE OR REPLACE TEMP TABLE {STAGING} AS
+                SELECT row_number() OVER () AS line_no, json AS raw,
+                       ? || ':' || row_number() OVER () AS source, now() AS received_fallback
+                FROM read_ndjson_objects(?)""",
+            ["import:" + path.name, str(path)],
+        )
+    except Exception as exc:
+        problems = _jsonl_problems(path) or [f"{path}: {exc}"]
+        raise ImportError_(path, problems) from exc
+    problems = _jsonl_problems(path) if store.scalar(
+        f"SELECT count(*) FROM {STAGING} WHERE raw IS NULL OR json_type(raw) <> 'OBJECT'"
+    ) else []
+    if problems:
+        raise ImportError_(path, problems)
+
+
+def _nested_json_expr(columns: list[str]) -> str:
+    """`to_json(struct_pack(...))` that turns flattened `a.b.c` columns back into objects."""
+
+    def build(tree: dict) -> str:
+        parts = []
+        for key, sub in tree.items():
+            value = build(sub) if isinstance(sub, dict) else f"t.{_ident(sub)}"
+            parts.append(f"{_ident(key)} := {value}")
+        return "struct_pack(" + ", ".join(parts) + ")"
+
+    tree: dict = {}
+    for column in columns:
+        node = tree
+        *parents, leaf = column.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"column {column!r} nests under a plain column")
+        node[leaf] = column
+    return "to_json(" + build(tree) + ")"
+
+
+def _stage_table(store: Store, path: Path, reader: str) -> None:
+    try:
+        columns = [
+            row["column_name"]
+            for row in store.arrow(f"DESCRIBE SELECT * FROM {reader}(?)", [str(path)]).to_pylist()
+        ]
+        expr = _nested_json_expr(columns)
+        store.execute(
+            f"""CREATE OR REPLACE TEMP TABLE {STAGING} AS
+                SELECT row_number() OVER () AS line_no,
+                       json_merge_patch('{{}}', {expr}) AS raw,
+                       ? || ':' || (row_number() OVER () + ?) AS source,
+                       now() AS received_fallback
+                FROM {reader}(?) t""",
+            ["import:" + path.name, 1 if reader == "read_csv" else 0, str(path)],
+        )
+    except Exception as exc:
+        raise ImportError_(path, [f"{path}: {exc}"]) from exc
+
+
+EVENT_READERS: dict[str, Callable[[Store, Path], None]] = {
+    ".jsonl": _stage_jsonl,
+    ".ndjson": _stage_jsonl,
+    ".json": _stage_jsonl,
+    ".csv": lambda store, path: _stage_table(store, path, "read_csv"),
+    ".parquet": lambda store, path: _stage_table(store, path, "read_parquet"),
+}
+
+
+def import_events(store: Store, cfg: IngestSection, path: Path) -> LoadResult:
+    reader = EVENT_READERS.get(path.suffix.lower())
+    if reader is None:
+        raise ImportError_(
+            path, [f"{path}: unknown event file type; use one of {', '.join(EVENT_READERS)}"]
+        )
+    if not path.exists():
+        raise ImportError_(path, [f"{path}: no such file"])
+    with store.transaction():
+        reader(store, path)
+        result = run_pipeline(store, cfg)
+        store.execute(f"DROP TABLE {STAGING}")
+        _record_import(store, "events", path, result.received, result.inserted, result.quarantined)
+    return result
+
+
+def _record_import(store: Store, kind: str, path: Path, rows: int, inserted: int, quarantined: int):
+    store.execute(
+        "INSERT INTO imports VALUES (nextval('import_seq'), ?, ?, ?, ?, ?, now())",
+        [kind, str(path), rows, inserted, quarantined],
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# CRM / billing tables
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str = "VARCHAR"
+    required: bool = False
+    choices: tuple[str, ...] = ()
+    target: str | None = None  # the table column, when the CSV name differs (start → start_date)
+
+
+@dataclass(frozen=True)
+class EntitySpec:
+    table: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]  # rows with the same key replace earlier ones (re-import is idempotent)
+    extra_traits: bool = False  # unknown CSV columns are kept as JSON traits
+    reattribute: bool = False  # changes which account events belong to
+
+    def column(self, name: str) -> Column | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+
+ENTITIES: dict[str, EntitySpec] = {
+    "accounts": EntitySpec(
+        "accounts",
+        (
+            Column("account_id", required=True), Column("name"), Column("domain"),
+            Column("industry"), Column("region"), Column("employees", "BIGINT"),
+            Column("plan"), Column("parent_account_id"), Column("created_at", "TIMESTAMPTZ"),
+        ),
+        key=("account_id",), extra_traits=True, reattribute=True,
+    ),
+    "units": EntitySpec(
+        "org_units",
+        (
+            Column("unit_id", required=True), Column("account_id", required=True),
+            Column("kind", required=True, choices=("business_unit", "department", "team")),
+            Column("name"), Column("parent_unit_id"),
+        ),
+        key=("unit_id",),
+    ),
+    "users": EntitySpec(
+        "users",
+        (
+            Column("user_id", required=True), Column("email"), Column("name"),
+            Column("created_at", "TIMESTAMPTZ"),
+        ),
+        key=("user_id",), extra_traits=True, reattribute=True,
+    ),
+    "memberships": EntitySpec(
+        "memberships",
+        (
+            Column("user_id", required=True), Column("account_id", required=True),
+            Column("unit_id"), Column("role"),
+            Column("valid_from", "TIMESTAMPTZ", required=True), Column("valid_to", "TIMESTAMPTZ"),
+        ),
+        key=("user_id", "account_id", "valid_from"), reattribute=True,
+    ),
+    "subscriptions": EntitySpec(
+        "subscriptions",
+        (
+            Column("subscription_id", required=True), Column("account_id", required=True),
+            Column("product"), Column("plan"), Column("seats", "BIGINT"), Column("arr", "DOUBLE"),
+            Column("start", "DATE", required=True, target="start_date"),
+            Column("end", "DATE", target="end_date"), Column("status"),
+            Column("entitlements", "JSON"),
+        ),
+        key=("subscription_id",),
+    ),
+    "outcomes": EntitySpec(
+        "outcomes",
+        (
+            Column("account_id", required=True),
+            Column("kind", required=True,
+                   choices=("renewal", "expansion", "contraction", "churn", "conversion")),
+            Column("date", "DATE", required=True), Column("arr_delta", "DOUBLE"),
+            Column("source"),
+        ),
+        key=("account_id", "kind", "date"),
+    ),
+}
+
+
+def _csv_columns(store: Store, path: Path) -> list[str]:
+    return [
+        row["column_name"]
+        for row in store.arrow(
+            "DESCRIBE SELECT * FROM read_csv(?, all_varchar = true, header = true)", [str(path)]
+        ).to_pylist()
+    ]
+
+
+def _check_rows(store: Store, spec: EntitySpec, path: Path, present: list[str]) -> list[str]:
+    """Every bad cell of the staged CSV as `file:line column: reason`."""
+    checks = []
+    for col in spec.columns:
+        if col.name not in present:
+            continue
+        ref = f"c.{_ident(col.name)}"
+        if col.required:
+            checks.append((col.name, f"{ref} IS NULL OR trim({ref}) = ''", "value is required"))
+        if col.type == "JSON":
+            checks.append((col.name, f"{ref} IS NOT NULL AND NOT json_valid({ref})", "not valid JSON"))
+        elif col.type != "VARCHAR":
+            checks.append(
+                (col.name, f"{ref} IS NOT NULL AND TRY_CAST({ref} AS {col.type}) IS NULL",
+                 f"not a valid {col.type.lower()}")
+            )
+        if col.choices:
+            allowed = ", ".join(f"'{c}'" for c in col.choices)
+            checks.append((col.name, f"{ref} IS NOT NULL AND {ref} NOT IN ({allowed})",
+                           "must be one of " + ", ".join(col.choices)))
+    errors: list[tuple[int, str]] = []
+    for name, condition, reason in checks:
+        rows = store.arrow(
+            f"SELECT line, {_ident(name)} AS value FROM _csv c WHERE {condition} ORDER BY line LIMIT 20"
+        ).to_pylist()
+        errors += [
+            (r["line"], f"{path}:{r['line']} column {name}: {reason} (got {r['value']!r})")
+            for r in rows
+        ]
+    return [text for _, text in sorted(errors)]
+
+
+def import_entities(store: Store, kind: str, path: Path) -> int:
+    """Import a CRM/billing CSV of `kind` (a key of ENTITIES); returns the number of rows."""
+    spec = ENTITIES[kind]
+    if not path.exists():
+        raise ImportError_(path, [f"{path}: no such file"])
+    try:
+        present = _csv_columns(store, path)
+    except Exception as exc:
+        raise ImportError_(path, [f"{path}: cannot read as CSV: {exc}"]) from exc
+    missing = [c.name for c in spec.columns if c.required and c.name not in present]
+    if missing:
+        raise ImportError_(path, [f"{path}:1: missing required column(s): {', '.join(missing)}"])
+    extras = [c for c in present if spec.column(c) is None]
+    if extras and not spec.extra_traits:
+        raise ImportError_(path, [f"{path}:1: unknown column(s): {', '.join(extras)}; "
+                                  f"expected {', '.join(c.name for c in spec.columns)}"])
+    with store.transaction():
+        store.execute(
+            """CREATE OR REPLACE TEMP TABLE _csv AS
+               SELECT row_number() OVER () + 1 AS line, *
+               FROM read_csv(?, all_varchar = true, header = true)""",
+            [str(path)],
+        )
+        errors = _check_rows(store, spec, path, present)
+        if errors:
+            raise ImportError_(path, errors)
+        targets, values = [], []
+        for col in spec.columns:
+            targets.append(_ident(col.target or col.name))
+            if col.name in present:
+                ref = f"nullif(trim(c.{_ident(col.name)}), '')"
+                values.append(ref if col.type == "VARCHAR" else f"CAST({ref} AS {col.type})")
+            else:
+                values.append("NULL")
+        table_cols = {r["column_name"] for r in store.arrow(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [spec.table]
+        ).to_pylist()}
+        if "traits" in table_cols:
+            targets.append("traits")
+            values.append(
+                "to_json(struct_pack(" + ", ".join(f"{_ident(e)} := c.{_ident(e)}" for e in extras) + "))"
+                if extras else "NULL"
+            )
+        if "source" in table_cols and "source" not in [c.name for c in spec.columns]:
+            targets.append("source")
+            values.append("'import'")
+        key_match = " AND ".join(
+            f"t.{_ident(spec.column(k).target or k)} IS NOT DISTINCT FROM s.{_ident(spec.column(k).target or k)}"
+            for k in spec.key
+        )
+        store.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _rows AS
+                SELECT {', '.join(f'{v} AS {t}' for v, t in zip(values, targets))} FROM _csv c
+                QUALIFY row_number() OVER (
+                    PARTITION BY {', '.join(f'c.{_ident(k)}' for k in spec.key)}
+                    ORDER BY c.line DESC) = 1"""
+        )
+        store.execute(f"DELETE FROM {spec.table} t WHERE EXISTS (SELECT 1 FROM _rows s WHERE {key_match})")
+        store.execute(f"INSERT INTO {spec.table} ({', '.join(targets)}) SELECT * FROM _rows")
+        rows = store.scalar("SELECT count(*) FROM _rows")
+        store.execute("DROP TABLE _rows")
+        store.execute("DROP TABLE _csv")
+        if spec.reattribute:
+            attribution.attribute(store)
+        _record_import(store, kind, path, rows, rows, 0)
+    return rows

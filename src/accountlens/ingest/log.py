@@ -1,0 +1,147 @@
+"""The durable append-only event log behind every acknowledged request.
+
+The collector appends newline-delimited JSON and gets its acknowledgement only after the bytes
+are fsync'd. Appends from concurrent requests are group-committed: one writer thread takes all
+waiting batches, writes them with one `write` and one `fsync`, then releases them together.
+The loader seals the active segment and loads sealed segments; a crash leaves at most a torn
+last line of an unacknowledged batch, which recovery truncates.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import threading
+from concurrent.futures import Future
+from pathlib import Path
+
+SEGMENT_RE = re.compile(r"^seg-(\d{12})\.jsonl$")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class EventLog:
+    def __init__(self, directory: Path, segment_bytes: int):
+        self.directory = directory
+        self.segment_bytes = segment_bytes
+        directory.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[tuple[bytes, Future] | None] = queue.Queue()
+        self._recover()
+        self._open_new_segment()
+        self._thread = threading.Thread(target=self._run, name="accountlens-log", daemon=True)
+        self._thread.start()
+
+    # --- segments ---------------------------------------------------------------------------
+    def segments(self) -> list[Path]:
+        found = sorted(p for p in self.directory.iterdir() if SEGMENT_RE.match(p.name))
+        return found
+
+    def _recover(self) -> None:
+        """Cut any torn tail (an unacknowledged, partly written batch) off existing segments."""
+        for path in self.segments():
+            data_len = path.stat().st_size
+            if data_len == 0:
+                continue
+            with open(path, "rb+") as fh:
+                # Only the tail can be torn; scan back to the last newline.
+                chunk = min(data_len, 1 << 20)
+                fh.seek(data_len - chunk)
+                tail = fh.read(chunk)
+                if tail.endswith(b"\n"):
+                    continue
+                cut = tail.rfind(b"\n")
+                keep = data_len - chunk + cut + 1 if cut >= 0 else 0
+                fh.truncate(keep)
+                fh.flush()
+                os.fsync(fh.fileno())
+
+    def _next_number(self) -> int:
+        numbers = [int(SEGMENT_RE.match(p.name).group(1)) for p in self.segments()]
+        return max(numbers, default=0) + 1
+
+    def _open_new_segment(self) -> None:
+        path = self.directory / f"seg-{self._next_number():012d}.jsonl"
+        self._file = open(path, "ab", buffering=0)
+        self._active = path
+        self._active_size = 0
+        _fsync_dir(self.directory)
+
+    def seal(self) -> list[Path]:
+        """Close the active segment if it holds data; return all sealed segments, oldest first."""
+        with self._lock:
+            if self._active_size > 0:
+                self._file.close()
+                self._open_new_segment()
+            active = self._active
+        return [p for p in self.segments() if p != active]
+
+    def pending_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.segments())
+
+    # --- appends ----------------------------------------------------------------------------
+    def append(self, data: bytes) -> Future:
+        """Queue `data` (complete JSON lines); the future resolves once it is on disk."""
+        future: Future = Future()
+        if not data:
+            future.set_result(None)
+            return future
+        self._queue.put((data, future))
+        return future
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            size = len(item[0])
+            # Group commit: everything already waiting shares this write and fsync.
+            while size < (8 << 20):
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._queue.put(None)
+                    break
+                batch.append(nxt)
+                size += len(nxt[0])
+            start = self._active_size
+            try:
+                with self._lock:
+                    payload = b"".join(data for data, _ in batch)
+                    view = memoryview(payload)
+                    while view:
+                        written = self._file.write(view)
+                        view = view[written:]
+                    os.fsync(self._file.fileno())
+                    self._active_size += len(payload)
+                    if self._active_size >= self.segment_bytes:
+                        self._file.close()
+                        self._open_new_segment()
+            except BaseException as exc:  # the disk failed: nobody gets a false acknowledgement
+                try:
+                    os.ftruncate(self._file.fileno(), start)
+                except OSError:
+                    pass
+                for _, future in batch:
+                    future.set_exception(exc)
+                continue
+            for _, future in batch:
+                future.set_result(None)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+        with self._lock:
+            self._file.close()
+            if self._active_size == 0 and self._active.exists():
+                self._active.unlink()

@@ -1,0 +1,183 @@
+"""Request-side steps of ingestion: decode a request body and turn it into Segment-shaped events.
+
+These run in the collector before anything is acknowledged, so they only do what must be
+answered synchronously (size limits, JSON validity, write key); semantic validation happens
+in the loader, where invalid events go to quarantine instead of being refused.
+"""
+
+from __future__ import annotations
+
+import uuid
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+SEGMENT_TYPES = ("track", "page", "screen", "identify", "group", "alias")
+
+
+class RequestError(ValueError):
+    """A request the collector refuses with HTTP 400 (or 401 for `status=401`)."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_event_bytes: int
+    max_batch_bytes: int
+
+
+def decode_body(body: bytes, content_encoding: str | None, limits: Limits) -> Any:
+    """Decompress (gzip/deflate) and parse a JSON body, enforcing the batch size limit."""
+    encoding = (content_encoding or "").strip().lower()
+    if encoding in ("gzip", "x-gzip"):
+        try:
+            # Bound the inflated size so a small bomb cannot exhaust memory.
+            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            body = inflater.decompress(body, limits.max_batch_bytes + 1)
+        except (OSError, zlib.error, EOFError) as exc:
+            raise RequestError(f"body is not valid gzip: {exc}") from exc
+    elif encoding == "deflate":
+        try:
+            body = zlib.decompressobj().decompress(body, limits.max_batch_bytes + 1)
+        except zlib.error as exc:
+            raise RequestError(f"body is not valid deflate data: {exc}") from exc
+    elif encoding not in ("", "identity"):
+        raise RequestError(f"unsupported Content-Encoding {content_encoding!r}")
+    if len(body) > limits.max_batch_bytes:
+        raise RequestError(
+            f"batch exceeds {limits.max_batch_bytes} bytes; split it into smaller batches"
+        )
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise RequestError(f"invalid JSON: {exc}") from exc
+
+
+def _check_event_size(line: bytes, index: int, limits: Limits) -> None:
+    if len(line) > limits.max_event_bytes:
+        raise RequestError(
+            f"event {index} is {len(line)} bytes, over the {limits.max_event_bytes}-byte limit"
+        )
+
+
+def segment_events(payload: Any, path_type: str | None, received_at: str) -> list[dict]:
+    """Events of a Segment request: `/v1/batch` (path_type None) or a single-event endpoint."""
+    if not isinstance(payload, dict):
+        raise RequestError("body must be a JSON object")
+    if path_type is None:
+        batch = payload.get("batch")
+        if not isinstance(batch, list):
+            raise RequestError("`batch` must be a list of events")
+        context = payload.get("context") if isinstance(payload.get("context"), dict) else None
+        sent_at = payload.get("sentAt")
+    else:
+        batch, context, sent_at = [payload], None, None
+    events = []
+    for index, event in enumerate(batch):
+        if not isinstance(event, dict):
+            raise RequestError(f"event {index} is not a JSON object")
+        if path_type is not None:
+            event.setdefault("type", path_type)
+        if sent_at is not None:
+            event.setdefault("sentAt", sent_at)
+        if context:
+            # Batch-level context applies to every event unless the event overrides a key.
+            event["context"] = {**context, **(event.get("context") or {})}
+        event["receivedAt"] = received_at
+        events.append(event)
+    return events
+
+
+def _posthog_event(item: dict, sent_at: Any, account_group_type: str) -> dict:
+    """Map one PostHog capture event to the Segment shape."""
+    properties = dict(item.get("properties") or {})
+    name = item.get("event")
+    distinct_id = item.get("distinct_id", properties.get("distinct_id"))
+    distinct_id = None if distinct_id is None else str(distinct_id)
+    out: dict[str, Any] = {
+        "messageId": item.get("uuid"),
+        "timestamp": item.get("timestamp"),
+        "sentAt": item.get("sent_at", sent_at),
+        "context": {"library": {"name": "posthog"}},
+    }
+    groups = properties.pop("$groups", None) or {}
+    if isinstance(groups, dict) and groups:
+        out["context"]["groups"] = groups
+        if account_group_type in groups:
+            out["context"]["groupId"] = str(groups[account_group_type])
+        elif len(groups) == 1:
+            out["context"]["groupId"] = str(next(iter(groups.values())))
+    if name in ("$identify", "$set"):
+        traits = {**(properties.get("$set") or {}), **(item.get("$set") or {})}
+        out.update(type="identify", userId=distinct_id, traits=traits)
+        anon = properties.get("$anon_distinct_id")
+        if anon:
+            out["anonymousId"] = str(anon)
+    elif name == "$groupidentify":
+        out.update(
+            type="group",
+            groupId=None if properties.get("$group_key") is None else str(properties["$group_key"]),
+            traits=properties.get("$group_set") or {},
+            anonymousId=distinct_id,
+        )
+        out["context"]["groupType"] = properties.get("$group_type")
+        if properties.get("$group_type") not in (None, account_group_type):
+            out["type"] = "track"
+            out["event"] = "$groupidentify"
+    elif name == "$create_alias":
+        out.update(type="alias", userId=distinct_id, previousId=properties.get("alias"))
+    elif name == "$pageview":
+        out.update(type="page", userId=distinct_id, name=properties.get("$current_url"))
+    elif name == "$screen":
+        out.update(type="screen", userId=distinct_id, name=properties.get("$screen_name"))
+    else:
+        out.update(type="track", userId=distinct_id, event=name)
+    out["properties"] = properties
+    return out
+
+
+def posthog_events(
+    payload: Any, received_at: str, account_group_type: str
+) -> tuple[str | None, list[dict]]:
+    """(api_key, events) of a PostHog `/batch/` or `/capture/` request."""
+    if isinstance(payload, list):
+        payload = {"batch": payload}
+    if not isinstance(payload, dict):
+        raise RequestError("body must be a JSON object or a list of events")
+    api_key = payload.get("api_key") or payload.get("token")
+    if "batch" in payload:
+        items = payload["batch"]
+        if not isinstance(items, list):
+            raise RequestError("`batch` must be a list of events")
+    else:
+        items = [payload]
+    sent_at = payload.get("sent_at")
+    events = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise RequestError(f"event {index} is not a JSON object")
+        api_key = api_key or item.get("api_key") or (item.get("properties") or {}).get("token")
+        event = _posthog_event(item, sent_at, account_group_type)
+        event["receivedAt"] = received_at
+        events.append(event)
+    return api_key, events
+
+
+def encode_events(events: list[dict], limits: Limits) -> bytes:
+    """Serialize events to newline-delimited JSON for the durable log, enforcing the event limit.
+
+    A missing messageId is filled in here so that the log (and any replay of it) is stable.
+    """
+    lines = []
+    for index, event in enumerate(events):
+        if not event.get("messageId"):
+            event["messageId"] = str(uuid.uuid4())
+        line = orjson.dumps(event)
+        _check_event_size(line, index, limits)
+        lines.append(line)
+    return b"\n".join(lines) + b"\n" if lines else b""

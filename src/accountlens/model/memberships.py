@@ -1,0 +1,156 @@
+"""Membership history (SCD type 2) derived from SDK calls, for teams that send no CRM data.
+
+Rules, applied per user in timestamp order over that user's identify and group calls:
+- `group(userId, groupId)` starts a membership in that account (a user may be in several);
+  `traits.membership_status` of `removed` or `left` on a group call ends it.
+- `identify` traits `role`, `department`, `team` (and `business_unit`) set the user's role and
+  org unit in the account named by `context.groupId`, or else in the account the user joined
+  last; a change closes the current row and opens a new one at the call's timestamp.
+Rows derived here have `source = 'sdk'` and are rebuilt whole for the users touched by a load,
+so calls arriving late or out of order give the same history.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import orjson
+import pyarrow as pa
+
+from accountlens.store.base import Store
+
+ORG_TRAITS = ("business_unit", "department", "team")
+LEAVE_STATUSES = ("removed", "left")
+
+
+def unit_id(account_id: str, kind: str, name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.strip().lower()).strip("-") or "unnamed"
+    return f"{account_id}/{kind}/{slug}"
+
+
+@dataclass
+class _State:
+    role: str | None = None
+    business_unit: str | None = None
+    department: str | None = None
+    team: str | None = None
+
+    def unit_chain(self, account_id: str) -> list[tuple[str, str, str, str | None]]:
+        """(unit_id, kind, name, parent_unit_id) from the outermost unit inwards."""
+        chain, parent = [], None
+        for kind in ORG_TRAITS:
+            name = getattr(self, kind)
+            if name:
+                uid = unit_id(account_id, kind, name)
+                chain.append((uid, kind, name, parent))
+                parent = uid
+        return chain
+
+
+def _history_of_user(user_id: str, calls: list[dict]) -> tuple[list[tuple], list[tuple]]:
+    """Membership rows and org units of one user from that user's ordered calls."""
+    pending = _State()  # traits seen before the user joined any account
+    states: dict[str, _State] = {}
+    open_rows: dict[str, list] = {}
+    rows: list[list] = []
+    units: dict[str, tuple] = {}
+    last_account: str | None = None
+
+    def close(account: str, ts) -> None:
+        row = open_rows.pop(account, None)
+        if row is not None:
+            row[5] = ts
+
+    def open_row(account: str, ts) -> None:
+        state = states[account]
+        chain = state.unit_chain(account)
+        for uid, kind, name, parent in chain:
+            units[uid] = (uid, account, kind, name, parent, "sdk")
+        row = [user_id, account, chain[-1][0] if chain else None, state.role, ts, None, "sdk"]
+        rows.append(row)
+        open_rows[account] = row
+
+    for call in calls:
+        ts, traits = call["timestamp"], call["traits"] or {}
+        if call["type"] == "group":
+            account = call["group_id"]
+            status = str(traits.get("membership_status", "")).lower()
+            if status in LEAVE_STATUSES:
+                close(account, ts)
+                states.pop(account, None)
+                continue
+            if account not in open_rows:
+                states[account] = _State(**vars(pending))
+                open_row(account, ts)
+            last_account = account
+            continue
+        # identify: org traits apply to the named account, else to the latest joined one
+        changes = {k: str(traits[k]) for k in ("role", *ORG_TRAITS) if traits.get(k) not in (None, "")}
+        if not changes:
+            continue
+        target = call["group_id"] or last_account
+        if target is None or target not in open_rows:
+            for key, value in changes.items():
+                setattr(pending, key, value)
+            if target is None:
+                continue
+            states[target] = _State(**vars(pending))
+            open_row(target, ts)
+            last_account = target
+            continue
+        state = states[target]
+        if all(getattr(state, k) == v for k, v in changes.items()):
+            continue
+        for key, value in changes.items():
+            setattr(state, key, value)
+        close(target, ts)
+        open_row(target, ts)
+    # A row closed at the instant it opened carries no time; drop it.
+    kept = [tuple(r) for r in rows if r[5] is None or r[5] > r[4]]
+    return kept, list(units.values())
+
+
+def rebuild_from_sdk(store: Store, users_sql: str) -> None:
+    """Recompute SDK-derived memberships of the users returned by `users_sql`."""
+    calls = store.arrow(
+        f"""
+        SELECT sent_user_id AS user_id, type, group_id, timestamp,
+               CAST(traits AS VARCHAR) AS traits
+        FROM events
+        WHERE type IN ('identify', 'group') AND sent_user_id IN ({users_sql})
+        ORDER BY sent_user_id, timestamp, message_id
+        """
+    ).to_pylist()
+    if not calls:
+        return
+    by_user: dict[str, list[dict]] = {}
+    for call in calls:
+        call["traits"] = orjson.loads(call["traits"]) if call["traits"] else {}
+        if not isinstance(call["traits"], dict):
+            call["traits"] = {}
+        by_user.setdefault(call["user_id"], []).append(call)
+    all_rows, all_units = [], {}
+    for user_id, user_calls in by_user.items():
+        rows, units = _history_of_user(user_id, user_calls)
+        all_rows.extend(rows)
+        all_units.update({u[0]: u for u in units})
+    touched = pa.table({"user_id": list(by_user)})
+    with store.registered("_touched_users", touched):
+        store.execute(
+            "DELETE FROM memberships WHERE source = 'sdk' "
+            "AND user_id IN (SELECT user_id FROM _touched_users)"
+        )
+    if all_rows:
+        names = ["user_id", "account_id", "unit_id", "role", "valid_from", "valid_to", "source"]
+        table = pa.Table.from_pylist([dict(zip(names, r)) for r in all_rows])
+        with store.registered("_sdk_memberships", table):
+            store.execute(
+                "INSERT INTO memberships SELECT user_id, account_id, unit_id, role, "
+                "valid_from, valid_to, source FROM _sdk_memberships"
+            )
+    if all_units:
+        names = ["unit_id", "account_id", "kind", "name", "parent_unit_id", "source"]
+        table = pa.Table.from_pylist([dict(zip(names, u)) for u in all_units.values()])
+        with store.registered("_sdk_units", table):
+            store.execute("INSERT OR IGNORE INTO org_units SELECT * FROM _sdk_units")

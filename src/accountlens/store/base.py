@@ -1,0 +1,101 @@
+"""The store interface every engine implements; shared behaviour (migrations, transactions) lives here."""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from accountlens.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened or used; the message says why and what to do."""
+
+
+class Store(abc.ABC):
+    """A relational store holding one workspace's tables."""
+
+    def __init__(self) -> None:
+        # One writer at a time inside a process: the loader thread and import commands share it.
+        self.write_lock = threading.RLock()
+
+    # --- what an engine implements -------------------------------------------------------------
+    @abc.abstractmethod
+    def execute(self, sql: str, params: Sequence[Any] | dict | None = None) -> Any: ...
+
+    @abc.abstractmethod
+    def arrow(self, sql: str, params: Sequence[Any] | dict | None = None) -> pa.Table: ...
+
+    @abc.abstractmethod
+    def register(self, name: str, table: pa.Table) -> None: ...
+
+    @abc.abstractmethod
+    def unregister(self, name: str) -> None: ...
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    # --- shared behaviour -----------------------------------------------------------------------
+    def df(self, sql: str, params: Sequence[Any] | dict | None = None) -> pd.DataFrame:
+        return self.arrow(sql, params).to_pandas()
+
+    def scalar(self, sql: str, params: Sequence[Any] | dict | None = None) -> Any:
+        rows = self.arrow(sql, params).to_pylist()
+        return next(iter(rows[0].values())) if rows else None
+
+    @contextlib.contextmanager
+    def registered(self, name: str, table: pa.Table) -> Iterator[str]:
+        """Expose an Arrow table to SQL as `name` for the duration of the block."""
+        self.register(name, table)
+        try:
+            yield name
+        finally:
+            self.unregister(name)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self.write_lock:
+            self.execute("BEGIN TRANSACTION")
+            try:
+                yield
+            except BaseException:
+                self.execute("ROLLBACK")
+                raise
+            self.execute("COMMIT")
+
+    def schema_version(self) -> int:
+        exists = self.scalar(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+        )
+        if not exists:
+            return 0
+        return int(self.scalar("SELECT max(version) FROM schema_version") or 0)
+
+    def migrate(self) -> int:
+        """Bring the schema to the current version; returns the number of steps applied."""
+        current = self.schema_version()
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"this workspace has schema version {current}, newer than this accountlens "
+                f"understands ({SCHEMA_VERSION}); upgrade accountlens to open it"
+            )
+        with self.transaction():
+            if current == 0:
+                self.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_version "
+                    "(version INTEGER, description VARCHAR, applied_at TIMESTAMPTZ)"
+                )
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                description, statements = MIGRATIONS[version - 1]
+                for statement in statements:
+                    self.execute(statement)
+                self.execute(
+                    "INSERT INTO schema_version VALUES (?, ?, now())", [version, description]
+                )
+        return SCHEMA_VERSION - current

@@ -1,0 +1,68 @@
+"""The versioned relational schema of a workspace (SPEC §3) and its ordered migrations."""
+
+from __future__ import annotations
+
+# Each migration moves the schema from version i to i+1. Never edit a released step: append one.
+MIGRATIONS: list[tuple[str, list[str]]] = [
+    (
+        "initial data model",
+        [
+            """CREATE TABLE accounts (
+                account_id VARCHAR PRIMARY KEY,
+                name VARCHAR, domain VARCHAR, industry VARCHAR, region VARCHAR,
+                employees BIGINT, plan VARCHAR, parent_account_id VARCHAR,
+                created_at TIMESTAMPTZ, traits JSON, updated_at TIMESTAMPTZ, source VARCHAR)""",
+            """CREATE TABLE account_traits_history (
+                account_id VARCHAR NOT NULL, traits JSON, valid_from TIMESTAMPTZ NOT NULL,
+                source VARCHAR, message_id VARCHAR)""",
+            """CREATE TABLE org_units (
+                unit_id VARCHAR PRIMARY KEY, account_id VARCHAR NOT NULL,
+                kind VARCHAR NOT NULL CHECK (kind IN ('business_unit', 'department', 'team')),
+                name VARCHAR, parent_unit_id VARCHAR, source VARCHAR)""",
+            """CREATE TABLE users (
+                user_id VARCHAR PRIMARY KEY, email VARCHAR, name VARCHAR,
+                created_at TIMESTAMPTZ, traits JSON, updated_at TIMESTAMPTZ, source VARCHAR)""",
+            """CREATE TABLE memberships (
+                user_id VARCHAR NOT NULL, account_id VARCHAR NOT NULL, unit_id VARCHAR,
+                role VARCHAR, valid_from TIMESTAMPTZ NOT NULL, valid_to TIMESTAMPTZ,
+                source VARCHAR NOT NULL)""",
+            """CREATE TABLE subscriptions (
+                subscription_id VARCHAR PRIMARY KEY, account_id VARCHAR NOT NULL,
+                product VARCHAR, plan VARCHAR, seats BIGINT, arr DOUBLE,
+                start_date DATE NOT NULL, end_date DATE, status VARCHAR, entitlements JSON)""",
+            """CREATE TABLE outcomes (
+                account_id VARCHAR NOT NULL,
+                kind VARCHAR NOT NULL CHECK (kind IN
+                    ('renewal', 'expansion', 'contraction', 'churn', 'conversion')),
+                date DATE NOT NULL, arr_delta DOUBLE, source VARCHAR)""",
+            """CREATE TABLE identities (
+                anonymous_id VARCHAR PRIMARY KEY, user_id VARCHAR NOT NULL,
+                first_seen TIMESTAMPTZ)""",
+            """CREATE TABLE events (
+                message_id VARCHAR PRIMARY KEY,
+                type VARCHAR NOT NULL, name VARCHAR,
+                user_id VARCHAR, anonymous_id VARCHAR, sent_user_id VARCHAR,
+                group_id VARCHAR,
+                account_id VARCHAR, attribution VARCHAR NOT NULL, unit_id VARCHAR, role VARCHAR,
+                product VARCHAR, object_id VARCHAR,
+                actor_kind VARCHAR NOT NULL CHECK (actor_kind IN ('human', 'automation')),
+                timestamp TIMESTAMPTZ NOT NULL, original_timestamp TIMESTAMPTZ,
+                sent_at TIMESTAMPTZ, received_at TIMESTAMPTZ NOT NULL,
+                properties JSON, traits JSON, context JSON, source VARCHAR)""",
+            """CREATE TABLE quarantine (
+                quarantine_id BIGINT PRIMARY KEY, message_id VARCHAR, reason VARCHAR NOT NULL,
+                raw JSON NOT NULL, received_at TIMESTAMPTZ, source VARCHAR,
+                quarantined_at TIMESTAMPTZ NOT NULL, replayed_at TIMESTAMPTZ)""",
+            "CREATE SEQUENCE quarantine_seq START 1",
+            """CREATE TABLE ingest_segments (
+                segment VARCHAR PRIMARY KEY, loaded_at TIMESTAMPTZ NOT NULL,
+                received BIGINT, inserted BIGINT, duplicates BIGINT, quarantined BIGINT)""",
+            """CREATE TABLE imports (
+                import_id BIGINT PRIMARY KEY, kind VARCHAR NOT NULL, file VARCHAR NOT NULL,
+                rows BIGINT, inserted BIGINT, quarantined BIGINT, imported_at TIMESTAMPTZ NOT NULL)""",
+            "CREATE SEQUENCE import_seq START 1",
+        ],
+    ),
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)

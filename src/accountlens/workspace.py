@@ -1,0 +1,172 @@
+"""A workspace: one folder with `accountlens.toml`, a DuckDB file and the durable event log.
+
+This is the Python API (`accountlens.open`) and the one place the CLI and REST API call into.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from accountlens.config import CONFIG_FILE, Config, load_config, new_write_key, render_template
+from accountlens.ingest import importers
+from accountlens.ingest.log import EventLog
+from accountlens.ingest.loader import load_pending
+from accountlens.ingest.pipeline import STAGING, LoadResult, run_pipeline
+from accountlens.model.attribution import unattributed_summary
+from accountlens.store.base import Store, StoreError
+from accountlens.store.duckdb import DuckDBStore
+from accountlens.store.schema import SCHEMA_VERSION
+
+DB_FILE = "accountlens.duckdb"
+LOG_DIR = "log"
+
+
+class WorkspaceError(RuntimeError):
+    """The folder is not a usable workspace; the message says why."""
+
+
+class Workspace:
+    def __init__(self, root: Path, config: Config, store: Store):
+        self.root, self.config, self.store = root, config, store
+
+    # --- lifecycle --------------------------------------------------------------------------
+    @classmethod
+    def init(cls, root: str | Path, name: str | None = None) -> Workspace:
+        root = Path(root)
+        if (root / CONFIG_FILE).exists():
+            raise WorkspaceError(f"{root} is already a workspace ({CONFIG_FILE} exists)")
+        root.mkdir(parents=True, exist_ok=True)
+        (root / CONFIG_FILE).write_text(
+            render_template(name or root.resolve().name, new_write_key()), encoding="utf-8"
+        )
+        return cls.open(root)
+
+    @classmethod
+    def open(cls, root: str | Path, read_only: bool = False) -> Workspace:
+        root = Path(root)
+        if not (root / CONFIG_FILE).exists():
+            raise WorkspaceError(
+                f"{root} is not an accountlens workspace (no {CONFIG_FILE}); "
+                f"create one with `accountlens init {root}`"
+            )
+        config = load_config(root / CONFIG_FILE)
+        store = DuckDBStore(root / DB_FILE, read_only=read_only)
+        store.execute("SET TimeZone = 'UTC'")
+        if not read_only:
+            store.migrate()
+        elif store.schema_version() != SCHEMA_VERSION:
+            store.close()
+            raise StoreError(f"{root} needs a schema upgrade; open it once without read-only")
+        return cls(root, config, store)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    @property
+    def log_dir(self) -> Path:
+        return self.root / LOG_DIR
+
+    def open_log(self) -> EventLog:
+        return EventLog(self.log_dir, self.config.ingest.log_segment_bytes)
+
+    def load_log(self) -> LoadResult:
+        """Load whatever the collector acknowledged but had not loaded yet (e.g. after a crash)."""
+        event_log = self.open_log()
+        try:
+            return load_pending(self.store, self.config.ingest, event_log)
+        finally:
+            event_log.close()
+
+    # --- imports ----------------------------------------------------------------------------
+    def import_events(self, path: str | Path) -> LoadResult:
+        return importers.import_events(self.store, self.config.ingest, Path(path))
+
+    def import_entities(self, kind: str, path: str | Path) -> int:
+        if kind not in importers.ENTITIES:
+            raise WorkspaceError(
+                f"unknown import kind {kind!r}; use one of {', '.join(importers.ENTITIES)}"
+            )
+        return importers.import_entities(self.store, kind, Path(path))
+
+    # --- status and quarantine --------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        counts = self.store.arrow(
+            """SELECT
+                (SELECT count(*) FROM accounts) AS accounts,
+                (SELECT count(*) FROM org_units) AS org_units,
+                (SELECT count(*) FROM users) AS users,
+                (SELECT count(*) FROM memberships) AS memberships,
+                (SELECT count(*) FROM subscriptions) AS subscriptions,
+                (SELECT count(*) FROM outcomes) AS outcomes,
+                (SELECT count(*) FROM events) AS events,
+                (SELECT count(*) FROM events WHERE actor_kind = 'automation') AS automation_events,
+                (SELECT count(*) FROM events WHERE attribution = 'unattributed') AS unattributed,
+                (SELECT count(*) FROM quarantine WHERE replayed_at IS NULL) AS quarantined,
+                (SELECT strftime(max(timestamp), '%Y-%m-%dT%H:%M:%S.%fZ') FROM events)
+                    AS last_event_at"""
+        ).to_pylist()[0]
+        counts["workspace"] = self.config.workspace.name
+        counts["attribution"] = {r["rule"]: r["events"] for r in unattributed_summary(self.store)}
+        counts["unloaded_log_bytes"] = (
+            sum(p.stat().st_size for p in self.log_dir.glob("seg-*.jsonl"))
+            if self.log_dir.exists() else 0
+        )
+        return counts
+
+    def quarantine(self, include_replayed: bool = False, limit: int = 100) -> list[dict]:
+        return self.store.arrow(
+            """SELECT quarantine_id, message_id, reason, source,
+                      strftime(quarantined_at, '%Y-%m-%dT%H:%M:%SZ') AS quarantined_at,
+                      strftime(replayed_at, '%Y-%m-%dT%H:%M:%SZ') AS replayed_at,
+                      CAST(raw AS VARCHAR) AS raw
+               FROM quarantine WHERE ? OR replayed_at IS NULL
+               ORDER BY quarantine_id LIMIT ?""",
+            [include_replayed, limit],
+        ).to_pylist()
+
+    def replay_quarantine(self, ids: list[int] | None = None, patch: dict | None = None) -> LoadResult:
+        """Run quarantined events through the pipeline again, optionally merging `patch` into each.
+
+        Events that now load are marked replayed (kept for audit); the others stay quarantined.
+        """
+        patch_json = orjson.dumps(patch or {}).decode()
+        with self.store.transaction():
+            self.store.execute(
+                f"""CREATE OR REPLACE TEMP TABLE {STAGING} AS
+                    SELECT quarantine_id AS line_no,
+                           json_merge_patch(json_merge_patch(raw, json_object('messageId', message_id)),
+                                            CAST(? AS JSON)) AS raw,
+                           'replay:' || quarantine_id AS source,
+                           coalesce(received_at, now()) AS received_fallback
+                    FROM quarantine
+                    WHERE replayed_at IS NULL AND (? OR list_contains(?, quarantine_id))""",
+                [patch_json, ids is None, ids or []],
+            )
+            replayed = [r["line_no"] for r in self.store.arrow(f"SELECT line_no FROM {STAGING}").to_pylist()]
+            result = run_pipeline(self.store, self.config.ingest)
+            self.store.execute(f"DROP TABLE {STAGING}")
+            self.store.execute(
+                """UPDATE quarantine SET replayed_at = now()
+                   WHERE list_contains(?, quarantine_id)
+                     AND message_id IN (SELECT message_id FROM events)""",
+                [replayed],
+            )
+        return result
+
+
+def open(root: str | Path, read_only: bool = False) -> Workspace:  # noqa: A001 - public API name
+    """Open a workspace folder: `ws = accountlens.open("DIR")`."""
+    return Workspace.open(root, read_only=read_only)
+
+
+def init(root: str | Path, name: str | None = None) -> Workspace:
+    return Workspace.init(root, name)
