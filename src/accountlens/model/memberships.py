@@ -50,7 +50,7 @@ class _State:
 
 def _history_of_user(user_id: str, calls: list[dict]) -> tuple[list[tuple], list[tuple]]:
     """Membership rows and org units of one user from that user's ordered calls."""
-    pending = _State()  # traits seen before the user joined any account
+    latest = _State()  # the user's latest traits; a newly joined account starts from them
     states: dict[str, _State] = {}
     open_rows: dict[str, list] = {}
     rows: list[list] = []
@@ -81,7 +81,7 @@ def _history_of_user(user_id: str, calls: list[dict]) -> tuple[list[tuple], list
                 states.pop(account, None)
                 continue
             if account not in open_rows:
-                states[account] = _State(**vars(pending))
+                states[account] = _State(**vars(latest))
                 open_row(account, ts)
             last_account = account
             continue
@@ -89,13 +89,13 @@ def _history_of_user(user_id: str, calls: list[dict]) -> tuple[list[tuple], list
         changes = {k: str(traits[k]) for k in ("role", *ORG_TRAITS) if traits.get(k) not in (None, "")}
         if not changes:
             continue
+        for key, value in changes.items():
+            setattr(latest, key, value)
         target = call["group_id"] or last_account
-        if target is None or target not in open_rows:
-            for key, value in changes.items():
-                setattr(pending, key, value)
-            if target is None:
-                continue
-            states[target] = _State(**vars(pending))
+        if target is None:
+            continue
+        if target not in open_rows:
+            states[target] = _State(**vars(latest))
             open_row(target, ts)
             last_account = target
             continue

@@ -1,0 +1,117 @@
+"""Shared fixtures: real workspaces on disk and a real `accountlens serve` on loopback."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from accountlens.workspace import Workspace
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def write_key_of(root: Path) -> str:
+    return re.search(r'write_keys = \["([^"]+)"\]', (root / "accountlens.toml").read_text()).group(1)
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Iterator[Workspace]:
+    workspace = Workspace.init(tmp_path / "ws", name="test")
+    yield workspace
+    workspace.close()
+
+
+@dataclass
+class Server:
+    root: Path
+    port: int
+    process: subprocess.Popen
+    write_key: str
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def flush(self) -> dict:
+        return httpx.post(self.url + "/api/v1/flush", timeout=30).json()
+
+    def status(self) -> dict:
+        return httpx.get(self.url + "/api/v1/status", timeout=30).json()
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def start_server(root: Path, port: int | None = None) -> Server:
+    port = port or free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "accountlens", "serve", "--dir", str(root), "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("server exited: " + process.stderr.read().decode())
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return Server(root, port, process, write_key_of(root))
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("server did not start in 30 s")
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    servers: list[Server] = []
+
+    def factory(root: Path | None = None, port: int | None = None) -> Server:
+        if root is None:
+            root = tmp_path / "served"
+            if not root.exists():
+                Workspace.init(root, name="served").close()
+        server = start_server(root, port)
+        servers.append(server)
+        return server
+
+    yield factory
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def server(server_factory) -> Server:
+    return server_factory()
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 20.0, interval: float = 0.1) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")

@@ -1,0 +1,158 @@
+"""Bulk imports: JSONL/CSV/Parquet events and CRM/billing CSVs, with exact errors and no half-loads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from accountlens.ingest.importers import ImportError_
+from accountlens.workspace import Workspace
+
+EVENTS = [
+    {"type": "track", "messageId": "m1", "userId": "u1", "event": "Report Created",
+     "timestamp": "2024-01-01T10:00:00Z", "properties": {"object_id": "r1", "product": "reports"},
+     "context": {"groupId": "acme"}},
+    {"type": "page", "messageId": "m2", "userId": "u1", "name": "Home",
+     "timestamp": "2024-01-01T10:05:00Z"},
+    {"type": "track", "messageId": "m3", "userId": "u2", "timestamp": "2024-01-01T10:06:00Z"},
+]
+
+
+def counts(ws: Workspace) -> tuple[int, int]:
+    return (ws.store.scalar("SELECT count(*) FROM events"),
+            ws.store.scalar("SELECT count(*) FROM quarantine"))
+
+
+def test_jsonl_import_is_idempotent_and_quarantines_invalid(ws: Workspace, tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in EVENTS))
+    first = ws.import_events(path)
+    assert (first.received, first.inserted, first.quarantined) == (3, 2, 1)
+    assert first.quarantine_reasons == {"track without event name": 1}
+    again = ws.import_events(path)
+    assert (again.inserted, again.duplicates) == (0, 2)
+    assert counts(ws) == (2, 1)  # quarantine is deduplicated by message id too
+    row = ws.store.arrow("SELECT * FROM events WHERE message_id = 'm1'").to_pylist()[0]
+    assert (row["object_id"], row["product"], row["account_id"]) == ("r1", "reports", "acme")
+    assert ws.quarantine()[0]["source"] == "import:events.jsonl:3"
+
+
+def test_bad_json_line_refuses_whole_file(ws: Workspace, tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps(EVENTS[0]) + "\n" + '{"type": "track",\n' + json.dumps(EVENTS[1]) + "\n")
+    with pytest.raises(ImportError_) as err:
+        ws.import_events(path)
+    assert f"{path}:2: invalid JSON" in str(err.value)
+    assert counts(ws) == (0, 0)
+
+
+def test_json_array_line_is_refused(ws: Workspace, tmp_path: Path) -> None:
+    path = tmp_path / "arr.jsonl"
+    path.write_text(json.dumps(EVENTS[0]) + "\n[1, 2]\n")
+    with pytest.raises(ImportError_, match=r"arr.jsonl:2: not a JSON object"):
+        ws.import_events(path)
+    assert counts(ws) == (0, 0)
+
+
+def test_csv_and_parquet_events_with_flattened_fields(ws: Workspace, tmp_path: Path) -> None:
+    csv = tmp_path / "events.csv"
+    csv.write_text(
+        "type,messageId,userId,event,timestamp,properties.object_id,context.groupId\n"
+        "track,c1,u1,Report Created,2024-01-01T10:00:00Z,r9,acme\n"
+        "track,c2,u1,,2024-01-01T10:01:00Z,,\n"
+    )
+    result = ws.import_events(csv)
+    assert (result.inserted, result.quarantined) == (1, 1)
+    assert ws.quarantine()[0]["source"] == "import:events.csv:3"  # header is line 1
+    table = pa.table({
+        "type": ["track", "page"], "messageId": ["p1", "p2"], "userId": ["u3", "u3"],
+        "event": ["Workflow Approved", None], "name": [None, "Settings"],
+        "timestamp": ["2024-02-01T00:00:00Z", "2024-02-01T00:01:00Z"],
+        "properties.object_id": ["w1", None],
+    })
+    pq.write_table(table, tmp_path / "events.parquet")
+    result = ws.import_events(tmp_path / "events.parquet")
+    assert result.inserted == 2
+    rows = {r["message_id"]: r for r in ws.store.arrow("SELECT * FROM events").to_pylist()}
+    assert rows["c1"]["object_id"] == "r9" and rows["c1"]["account_id"] == "acme"
+    assert rows["p1"]["object_id"] == "w1" and rows["p2"]["name"] == "Settings"
+
+
+def test_unknown_event_file_type(ws: Workspace, tmp_path: Path) -> None:
+    path = tmp_path / "events.xml"
+    path.write_text("<x/>")
+    with pytest.raises(ImportError_, match="unknown event file type"):
+        ws.import_events(path)
+
+
+def test_timestamp_correction_and_invalid_timestamps(ws: Workspace, tmp_path: Path) -> None:
+    path = tmp_path / "skew.jsonl"
+    path.write_text("\n".join(json.dumps(e) for e in [
+        # device clock 1 hour fast: sent 10 s after the event by the device's clock
+        {"type": "track", "messageId": "s1", "userId": "u", "event": "X",
+         "timestamp": "2024-01-01T11:00:00Z", "sentAt": "2024-01-01T11:00:10Z",
+         "receivedAt": "2024-01-01T10:00:12Z"},
+        {"type": "track", "messageId": "s2", "userId": "u", "event": "X",
+         "timestamp": "not a date"},
+    ]) + "\n")
+    result = ws.import_events(path)
+    assert result.quarantine_reasons == {"invalid timestamp not a date": 1}
+    ts = ws.store.scalar("SELECT strftime(timestamp, '%H:%M:%S') FROM events WHERE message_id = 's1'")
+    assert ts == "10:00:02"
+
+
+def test_entity_csv_errors_name_file_line_and_column(ws: Workspace, tmp_path: Path) -> None:
+    path = tmp_path / "subs.csv"
+    path.write_text(
+        "subscription_id,account_id,product,plan,seats,arr,start,end,status,entitlements\n"
+        "s1,acme,core,pro,10,12000,2024-01-01,2025-01-01,active,\"{\"\"api_calls\"\": 1000}\"\n"
+        "s2,acme,core,pro,ten,12000,2024-01-01,,active,\n"
+        "s3,,core,pro,5,100,2024-13-01,,active,{bad\n"
+    )
+    with pytest.raises(ImportError_) as err:
+        ws.import_entities("subscriptions", path)
+    message = str(err.value)
+    assert f"{path}:3 column seats: not a valid bigint (got 'ten')" in message
+    assert f"{path}:4 column account_id: value is required" in message
+    assert f"{path}:4 column start: not a valid date (got '2024-13-01')" in message
+    assert f"{path}:4 column entitlements: not valid JSON" in message
+    assert ws.store.scalar("SELECT count(*) FROM subscriptions") == 0
+
+
+def test_entity_csv_missing_and_unknown_columns(ws: Workspace, tmp_path: Path) -> None:
+    path = tmp_path / "outcomes.csv"
+    path.write_text("account_id,date\nacme,2024-01-01\n")
+    with pytest.raises(ImportError_, match="missing required column"):
+        ws.import_entities("outcomes", path)
+    path.write_text("account_id,kind,date,color\nacme,renewal,2024-01-01,red\n")
+    with pytest.raises(ImportError_, match="unknown column"):
+        ws.import_entities("outcomes", path)
+    path.write_text("account_id,kind,date\nacme,renewed,2024-01-01\n")
+    with pytest.raises(ImportError_, match="must be one of renewal"):
+        ws.import_entities("outcomes", path)
+
+
+def test_entity_import_replaces_by_key_and_keeps_extra_traits(ws: Workspace, tmp_path: Path) -> None:
+    path = tmp_path / "accounts.csv"
+    path.write_text("account_id,name,domain,employees,parent_account_id,tier\n"
+                    "acme,Acme,acme.com,120,,gold\nsub,Acme EU,acme.eu,30,acme,silver\n")
+    assert ws.import_entities("accounts", path) == 2
+    path.write_text("account_id,name,domain,employees,parent_account_id,tier\n"
+                    "acme,Acme Corp,acme.com,150,,platinum\n")
+    ws.import_entities("accounts", path)
+    rows = {r["account_id"]: r for r in ws.store.arrow("SELECT * FROM accounts").to_pylist()}
+    assert len(rows) == 2
+    assert (rows["acme"]["name"], rows["acme"]["employees"]) == ("Acme Corp", 150)
+    assert json.loads(rows["acme"]["traits"]) == {"tier": "platinum"}
+    assert rows["sub"]["parent_account_id"] == "acme"
+    subs = tmp_path / "subs.csv"
+    subs.write_text("subscription_id,account_id,seats,arr,start,end,entitlements\n"
+                    's1,acme,10,1200.5,2024-01-01,2025-01-01,"{""modules"": [""reports""]}"\n')
+    ws.import_entities("subscriptions", subs)
+    sub = ws.store.arrow("SELECT * FROM subscriptions").to_pylist()[0]
+    assert (sub["seats"], sub["arr"], str(sub["start_date"])) == (10, 1200.5, "2024-01-01")
+    assert json.loads(sub["entitlements"]) == {"modules": ["reports"]}
