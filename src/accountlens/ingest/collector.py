@@ -104,6 +104,8 @@ class Collector:
             payload = decode_body(body, request.headers.get("content-encoding"), limits)
             if live is None:
                 body_key = payload.get("writeKey") if isinstance(payload, dict) else None
+                if body_key is not None and not isinstance(body_key, str):
+                    raise RequestError("`writeKey` must be a string", 401)
                 live = self._workspace(key or body_key)
                 if len(body) > live.limits.max_batch_bytes:
                     raise RequestError(f"batch exceeds {live.limits.max_batch_bytes} bytes")

@@ -85,7 +85,7 @@ def segment_events(payload: Any, path_type: str | None, received_at: str) -> lis
             event.setdefault("type", path_type)
         if sent_at is not None:
             event.setdefault("sentAt", sent_at)
-        if context:
+        if context and isinstance(event.get("context") or {}, dict):
             # Batch-level context applies to every event unless the event overrides a key.
             event["context"] = {**context, **(event.get("context") or {})}
         event["receivedAt"] = received_at
@@ -95,7 +95,10 @@ def segment_events(payload: Any, path_type: str | None, received_at: str) -> lis
 
 def _posthog_event(item: dict, sent_at: Any, account_group_type: str) -> dict:
     """Map one PostHog capture event to the Segment shape."""
-    properties = dict(item.get("properties") or {})
+    properties = item.get("properties") or {}
+    if not isinstance(properties, dict):
+        raise RequestError("`properties` must be a JSON object")
+    properties = dict(properties)
     name = item.get("event")
     distinct_id = item.get("distinct_id", properties.get("distinct_id"))
     distinct_id = None if distinct_id is None else str(distinct_id)
@@ -113,7 +116,10 @@ def _posthog_event(item: dict, sent_at: Any, account_group_type: str) -> dict:
         elif len(groups) == 1:
             out["context"]["groupId"] = str(next(iter(groups.values())))
     if name in ("$identify", "$set"):
-        traits = {**(properties.get("$set") or {}), **(item.get("$set") or {})}
+        traits = {}
+        for source in (properties.get("$set"), item.get("$set")):
+            if isinstance(source, dict):
+                traits.update(source)
         out.update(type="identify", userId=distinct_id, traits=traits)
         anon = properties.get("$anon_distinct_id")
         if anon:
@@ -161,10 +167,12 @@ def posthog_events(
     for index, item in enumerate(items):
         if not isinstance(item, dict):
             raise RequestError(f"event {index} is not a JSON object")
-        api_key = api_key or item.get("api_key") or (item.get("properties") or {}).get("token")
         event = _posthog_event(item, sent_at, account_group_type)
+        api_key = api_key or item.get("api_key") or event["properties"].get("token")
         event["receivedAt"] = received_at
         events.append(event)
+    if api_key is not None and not isinstance(api_key, str):
+        raise RequestError("`api_key` must be a string")
     return api_key, events
 
 
