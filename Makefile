@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo-workspace
 DEMO_ACCOUNTS ?= 60
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench lint clean browser
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -19,7 +19,13 @@ demo: $(STAMP)
 	rm -rf $(DEMO_DIR)
 	$(BIN)/accountlens demo --dir $(DEMO_DIR) --accounts $(DEMO_ACCOUNTS) --serve
 
-test: $(STAMP)
+# Browser tests drive Debian's chromium (never a downloaded browser); install it when missing.
+browser:
+	@test -x /usr/bin/chromium || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+		|| echo "note: /usr/bin/chromium missing and not installable here; browser tests will be skipped"; }
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP)

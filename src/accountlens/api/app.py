@@ -15,6 +15,18 @@ from accountlens.ingest.collector import Collector, LiveWorkspace
 STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
 
 
+class ErrorResponse(BaseModel):
+    success: bool = False
+    error: str
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": text}
+    for code, text in ((400, "bad request"), (401, "missing or invalid API token"),
+                       (404, "unknown workspace"))
+}
+
+
 class StatusResponse(BaseModel):
     workspace: str
     accounts: int
@@ -98,16 +110,16 @@ def create_app(lives: list[LiveWorkspace], lifespan=None) -> FastAPI:
     def workspaces() -> list[str]:
         return list(by_name)
 
-    @app.get("/api/v1/status", response_model=StatusResponse, tags=["workspace"])
+    @app.get("/api/v1/status", response_model=StatusResponse, tags=["workspace"], responses=ERRORS)
     def status(live: LiveWorkspace = Depends(live_workspace)) -> dict:
         return {**live.workspace.status(), "loader_error": live.loader.last_error}
 
-    @app.post("/api/v1/flush", response_model=LoadResponse, tags=["workspace"])
+    @app.post("/api/v1/flush", response_model=LoadResponse, tags=["workspace"], responses=ERRORS)
     def flush(live: LiveWorkspace = Depends(live_workspace)) -> dict:
         """Load everything acknowledged so far into the store now (read-your-writes)."""
         return vars(live.loader.flush())
 
-    @app.get("/api/v1/quarantine", response_model=list[QuarantinedEvent], tags=["quarantine"])
+    @app.get("/api/v1/quarantine", response_model=list[QuarantinedEvent], tags=["quarantine"], responses=ERRORS)
     def quarantine(
         live: LiveWorkspace = Depends(live_workspace),
         include_replayed: bool = False,
@@ -115,7 +127,7 @@ def create_app(lives: list[LiveWorkspace], lifespan=None) -> FastAPI:
     ) -> list[dict]:
         return live.workspace.quarantine(include_replayed=include_replayed, limit=limit)
 
-    @app.post("/api/v1/quarantine/replay", response_model=LoadResponse, tags=["quarantine"])
+    @app.post("/api/v1/quarantine/replay", response_model=LoadResponse, tags=["quarantine"], responses=ERRORS)
     def replay(request: ReplayRequest, live: LiveWorkspace = Depends(live_workspace)) -> dict:
         return vars(live.workspace.replay_quarantine(request.ids, request.patch))
 

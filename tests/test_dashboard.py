@@ -1,0 +1,43 @@
+"""The dashboard in real headless Chromium (Debian's), driven by Playwright, against a real server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import Server
+
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed")
+
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def test_dashboard_shows_workspace_status_offline(server: Server, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    events = [{"type": "track", "messageId": f"m{i}", "userId": "u1", "event": "Clicked",
+               "timestamp": "2024-01-01T00:00:00Z", "context": {"groupId": "acme"}} for i in range(7)]
+    events.append({"type": "track", "messageId": "q", "userId": "u1", "timestamp": "2024-01-01T00:00:00Z"})
+    httpx.post(server.url + "/v1/batch", content=json.dumps({"batch": events}),
+               auth=(server.write_key, ""), timeout=10).raise_for_status()
+    server.flush()
+    outside_requests: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
+        page = browser.new_page()
+        page.on("request", lambda r: None if r.url.startswith(server.url) else outside_requests.append(r.url))
+        page.goto(server.url + "/")
+        page.wait_for_selector('.card[data-key="events"] .value')
+        assert page.inner_text('.card[data-key="events"] .value') == "7"
+        assert page.inner_text('.card[data-key="accounts"] .value') == "1"
+        assert page.inner_text('.card[data-key="quarantined"] .value') == "1"
+        assert "track without event name" in page.inner_text("#quarantine")
+        assert "explicit" in page.inner_text("#attribution")
+        page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+        browser.close()
+    assert outside_requests == []  # no CDN: usable offline
