@@ -39,31 +39,43 @@ def _json_path(prop: str) -> str:
     return '$."' + prop.replace('"', '\\"') + '"'
 
 
+
+
+# Text fields pulled out of every raw event in one JSON parse (list extraction).
+_TEXT_PATHS = [
+    "$.type", "$.messageId", "$.userId", "$.anonymousId", "$.previousId", "$.context.groupId",
+    "$.groupId", "$.event", "$.name", "$.properties.name", "$.originalTimestamp", "$.timestamp",
+    "$.sentAt", "$.receivedAt", "$.properties.actor_kind",
+]
+_JSON_PATHS = ["$.properties", "$.traits", "$.context.traits", "$.context"]
+
+
 def extract(store: Store, cfg: IngestSection, result: LoadResult) -> None:
     """Pull typed fields out of the raw JSON (DuckDB does the parsing, vectorized)."""
+    text = ", ".join(f"'{p}'" for p in _TEXT_PATHS)
+    nested = ", ".join(f"'{p}'" for p in _JSON_PATHS)
     store.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE _parsed AS
-        WITH base AS (
+        CREATE OR REPLACE TEMP VIEW _parsed AS
+        WITH lists AS (
             SELECT line_no, raw, source, received_fallback,
                    CASE WHEN raw IS NULL THEN NULL ELSE json_type(raw) END AS json_kind,
-                   lower(raw->>'type') AS type,
-                   raw->>'messageId' AS given_message_id,
-                   nullif(CAST(raw->>'userId' AS VARCHAR), '') AS sent_user_id,
-                   nullif(CAST(raw->>'anonymousId' AS VARCHAR), '') AS anonymous_id,
-                   nullif(raw->>'previousId', '') AS previous_id,
-                   nullif(coalesce(raw->'context'->>'groupId',
-                       CASE WHEN lower(raw->>'type') = 'group' THEN raw->>'groupId' END), '')
-                       AS group_id,
-                   raw->>'event' AS event_name,
-                   coalesce(raw->>'name', raw->'properties'->>'name') AS page_name,
-                   raw->'properties' AS properties,
-                   coalesce(raw->'traits', raw->'context'->'traits') AS traits,
-                   raw->'context' AS context,
-                   coalesce(raw->>'originalTimestamp', raw->>'timestamp') AS ts_text,
-                   raw->>'sentAt' AS sent_text,
-                   raw->>'receivedAt' AS received_text
+                   json_extract_string(raw, [{text}]) AS t,
+                   json_extract(raw, [{nested}]) AS j
             FROM {STAGING}
+        ),
+        base AS (
+            SELECT line_no, raw, source, received_fallback, json_kind,
+                   lower(t[1]) AS type, t[2] AS given_message_id,
+                   nullif(t[3], '') AS sent_user_id, nullif(t[4], '') AS anonymous_id,
+                   nullif(t[5], '') AS previous_id,
+                   nullif(coalesce(t[6], CASE WHEN lower(t[1]) = 'group' THEN t[7] END), '')
+                       AS group_id,
+                   t[8] AS event_name, coalesce(t[9], t[10]) AS page_name,
+                   j[1] AS properties, coalesce(j[2], j[3]) AS traits, j[4] AS context,
+                   coalesce(t[11], t[12]) AS ts_text, t[13] AS sent_text, t[14] AS received_text,
+                   t[15] AS actor_kind_property
+            FROM lists
         )
         SELECT *,
                coalesce(given_message_id, 'h-' || md5(CAST(raw AS VARCHAR))) AS message_id,
@@ -71,24 +83,26 @@ def extract(store: Store, cfg: IngestSection, result: LoadResult) -> None:
                TRY_CAST(ts_text AS TIMESTAMPTZ) AS original_timestamp,
                TRY_CAST(sent_text AS TIMESTAMPTZ) AS sent_at,
                coalesce(TRY_CAST(received_text AS TIMESTAMPTZ), received_fallback) AS received_at,
-               json_extract_string(properties, ?) AS object_id,
-               json_extract_string(properties, ?) AS product,
-               CASE WHEN properties->>'actor_kind' = 'automation'
+               CASE WHEN actor_kind_property = 'automation'
                          OR (sent_user_id IS NULL AND group_id IS NOT NULL)
                     THEN 'automation' ELSE 'human' END AS actor_kind
         FROM base
-        """,
-        [_json_path(cfg.object_id_property), _json_path(cfg.product_property)],
+        """
     )
-    result.received = store.scalar("SELECT count(*) FROM _parsed")
 
 
 def validate(store: Store, cfg: IngestSection, result: LoadResult) -> None:
-    """Give every event either no reason (valid) or the first reason it cannot be loaded."""
+    """Give every event either no reason (valid) or the first reason it cannot be loaded.
+
+    This is where the parsed batch is materialized, once, without the raw JSON.
+    """
     store.execute(
         """
         CREATE OR REPLACE TEMP TABLE _checked AS
-        SELECT *, CASE
+        SELECT * EXCLUDE (raw),
+            json_extract_string(properties, ?) AS object_id,
+            json_extract_string(properties, ?) AS product,
+            CASE
             WHEN raw IS NULL THEN 'invalid JSON'
             WHEN json_kind <> 'OBJECT' THEN 'event is not a JSON object'
             WHEN type IS NULL THEN 'missing type'
@@ -108,15 +122,17 @@ def validate(store: Store, cfg: IngestSection, result: LoadResult) -> None:
                 THEN 'no userId, anonymousId or groupId'
             END AS reason
         FROM _parsed
-        """
+        """,
+        [_json_path(cfg.object_id_property), _json_path(cfg.product_property)],
     )
+    result.received = store.scalar("SELECT count(*) FROM _checked")
 
 
 def correct_timestamps(store: Store, cfg: IngestSection, result: LoadResult) -> None:
     """timestamp = receivedAt − (sentAt − originalTimestamp) when the client sent `sentAt` (SPEC §4)."""
     store.execute(
         """
-        CREATE OR REPLACE TEMP TABLE _timed AS
+        CREATE OR REPLACE TEMP VIEW _timed AS
         SELECT *, CASE
             WHEN sent_at IS NOT NULL AND original_timestamp IS NOT NULL AND received_text IS NOT NULL
                 THEN received_at - (sent_at - original_timestamp)
@@ -137,12 +153,13 @@ def quarantine(store: Store, cfg: IngestSection, result: LoadResult) -> None:
     if not result.quarantined:
         return
     store.execute(
-        """
+        f"""
         INSERT INTO quarantine
         SELECT nextval('quarantine_seq'), message_id, reason,
                coalesce(raw, to_json(source)), received_at, source, now(), NULL
         FROM (
-            SELECT * FROM _checked c WHERE reason IS NOT NULL
+            SELECT c.*, s.raw FROM _checked c JOIN {STAGING} s USING (line_no)
+            WHERE reason IS NOT NULL
               AND NOT EXISTS (SELECT 1 FROM quarantine q
                               WHERE q.message_id = c.message_id AND q.replayed_at IS NULL)
             QUALIFY row_number() OVER (PARTITION BY message_id ORDER BY line_no) = 1
@@ -157,26 +174,13 @@ def dedup(store: Store, cfg: IngestSection, result: LoadResult) -> None:
         """
         CREATE OR REPLACE TEMP TABLE _new AS
         SELECT * FROM _timed t
-        WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.message_id = t.message_id)
-        QUALIFY row_number() OVER (PARTITION BY message_id ORDER BY line_no) = 1
+        WHERE line_no IN (SELECT min(line_no) FROM _timed GROUP BY message_id)
+          AND NOT EXISTS (SELECT 1 FROM events e WHERE e.message_id = t.message_id)
         """
     )
     new = store.scalar("SELECT count(*) FROM _new")
     result.duplicates = result.received - result.quarantined - new
     result.inserted = new
-
-
-def write_events(store: Store, cfg: IngestSection, result: LoadResult) -> None:
-    store.execute(
-        """
-        INSERT INTO events
-        SELECT message_id, type, name, sent_user_id, anonymous_id, sent_user_id, group_id,
-               NULL, 'pending', NULL, NULL, product, object_id, actor_kind,
-               timestamp, original_timestamp, sent_at, received_at,
-               properties, traits, context, source
-        FROM _new
-        """
-    )
 
 
 def update_profiles(store: Store, cfg: IngestSection, result: LoadResult) -> None:
@@ -185,22 +189,45 @@ def update_profiles(store: Store, cfg: IngestSection, result: LoadResult) -> Non
 
 
 def derive_memberships(store: Store, cfg: IngestSection, result: LoadResult) -> None:
-    memberships.rebuild_from_sdk(store, "SELECT DISTINCT sent_user_id FROM _new "
-                                        "WHERE type IN ('identify', 'group')")
+    changed = memberships.rebuild_from_sdk(store, "_new")
+    if changed:
+        store.execute(
+            "INSERT INTO _changed_users SELECT unnest(?) EXCEPT SELECT user_id FROM _changed_users",
+            [changed],
+        )
 
 
-def attribute(store: Store, cfg: IngestSection, result: LoadResult) -> None:
-    """Resolve account, unit and role of the new events and of events whose inputs changed."""
+def attribute_new(store: Store, cfg: IngestSection, result: LoadResult) -> None:
+    """Resolve account, unit and role of the new events before they are written."""
+    attribution.resolve(store, "SELECT * FROM _new")
+
+
+def write_events(store: Store, cfg: IngestSection, result: LoadResult) -> None:
+    store.execute(
+        """
+        INSERT INTO events
+        SELECT n.message_id, n.type, n.name, r.uid, n.anonymous_id, n.sent_user_id, n.group_id,
+               r.account_id, r.attribution, r.unit_id, r.role, n.product, n.object_id,
+               n.actor_kind, n.timestamp, n.original_timestamp, n.sent_at, n.received_at,
+               n.properties, n.traits, n.context, n.source
+        FROM _new n JOIN _attr_result r USING (message_id)
+        """
+    )
+    store.execute("DROP TABLE _attr_result")
+
+
+def reattribute_changed(store: Store, cfg: IngestSection, result: LoadResult) -> None:
+    """Earlier events of users whose memberships, email or identity just changed."""
+    if not store.scalar(
+        "SELECT (SELECT count(*) FROM _changed_users) + (SELECT count(*) FROM _new_identities)"
+    ):
+        return
     attribution.attribute(
         store,
-        scope_sql="""
-            SELECT message_id FROM _new
-            UNION
-            SELECT e.message_id FROM events e
-            WHERE e.user_id IN (SELECT sent_user_id FROM _new WHERE type IN ('identify', 'group'))
-               OR e.anonymous_id IN (SELECT anonymous_id FROM _new WHERE type IN ('identify', 'alias'))
-               OR e.anonymous_id IN (SELECT previous_id FROM _new WHERE type = 'alias')
-        """,
+        """message_id NOT IN (SELECT message_id FROM _new) AND (
+               user_id IN (SELECT user_id FROM _changed_users)
+            OR sent_user_id IN (SELECT user_id FROM _changed_users)
+            OR anonymous_id IN (SELECT anonymous_id FROM _new_identities))""",
     )
 
 
@@ -212,10 +239,11 @@ STEPS: list[Step] = [
     correct_timestamps,
     quarantine,
     dedup,
-    write_events,
     update_profiles,
     derive_memberships,
-    attribute,
+    attribute_new,
+    write_events,
+    reattribute_changed,
 ]
 
 
@@ -224,6 +252,9 @@ def run_pipeline(store: Store, cfg: IngestSection) -> LoadResult:
     result = LoadResult()
     for step in STEPS:
         step(store, cfg, result)
-    for table in ("_parsed", "_checked", "_timed", "_new"):
+    store.execute("DROP VIEW IF EXISTS _timed")
+    store.execute("DROP VIEW IF EXISTS _parsed")
+    store.execute("DROP TABLE IF EXISTS _checked")
+    for table in ("_new", "_changed_users", "_new_identities"):
         store.execute(f"DROP TABLE IF EXISTS {table}")
     return result

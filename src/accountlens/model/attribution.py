@@ -15,18 +15,16 @@ from accountlens.store.base import Store
 
 RULES = ("explicit", "membership", "domain", "unattributed")
 
-ALL_EVENTS = "SELECT message_id FROM events"
 
-
-def attribute(store: Store, scope_sql: str = ALL_EVENTS) -> None:
-    """(Re)attribute the events whose message ids `scope_sql` returns."""
+def resolve(store: Store, source_sql: str) -> None:
+    """Create `_attr_result(message_id, uid, account_id, attribution, unit_id, role)` for the
+    rows of `source_sql` (columns message_id, sent_user_id, anonymous_id, group_id, timestamp)."""
     store.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _attr_scope AS
         SELECT e.message_id, coalesce(e.sent_user_id, i.user_id) AS uid,
                e.group_id, e.timestamp
-        FROM events e LEFT JOIN identities i ON e.anonymous_id = i.anonymous_id
-        WHERE e.message_id IN ({scope_sql})
+        FROM ({source_sql}) e LEFT JOIN identities i ON e.anonymous_id = i.anonymous_id
         """
     )
     store.execute(
@@ -48,6 +46,7 @@ def attribute(store: Store, scope_sql: str = ALL_EVENTS) -> None:
             SELECT u.user_id, d.account_id
             FROM users u JOIN domains d
               ON lower(split_part(u.email, '@', 2)) = d.domain AND d.n = 1
+            WHERE u.user_id IN (SELECT uid FROM _attr_scope)
         ),
         resolved AS (
             SELECT s.message_id, s.uid, s.timestamp,
@@ -71,15 +70,35 @@ def attribute(store: Store, scope_sql: str = ALL_EVENTS) -> None:
                                    ORDER BY m.valid_from DESC NULLS LAST, m.source) = 1
         """
     )
+    store.execute("DROP TABLE _attr_scope")
+
+
+def attribute(store: Store, where_sql: str = "TRUE", params: list | None = None) -> int:
+    """(Re)attribute stored events matching `where_sql` (e.g. after CRM data changed)."""
+    columns = "message_id, sent_user_id, anonymous_id, group_id, timestamp"
+    store.execute(
+        f"CREATE OR REPLACE TEMP TABLE _attr_source AS SELECT {columns} FROM events WHERE {where_sql}",
+        params,
+    )
+    resolve(store, "SELECT * FROM _attr_source")
+    # Only rows whose attribution actually changes are rewritten (updates are costly).
     store.execute(
         """
         UPDATE events SET user_id = r.uid, account_id = r.account_id,
                attribution = r.attribution, unit_id = r.unit_id, role = r.role
-        FROM _attr_result r WHERE events.message_id = r.message_id
+        FROM _attr_result r
+        WHERE events.message_id = r.message_id
+          AND (events.user_id IS DISTINCT FROM r.uid
+               OR events.account_id IS DISTINCT FROM r.account_id
+               OR events.attribution IS DISTINCT FROM r.attribution
+               OR events.unit_id IS DISTINCT FROM r.unit_id
+               OR events.role IS DISTINCT FROM r.role)
         """
     )
-    store.execute("DROP TABLE _attr_scope")
+    count = store.scalar("SELECT count(*) FROM _attr_source")
     store.execute("DROP TABLE _attr_result")
+    store.execute("DROP TABLE _attr_source")
+    return count
 
 
 def unattributed_summary(store: Store) -> list[dict]:

@@ -111,46 +111,74 @@ def _history_of_user(user_id: str, calls: list[dict]) -> tuple[list[tuple], list
     return kept, list(units.values())
 
 
-def rebuild_from_sdk(store: Store, users_sql: str) -> None:
-    """Recompute SDK-derived memberships of the users returned by `users_sql`."""
+def rebuild_from_sdk(store: Store, new: str) -> list[str]:
+    """Recompute SDK-derived memberships of the users with identify/group calls in table `new`.
+
+    Calls come from the stored events plus the batch `new` (not yet written). Returns the users
+    whose membership history changed, whose events must then be attributed again.
+    """
     calls = store.arrow(
         f"""
+        WITH touched AS (
+            SELECT DISTINCT sent_user_id FROM {new}
+            WHERE type IN ('identify', 'group') AND sent_user_id IS NOT NULL
+        ),
+        all_calls AS (
+            SELECT message_id, sent_user_id, type, group_id, timestamp, traits FROM events
+            WHERE type IN ('identify', 'group') AND sent_user_id IN (SELECT * FROM touched)
+            UNION ALL
+            SELECT message_id, sent_user_id, type, group_id, timestamp, traits FROM {new}
+            WHERE type IN ('identify', 'group') AND sent_user_id IN (SELECT * FROM touched)
+        )
         SELECT sent_user_id AS user_id, type, group_id, timestamp,
                CAST(traits AS VARCHAR) AS traits
-        FROM events
-        WHERE type IN ('identify', 'group') AND sent_user_id IN ({users_sql})
-        ORDER BY sent_user_id, timestamp, message_id
+        FROM all_calls ORDER BY sent_user_id, timestamp, message_id
         """
     ).to_pylist()
     if not calls:
-        return
+        return []
     by_user: dict[str, list[dict]] = {}
     for call in calls:
-        call["traits"] = orjson.loads(call["traits"]) if call["traits"] else {}
-        if not isinstance(call["traits"], dict):
-            call["traits"] = {}
+        try:
+            traits = orjson.loads(call["traits"]) if call["traits"] else {}
+        except orjson.JSONDecodeError:
+            traits = {}
+        call["traits"] = traits if isinstance(traits, dict) else {}
         by_user.setdefault(call["user_id"], []).append(call)
-    all_rows, all_units = [], {}
+    new_rows: dict[str, set[tuple]] = {}
+    all_units: dict[str, tuple] = {}
     for user_id, user_calls in by_user.items():
         rows, units = _history_of_user(user_id, user_calls)
-        all_rows.extend(rows)
+        new_rows[user_id] = set(rows)
         all_units.update({u[0]: u for u in units})
     touched = pa.table({"user_id": list(by_user)})
+    names = ["user_id", "account_id", "unit_id", "role", "valid_from", "valid_to", "source"]
     with store.registered("_touched_users", touched):
-        store.execute(
-            "DELETE FROM memberships WHERE source = 'sdk' "
+        old = store.arrow(
+            f"SELECT {', '.join(names)} FROM memberships WHERE source = 'sdk' "
             "AND user_id IN (SELECT user_id FROM _touched_users)"
+        ).to_pylist()
+        old_rows: dict[str, set[tuple]] = {}
+        for row in old:
+            old_rows.setdefault(row["user_id"], set()).add(tuple(row[n] for n in names))
+        changed = [u for u in by_user if new_rows[u] != old_rows.get(u, set())]
+        if not changed:
+            return []
+        store.execute(
+            "DELETE FROM memberships WHERE source = 'sdk' AND list_contains(?, user_id)", [changed]
         )
-    if all_rows:
-        names = ["user_id", "account_id", "unit_id", "role", "valid_from", "valid_to", "source"]
-        table = pa.Table.from_pylist([dict(zip(names, r)) for r in all_rows])
-        with store.registered("_sdk_memberships", table):
-            store.execute(
-                "INSERT INTO memberships SELECT user_id, account_id, unit_id, role, "
-                "valid_from, valid_to, source FROM _sdk_memberships"
-            )
+    rows = [dict(zip(names, r)) for u in changed for r in sorted(new_rows[u], key=str)]
+    if rows:
+        schema = pa.schema([("user_id", pa.string()), ("account_id", pa.string()),
+                            ("unit_id", pa.string()), ("role", pa.string()),
+                            ("valid_from", pa.timestamp("us", tz="UTC")),
+                            ("valid_to", pa.timestamp("us", tz="UTC")), ("source", pa.string())])
+        with store.registered("_sdk_memberships", pa.Table.from_pylist(rows, schema=schema)):
+            store.execute(f"INSERT INTO memberships SELECT {', '.join(names)} FROM _sdk_memberships")
     if all_units:
-        names = ["unit_id", "account_id", "kind", "name", "parent_unit_id", "source"]
-        table = pa.Table.from_pylist([dict(zip(names, u)) for u in all_units.values()])
+        unit_names = ["unit_id", "account_id", "kind", "name", "parent_unit_id", "source"]
+        table = pa.Table.from_pylist([dict(zip(unit_names, u)) for u in all_units.values()],
+                                     schema=pa.schema([(n, pa.string()) for n in unit_names]))
         with store.registered("_sdk_units", table):
             store.execute("INSERT OR IGNORE INTO org_units SELECT * FROM _sdk_units")
+    return changed

@@ -6,7 +6,24 @@ from accountlens.store.base import Store
 
 
 def apply_new_events(store: Store, new: str) -> None:
-    """Upsert profiles from the freshly inserted events in table `new` (latest call wins)."""
+    """Upsert profiles from the batch in table `new` (latest call wins).
+
+    Leaves `_changed_users(user_id)` — stored users whose email or account domain changed —
+    and `_new_identities(anonymous_id)`, whose earlier events must be attributed again.
+    """
+    store.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _changed_users AS
+        SELECT DISTINCT u.user_id FROM {new} n JOIN users u ON u.user_id = n.sent_user_id
+        WHERE n.type = 'identify' AND n.traits->>'email' IS NOT NULL
+          AND u.email IS DISTINCT FROM n.traits->>'email'
+        UNION
+        SELECT u.user_id FROM users u JOIN (
+            SELECT lower(coalesce(traits->>'domain', traits->>'website')) AS domain
+            FROM {new} WHERE type = 'group'
+        ) d ON lower(split_part(u.email, '@', 2)) = d.domain
+        """
+    )
     store.execute(
         f"""
         INSERT INTO users (user_id, email, name, created_at, traits, updated_at, source)
@@ -30,7 +47,7 @@ def apply_new_events(store: Store, new: str) -> None:
     )
     store.execute(
         f"""
-        INSERT OR IGNORE INTO identities
+        CREATE OR REPLACE TEMP TABLE _identity_candidates AS
         SELECT anon, user_id, first_seen FROM (
             SELECT anonymous_id AS anon, sent_user_id AS user_id, timestamp AS first_seen
             FROM {new} WHERE type = 'identify' AND anonymous_id IS NOT NULL
@@ -38,9 +55,16 @@ def apply_new_events(store: Store, new: str) -> None:
             UNION ALL
             SELECT previous_id, sent_user_id, timestamp FROM {new} WHERE type = 'alias'
         )
+        WHERE anon NOT IN (SELECT anonymous_id FROM identities)
         QUALIFY row_number() OVER (PARTITION BY anon ORDER BY first_seen) = 1
         """
     )
+    store.execute("INSERT INTO identities SELECT * FROM _identity_candidates")
+    store.execute(
+        "CREATE OR REPLACE TEMP TABLE _new_identities AS SELECT anon AS anonymous_id "
+        "FROM _identity_candidates"
+    )
+    store.execute("DROP TABLE _identity_candidates")
     store.execute(
         f"""
         INSERT INTO account_traits_history
