@@ -8,6 +8,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from accountlens.analysis.settings import HandoffsSection, RolesSection, SequencesSection
+
 CONFIG_FILE = "accountlens.toml"
 
 
@@ -40,6 +42,9 @@ class Config(_Section):
     workspace: WorkspaceSection = Field(default_factory=WorkspaceSection)
     ingest: IngestSection = Field(default_factory=IngestSection)
     serve: ServeSection = Field(default_factory=ServeSection)
+    handoffs: HandoffsSection = Field(default_factory=HandoffsSection)
+    sequences: SequencesSection = Field(default_factory=SequencesSection)
+    roles: RolesSection = Field(default_factory=RolesSection)
 
 
 class ConfigError(ValueError):
@@ -100,4 +105,36 @@ load_interval_seconds = {ingest.load_interval_seconds}
 [serve]
 host = "127.0.0.1"
 port = 8844
+
+[handoffs]
+# Events that complete a shared object; an object without one is a stall candidate.
+final_events = {_toml_list(defaults.handoffs.final_events)}
+# An unfinished object whose last event is older than this many days is stalled.
+stall_after_days = {defaults.handoffs.stall_after_days}
+# Days of history the handoff analyses look at, ending on --as-of.
+lookback_days = {defaults.handoffs.lookback_days}
+
+[sequences]
+# Longest time between the steps of an influence sequence.
+span_days = {defaults.sequences.span_days}
+# Days before each outcome in which sequences are looked for.
+lookback_days = {defaults.sequences.lookback_days}
+# Least number of outcome cases a sequence must appear in to be reported.
+min_support = {defaults.sequences.min_support}
+# Most frequent (role, event) steps considered.
+max_tokens = {defaults.sequences.max_tokens}
+
+[roles]
+# Roles from least to most senior ("junior activity unlocks supervisor interest").
+seniority = {_toml_list(defaults.roles.seniority)}
+# Events that deliver value (onboarding paths, time-to-value by role and department).
+value_events = {_toml_list(defaults.roles.value_events)}
+# A champion with no activity for this many days is "quiet".
+champion_quiet_days = {defaults.roles.champion_quiet_days}
+# Days of activity used to find each account's champion.
+champion_lookback_days = {defaults.roles.champion_lookback_days}
 '''
+
+
+def _toml_list(values: list[str]) -> str:
+    return "[" + ", ".join('"' + v.replace('"', '\\"') + '"' for v in values) + "]"

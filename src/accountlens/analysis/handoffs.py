@@ -1,0 +1,222 @@
+"""Handoffs (SPEC §5): who passes shared objects to whom, how fast, and where work stalls.
+
+A handoff is two consecutive events on the same `object_id` (within one account) by different
+users; its latency is the time between them. Role, unit and user are those at event time.
+A stall is an object whose last event is older than `handoffs.stall_after_days` and that never
+reached one of `handoffs.final_events`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+import pandas as pd
+from pydantic import Field
+
+from accountlens.analysis.registry import (
+    Analysis,
+    AnalysisRequest,
+    actor_events_sql,
+    register,
+    resolve_as_of,
+    window,
+)
+from accountlens.store.base import Store
+
+LEVELS = ("role", "user", "unit", "team", "department", "business_unit")
+
+
+class HandoffsRequest(AnalysisRequest):
+    view: Literal["pairs", "bottlenecks", "stalls", "chains"] = Field(
+        default="pairs", description="pairs, bottlenecks, stalls or chains (per object)"
+    )
+    lookback_days: int | None = Field(default=None, ge=1, description="days of history (config default)")
+    min_handoffs: int = Field(default=5, ge=1, description="bottlenecks: least handoffs for a pair to rank")
+
+
+def handoff_tables(store: Store, settings, request: HandoffsRequest) -> dt.date | None:
+    """Create temp tables `_handoffs` (one row per handoff) and `_objects` (one per object)."""
+    as_of = resolve_as_of(store, request.as_of)
+    if as_of is None:
+        return None
+    cfg = settings.handoffs
+    start, end = window(as_of, request.lookback_days or cfg.lookback_days)
+    store.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _object_events AS
+        SELECT *, lag(user_id) OVER w AS prev_user, lag(actor) OVER w AS prev_actor,
+               lag(timestamp) OVER w AS prev_ts, lag(name) OVER w AS prev_name,
+               row_number() OVER w AS step
+        FROM ({actor_events_sql(request.level)}) ev
+        WHERE object_id IS NOT NULL
+        WINDOW w AS (PARTITION BY account_id, object_id ORDER BY timestamp, message_id)
+        """,
+        [start, end, request.account, request.account],
+    )
+    store.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _handoffs AS
+        SELECT account_id, object_id, step, prev_user AS from_user, user_id AS to_user,
+               prev_actor AS from_actor, actor AS to_actor, prev_name AS from_event,
+               name AS to_event, prev_ts AS from_ts, timestamp AS to_ts,
+               epoch(timestamp - prev_ts) / 3600.0 AS latency_hours
+        FROM _object_events WHERE prev_user IS NOT NULL AND prev_user <> user_id
+        """
+    )
+    store.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _objects AS
+        SELECT account_id, object_id, count(*) AS events, count(DISTINCT user_id) AS users,
+               min(timestamp) AS first_ts, max(timestamp) AS last_ts,
+               arg_max(actor, step) AS last_actor,
+               bool_or(list_contains(?, name)) AS reached_final,
+               NOT bool_or(list_contains(?, name)) AND max(timestamp) < ? AS stalled
+        FROM _object_events GROUP BY account_id, object_id
+        """,
+        [cfg.final_events, cfg.final_events, end - dt.timedelta(days=cfg.stall_after_days)],
+    )
+    # The last handoff of each object: where a stalled object is waiting.
+    store.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _last_handoff AS
+        SELECT account_id, object_id, arg_max(from_actor, step) AS from_actor,
+               arg_max(to_actor, step) AS to_actor
+        FROM _handoffs GROUP BY account_id, object_id
+        """
+    )
+    return as_of
+
+
+def _drop(store: Store) -> None:
+    for table in ("_object_events", "_handoffs", "_objects", "_last_handoff"):
+        store.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+PAIRS_SQL = """
+    WITH pair_objects AS (
+        SELECT from_actor, to_actor, account_id, object_id FROM _handoffs GROUP BY ALL
+    ),
+    stalls AS (
+        SELECT l.from_actor, l.to_actor, count(*) AS stalled_objects
+        FROM _last_handoff l JOIN _objects o USING (account_id, object_id)
+        WHERE o.stalled GROUP BY ALL
+    ),
+    objects AS (
+        SELECT from_actor, to_actor, count(*) AS objects FROM pair_objects GROUP BY ALL
+    )
+    SELECT h.from_actor, h.to_actor, count(*) AS handoffs,
+           any_value(ob.objects) AS objects, count(DISTINCT h.account_id) AS accounts,
+           round(median(latency_hours), 3) AS median_latency_hours,
+           round(quantile_cont(latency_hours, 0.9), 3) AS p90_latency_hours,
+           round(avg(latency_hours), 3) AS mean_latency_hours,
+           coalesce(any_value(s.stalled_objects), 0) AS stalled_objects,
+           round(coalesce(any_value(s.stalled_objects), 0) / any_value(ob.objects), 4) AS stall_rate
+    FROM _handoffs h
+    JOIN objects ob USING (from_actor, to_actor)
+    LEFT JOIN stalls s USING (from_actor, to_actor)
+    GROUP BY h.from_actor, h.to_actor
+"""
+
+
+def _pairs(store: Store, request: HandoffsRequest) -> pd.DataFrame:
+    return store.df(PAIRS_SQL + " ORDER BY handoffs DESC, from_actor, to_actor LIMIT ?",
+                    [request.limit])
+
+
+def _bottlenecks(store: Store, request: HandoffsRequest) -> pd.DataFrame:
+    """Pairs ranked by how much slower than the typical handoff they are, and how often work
+    stalls after them; with the accounts that lose the most time there."""
+    return store.df(
+        f"""
+        WITH pairs AS ({PAIRS_SQL}),
+        overall AS (SELECT median(latency_hours) AS median_all FROM _handoffs),
+        excess AS (
+            SELECT h.from_actor, h.to_actor, h.account_id,
+                   sum(greatest(h.latency_hours - o.median_all, 0)) AS excess_hours,
+                   count(*) AS n
+            FROM _handoffs h, overall o GROUP BY ALL
+        ),
+        top_accounts AS (
+            SELECT from_actor, to_actor,
+                   string_agg(account_id || ' (' || CAST(round(excess_hours) AS BIGINT) || 'h)', ', '
+                              ORDER BY excess_hours DESC) FILTER (WHERE rank <= 3) AS most_affected_accounts
+            FROM (SELECT *, row_number() OVER (PARTITION BY from_actor, to_actor
+                                               ORDER BY excess_hours DESC, account_id) AS rank
+                  FROM excess)
+            GROUP BY ALL
+        )
+        SELECT row_number() OVER (ORDER BY latency_ratio DESC, stall_rate DESC) AS rank, *
+        FROM (
+            SELECT p.from_actor, p.to_actor, p.handoffs, p.median_latency_hours,
+                   p.p90_latency_hours,
+                   round(p.median_latency_hours / nullif(o.median_all, 0), 2) AS latency_ratio,
+                   p.stall_rate, p.stalled_objects, t.most_affected_accounts
+            FROM pairs p CROSS JOIN overall o
+            LEFT JOIN top_accounts t USING (from_actor, to_actor)
+            WHERE p.handoffs >= ?
+        )
+        ORDER BY rank LIMIT ?
+        """,
+        [request.min_handoffs, request.limit],
+    )
+
+
+def _stalls(store: Store, request: HandoffsRequest) -> pd.DataFrame:
+    return store.df(
+        """
+        SELECT o.account_id, o.object_id, o.events, o.users, o.last_actor AS waiting_after,
+               strftime(o.last_ts, '%Y-%m-%dT%H:%M:%SZ') AS last_event_at,
+               l.from_actor || ' → ' || l.to_actor AS last_handoff
+        FROM _objects o LEFT JOIN _last_handoff l USING (account_id, object_id)
+        WHERE o.stalled ORDER BY o.last_ts, o.account_id, o.object_id LIMIT ?
+        """,
+        [request.limit],
+    )
+
+
+def _chains(store: Store, request: HandoffsRequest) -> pd.DataFrame:
+    return store.df(
+        """
+        WITH runs AS (  -- collapse consecutive events by the same actor label
+            SELECT account_id, object_id, step, actor,
+                   actor IS DISTINCT FROM lag(actor) OVER (
+                       PARTITION BY account_id, object_id ORDER BY step) AS new_run
+            FROM _object_events
+        )
+        SELECT r.account_id, r.object_id,
+               string_agg(r.actor, ' → ' ORDER BY r.step) FILTER (WHERE r.new_run) AS chain,
+               any_value(o.users) AS users,
+               (SELECT count(*) FROM _handoffs h
+                WHERE h.account_id = r.account_id AND h.object_id = r.object_id) AS handoffs,
+               round(epoch(any_value(o.last_ts) - any_value(o.first_ts)) / 3600.0, 3) AS elapsed_hours,
+               any_value(o.reached_final) AS reached_final, any_value(o.stalled) AS stalled
+        FROM runs r JOIN _objects o USING (account_id, object_id)
+        GROUP BY r.account_id, r.object_id
+        ORDER BY r.account_id, r.object_id LIMIT ?
+        """,
+        [request.limit],
+    )
+
+
+VIEWS = {"pairs": _pairs, "bottlenecks": _bottlenecks, "stalls": _stalls, "chains": _chains}
+
+
+def run(store: Store, settings, request: HandoffsRequest) -> pd.DataFrame:
+    # Temp tables live on this thread's own cursor, so concurrent runs do not collide.
+    try:
+        if handoff_tables(store, settings, request) is None:
+            return pd.DataFrame()
+        return VIEWS[request.view](store, request)
+    finally:
+        _drop(store)
+
+
+register(Analysis(
+    name="handoffs",
+    summary="Handoffs of shared objects between roles/units/users: count, median and p90 "
+            "latency, stall rate; bottlenecks ranked; stalled objects; per-object chains.",
+    request=HandoffsRequest,
+    run=run,
+    levels=LEVELS,
+))

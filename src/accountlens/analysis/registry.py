@@ -1,0 +1,134 @@
+"""The analysis registry: each analysis declares its typed request and one run function.
+
+The CLI, the REST API and the Python API are generated from this registry, so an analysis is
+added by writing one module that calls `register`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from accountlens.store.base import Store
+
+LEVELS = ("user", "role", "unit", "team", "department", "business_unit", "account")
+
+
+class AnalysisRequest(BaseModel):
+    """Parameters every analysis understands; analyses extend it with their own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    as_of: dt.date | None = Field(default=None, description="last day included (default: latest event day)")
+    level: str = Field(default="role", description="grouping level: " + ", ".join(LEVELS))
+    account: str | None = Field(default=None, description="restrict to one account id")
+    limit: int = Field(default=50, ge=1, le=100_000, description="at most this many rows")
+
+
+@dataclass(frozen=True)
+class Analysis:
+    name: str
+    summary: str
+    request: type[AnalysisRequest]
+    run: Callable[[Store, Any, Any], pd.DataFrame]  # (store, settings, request) -> rows
+    levels: tuple[str, ...] = ("role",)
+
+
+ANALYSES: dict[str, Analysis] = {}
+
+# Modules that register analyses; imported lazily so `accountlens --help` stays fast.
+_MODULES = ("handoffs",)
+
+
+def register(analysis: Analysis) -> Analysis:
+    ANALYSES[analysis.name] = analysis
+    return analysis
+
+
+def load_all() -> dict[str, Analysis]:
+    for module in _MODULES:
+        importlib.import_module(f"accountlens.analysis.{module}")
+    return ANALYSES
+
+
+class AnalysisError(ValueError):
+    """A request an analysis cannot answer; the message says why."""
+
+
+def resolve_as_of(store: Store, as_of: dt.date | None) -> dt.date | None:
+    if as_of is not None:
+        return as_of
+    latest = store.scalar("SELECT CAST(max(timestamp) AS DATE) FROM events")
+    return latest
+
+
+def run_analysis(store: Store, settings: Any, name: str, **params: Any) -> pd.DataFrame:
+    analyses = load_all()
+    if name not in analyses:
+        raise AnalysisError(f"unknown analysis {name!r}; known: {', '.join(sorted(analyses))}")
+    analysis = analyses[name]
+    request = analysis.request(**params)
+    if request.level not in analysis.levels:
+        raise AnalysisError(
+            f"{name} supports --level {', '.join(analysis.levels)}, not {request.level!r}"
+        )
+    return analysis.run(store, settings, request)
+
+
+UNIT_KINDS = ("team", "department", "business_unit")
+
+
+def unit_level_sql(level: str) -> str:
+    """SQL mapping each org unit to its ancestor-or-self of kind `level` (recursive)."""
+    if level not in UNIT_KINDS:
+        raise AnalysisError(f"unknown unit kind {level!r}")
+    return f"""
+        WITH RECURSIVE up(unit_id, ancestor_id, kind, name, depth) AS (
+            SELECT unit_id, unit_id, kind, name, 0 FROM org_units
+            UNION ALL
+            SELECT up.unit_id, o.unit_id, o.kind, o.name, up.depth + 1
+            FROM up JOIN org_units o ON o.unit_id = (
+                SELECT parent_unit_id FROM org_units p WHERE p.unit_id = up.ancestor_id)
+            WHERE up.depth < 20
+        )
+        SELECT unit_id, arg_min(name, depth) AS level_name
+        FROM up WHERE kind = '{level}' GROUP BY unit_id
+    """
+
+
+def actor_events_sql(level: str) -> str:
+    """Active human events with `actor` = the label of the acting entity at `level`.
+
+    Parameters: (window start inclusive, window end exclusive, account or NULL, same again).
+    """
+    if level in UNIT_KINDS:
+        join = f"LEFT JOIN ({unit_level_sql(level)}) um ON um.unit_id = e.unit_id"
+        label = "coalesce(um.level_name, '(no ' || '" + level + "' || ')')"
+    elif level == "unit":
+        join = "LEFT JOIN org_units ou ON ou.unit_id = e.unit_id"
+        label = "coalesce(ou.name, e.unit_id, '(no unit)')"
+    else:
+        join = ""
+        label = {"user": "e.user_id", "role": "coalesce(e.role, '(no role)')",
+                 "account": "e.account_id"}[level]
+    return f"""
+        SELECT e.message_id, e.account_id, e.user_id, e.role, e.unit_id, e.name, e.object_id,
+               e.timestamp, {label} AS actor
+        FROM events e {join}
+        WHERE e.type IN ('track', 'page', 'screen') AND e.actor_kind = 'human'
+          AND e.user_id IS NOT NULL AND e.account_id IS NOT NULL
+          AND e.timestamp >= ? AND e.timestamp < ?
+          AND (CAST(? AS VARCHAR) IS NULL OR e.account_id = ?)
+    """
+
+
+def window(as_of: dt.date, days: int) -> tuple[dt.datetime, dt.datetime]:
+    """The days (as_of − days, as_of] as [start, end) timestamps at UTC midnight."""
+    end = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    return end - dt.timedelta(days=days), end

@@ -1,0 +1,77 @@
+"""Handoffs, bottlenecks, stalls and chains on a hand-computed fixture (tests/fixtures_b2b.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from accountlens.analysis.registry import AnalysisError, run_analysis
+from tests import fixtures_b2b
+
+
+@pytest.fixture
+def ws(tmp_path):
+    workspace = fixtures_b2b.build(tmp_path)
+    yield workspace
+    workspace.close()
+
+
+def handoffs(ws, **params):
+    return run_analysis(ws.store, ws.config, "handoffs", **params)
+
+
+def pairs(df):
+    return {(r.from_actor, r.to_actor): r for r in df.itertuples()}
+
+
+def test_role_pairs_counts_and_latencies(ws) -> None:
+    got = pairs(handoffs(ws))  # as_of defaults to the latest event day, 2024-03-20
+    # editor→approver: w1 4 h (from ann's *last* event), w2 24 h, w3 0 h (simultaneous),
+    # w4 48 h (dan became approver on 03-10: the role at event time counts)
+    ea = got[("editor", "approver")]
+    assert (ea.handoffs, ea.objects, ea.accounts) == (4, 4, 1)
+    assert ea.median_latency_hours == 14.0
+    assert ea.p90_latency_hours == pytest.approx(40.8)
+    assert ea.stall_rate == 0
+    ae = got[("approver", "editor")]  # w2: bob → ann after 1 h, then nothing: stalled
+    assert (ae.handoffs, ae.median_latency_hours, ae.stalled_objects, ae.stall_rate) == (1, 1.0, 1, 1.0)
+    assert got[("editor", "editor")].handoffs == 1  # w4: dan → ann, both editors then
+    assert set(got) == {("editor", "approver"), ("approver", "editor"), ("editor", "editor")}
+
+
+def test_department_and_user_levels(ws) -> None:
+    got = pairs(handoffs(ws, level="department"))
+    assert got[("Sales", "Finance")].handoffs == 3
+    assert got[("Finance", "Sales")].handoffs == 1
+    assert got[("Sales", "Sales")].handoffs == 2  # w4: dan → ann → dan
+    users = pairs(handoffs(ws, level="user"))
+    assert users[("ann", "bob")].handoffs == 2 and users[("dan", "ann")].handoffs == 1
+
+
+def test_stalls_and_chains(ws) -> None:
+    stalls = handoffs(ws, view="stalls")
+    assert list(stalls.object_id) == ["w2"]  # r1 is recent, w1/w3/w4 reached a final event
+    assert stalls.iloc[0].waiting_after == "editor"
+    assert stalls.iloc[0].last_handoff == "approver → editor"
+    # as of March 5th, nothing is older than 7 days yet
+    assert handoffs(ws, view="stalls", as_of=dt.date(2024, 3, 5)).empty
+    chains = handoffs(ws, view="chains").set_index("object_id")
+    assert chains.loc["w2", "chain"] == "editor → approver → editor"
+    assert chains.loc["w1", "chain"] == "editor → approver"  # ann's two events collapse
+    assert (chains.loc["r1", "users"], chains.loc["r1", "handoffs"]) == (1, 0)  # one user: no handoff
+    assert chains.loc["w2", "stalled"] and not chains.loc["w1", "stalled"]
+
+
+def test_bottlenecks_rank_slowest_pair_first(ws) -> None:
+    ranked = handoffs(ws, view="bottlenecks", min_handoffs=1)
+    assert ranked.iloc[0].from_actor == "editor" and ranked.iloc[0].to_actor == "approver"
+    # overall median of the 6 latencies [0, 1, 3, 4, 24, 48] is 3.5 h
+    assert ranked.iloc[0].latency_ratio == pytest.approx(14 / 3.5, rel=1e-2)
+    assert ranked.iloc[0].most_affected_accounts.startswith("acme")
+
+
+def test_as_of_before_data_and_bad_level(ws) -> None:
+    assert handoffs(ws, as_of=dt.date(2023, 1, 1)).empty
+    with pytest.raises(AnalysisError, match="supports --level"):
+        handoffs(ws, level="account")
