@@ -35,24 +35,27 @@ class HandoffsRequest(AnalysisRequest):
     min_handoffs: int = Field(default=5, ge=1, description="bottlenecks: least handoffs for a pair to rank")
 
 
-def handoff_tables(store: Store, settings, request: HandoffsRequest) -> dt.date | None:
-    """Create temp tables `_handoffs` (one row per handoff) and `_objects` (one per object)."""
-    as_of = resolve_as_of(store, request.as_of)
+def handoff_tables(store: Store, settings, as_of: dt.date | None, level: str,
+                   account: str | None = None, lookback_days: int | None = None) -> dt.date | None:
+    """Create temp tables `_object_events`, `_handoffs` (one row per handoff), `_objects` (one
+    per object) and `_last_handoff`, with actors labelled at `level`; None if there is no data."""
+    as_of = resolve_as_of(store, as_of)
     if as_of is None:
         return None
     cfg = settings.handoffs
-    start, end = window(as_of, request.lookback_days or cfg.lookback_days)
+    start, end = window(as_of, lookback_days or cfg.lookback_days)
     store.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _object_events AS
         SELECT *, lag(user_id) OVER w AS prev_user, lag(actor) OVER w AS prev_actor,
                lag(timestamp) OVER w AS prev_ts, lag(name) OVER w AS prev_name,
+               lag(unit_id) OVER w AS prev_unit,
                row_number() OVER w AS step
-        FROM ({actor_events_sql(request.level)}) ev
+        FROM ({actor_events_sql(level)}) ev
         WHERE object_id IS NOT NULL
         WINDOW w AS (PARTITION BY account_id, object_id ORDER BY timestamp, message_id)
         """,
-        [start, end, request.account, request.account],
+        [start, end, account, account],
     )
     store.execute(
         """
@@ -60,6 +63,7 @@ def handoff_tables(store: Store, settings, request: HandoffsRequest) -> dt.date 
         SELECT account_id, object_id, step, prev_user AS from_user, user_id AS to_user,
                prev_actor AS from_actor, actor AS to_actor, prev_name AS from_event,
                name AS to_event, prev_ts AS from_ts, timestamp AS to_ts,
+               prev_unit AS from_unit, unit_id AS to_unit,
                epoch(timestamp - prev_ts) / 3600.0 AS latency_hours
         FROM _object_events WHERE prev_user IS NOT NULL AND prev_user <> user_id
         """
@@ -88,7 +92,7 @@ def handoff_tables(store: Store, settings, request: HandoffsRequest) -> dt.date 
     return as_of
 
 
-def _drop(store: Store) -> None:
+def drop_handoff_tables(store: Store) -> None:
     for table in ("_object_events", "_handoffs", "_objects", "_last_handoff"):
         store.execute(f"DROP TABLE IF EXISTS {table}")
 
@@ -205,11 +209,12 @@ VIEWS = {"pairs": _pairs, "bottlenecks": _bottlenecks, "stalls": _stalls, "chain
 def run(store: Store, settings, request: HandoffsRequest) -> pd.DataFrame:
     # Temp tables live on this thread's own cursor, so concurrent runs do not collide.
     try:
-        if handoff_tables(store, settings, request) is None:
+        if handoff_tables(store, settings, request.as_of, request.level, request.account,
+                          request.lookback_days) is None:
             return pd.DataFrame()
         return VIEWS[request.view](store, request)
     finally:
-        _drop(store)
+        drop_handoff_tables(store)
 
 
 register(Analysis(

@@ -43,7 +43,7 @@ class Analysis:
 ANALYSES: dict[str, Analysis] = {}
 
 # Modules that register analyses; imported lazily so `accountlens --help` stays fast.
-_MODULES = ("handoffs",)
+_MODULES = ("handoffs", "collaboration", "sequences")
 
 
 def register(analysis: Analysis) -> Analysis:

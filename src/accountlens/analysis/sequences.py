@@ -1,0 +1,222 @@
+"""Influence sequences: ordered multi-user behaviours inside an account that precede an outcome.
+
+A *case* is one outcome of an account (renewal, expansion, contraction, churn, conversion);
+its window is the `sequences.lookback_days` before the outcome date. A *step* is
+`role: event` (role at event time). A pair `A → B` holds in a case when, after the first A in
+the window, the next B comes within `sequences.span_days`; a triple extends a pair the same
+way. For the target outcome K, each pattern P reports: cases with P and K, cases with P,
+support = cases(P and K) / cases, confidence = cases(P and K) / cases(P), and
+lift = confidence / (cases(K) / cases).
+
+`view=unlocks` answers "does junior activity unlock supervisor interest": for each role pair
+(junior J, more senior S, order from `roles.seniority`), how often the first activity of S in
+an account comes within the span after activity of J.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+import pandas as pd
+from pydantic import Field
+
+from accountlens.analysis.registry import Analysis, AnalysisRequest, register
+from accountlens.store.base import Store
+
+OUTCOMES = ("renewal", "expansion", "contraction", "churn", "conversion")
+
+
+class SequencesRequest(AnalysisRequest):
+    level: str = Field(default="role", description="steps are role: event (only level)")
+    outcome: Literal["renewal", "expansion", "contraction", "churn", "conversion"] = Field(
+        default="renewal", description="the outcome whose precursors are sought")
+    view: Literal["patterns", "unlocks"] = Field(default="patterns", description="patterns or unlocks")
+    length: Literal[2, 3] = Field(default=3, description="longest pattern: pairs (2) or also triples (3)")
+    span_days: int | None = Field(default=None, ge=1, description="max days between steps (config default)")
+    min_support: int | None = Field(default=None, ge=1, description="least cases with pattern and outcome")
+
+
+def _cases_and_steps(store: Store, settings, request: SequencesRequest, as_of: dt.date) -> None:
+    cfg = settings.sequences
+    store.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _cases AS
+        SELECT row_number() OVER (ORDER BY account_id, date, kind) AS case_id, account_id, kind,
+               CAST(date AS TIMESTAMPTZ) AS outcome_at
+        FROM outcomes
+        WHERE date <= ? AND (CAST(? AS VARCHAR) IS NULL OR account_id = ?)
+        """,
+        [as_of, request.account, request.account],
+    )
+    store.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _occ AS
+        SELECT c.case_id, e.role || ': ' || e.name AS step, e.timestamp AS ts
+        FROM _cases c JOIN events e
+          ON e.account_id = c.account_id AND e.timestamp < c.outcome_at
+         AND e.timestamp >= c.outcome_at - to_days(CAST(? AS INTEGER))
+        WHERE e.type IN ('track', 'page', 'screen') AND e.role IS NOT NULL AND e.name IS NOT NULL
+        """,
+        [cfg.lookback_days],
+    )
+    # Keep the steps seen in the most cases: the pattern space is their ordered pairs/triples.
+    store.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _occ AS
+        SELECT o.* FROM _occ o JOIN (
+            SELECT step FROM _occ GROUP BY step
+            ORDER BY count(DISTINCT case_id) DESC, step LIMIT ?
+        ) USING (step)
+        """,
+        [cfg.max_tokens],
+    )
+    store.execute(
+        "CREATE OR REPLACE TEMP TABLE _firsts AS "
+        "SELECT case_id, step, min(ts) AS ts FROM _occ GROUP BY ALL"
+    )
+
+
+def _pairs_sql(span: int) -> str:
+    """Pairs A → B per case: the first B after the first A, within the span (ASOF join)."""
+    return f"""
+        CREATE OR REPLACE TEMP TABLE _pairs AS
+        WITH probes AS (
+            SELECT a.case_id, a.step AS a, b.step AS b, a.ts AS a_ts
+            FROM _firsts a JOIN (SELECT DISTINCT case_id, step FROM _firsts) b
+              ON a.case_id = b.case_id AND a.step <> b.step
+        )
+        SELECT p.case_id, p.a, p.b, p.a_ts, o.ts AS b_ts
+        FROM probes p ASOF JOIN _occ o
+          ON o.case_id = p.case_id AND o.step = p.b AND o.ts > p.a_ts
+        WHERE o.ts <= p.a_ts + INTERVAL {int(span)} DAY
+    """
+
+
+def _triples_sql(span: int) -> str:
+    return f"""
+        CREATE OR REPLACE TEMP TABLE _triples AS
+        WITH probes AS (
+            SELECT p.case_id, p.a, p.b, c.step AS c, p.b_ts
+            FROM _pairs p JOIN _frequent_pairs f ON f.a = p.a AND f.b = p.b
+            JOIN (SELECT DISTINCT case_id, step FROM _firsts) c
+              ON c.case_id = p.case_id AND c.step NOT IN (p.a, p.b)
+        )
+        SELECT q.case_id, q.a, q.b, q.c
+        FROM probes q ASOF JOIN _occ o
+          ON o.case_id = q.case_id AND o.step = q.c AND o.ts > q.b_ts
+        WHERE o.ts <= q.b_ts + INTERVAL {int(span)} DAY
+    """
+
+
+STATS_SQL = """
+    WITH totals AS (
+        SELECT count(*) AS cases, count(*) FILTER (WHERE kind = $target) AS target_cases
+        FROM _cases
+    ),
+    per_pattern AS (
+        SELECT pattern, steps, count(DISTINCT m.case_id) AS pattern_cases,
+               count(DISTINCT m.case_id) FILTER (WHERE c.kind = $target) AS outcome_cases
+        FROM _matches m JOIN _cases c USING (case_id) GROUP BY ALL
+    )
+    SELECT pattern, steps, outcome_cases, pattern_cases, t.cases,
+           round(outcome_cases / t.cases, 4) AS support,
+           round(outcome_cases / pattern_cases, 4) AS confidence,
+           round((outcome_cases / pattern_cases) / (t.target_cases / t.cases), 3) AS lift
+    FROM per_pattern, totals t
+    WHERE outcome_cases >= $min_support AND t.target_cases > 0
+    ORDER BY lift DESC, outcome_cases DESC, pattern
+    LIMIT $limit
+"""
+
+
+def _patterns(store: Store, settings, request: SequencesRequest) -> pd.DataFrame:
+    cfg = settings.sequences
+    span = request.span_days or cfg.span_days
+    min_support = request.min_support or cfg.min_support
+    store.execute(_pairs_sql(span))
+    matches = ["SELECT case_id, a || ' → ' || b AS pattern, 2 AS steps FROM _pairs"]
+    if request.length == 3:
+        store.execute(
+            """CREATE OR REPLACE TEMP TABLE _frequent_pairs AS
+               SELECT a, b FROM _pairs GROUP BY ALL HAVING count(DISTINCT case_id) >= ?""",
+            [min_support],
+        )
+        store.execute(_triples_sql(span))
+        matches.append("SELECT case_id, a || ' → ' || b || ' → ' || c, 3 FROM _triples")
+    store.execute("CREATE OR REPLACE TEMP TABLE _matches AS " + " UNION ALL ".join(matches))
+    return store.df(
+        STATS_SQL,
+        {"target": request.outcome, "min_support": min_support, "limit": request.limit},
+    )
+
+
+def _unlocks(store: Store, settings, request: SequencesRequest, as_of: dt.date) -> pd.DataFrame:
+    span = request.span_days or settings.sequences.span_days
+    seniority = settings.roles.seniority
+    end = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    return store.df(
+        f"""
+        WITH ranks AS (SELECT unnest($roles) AS role, generate_subscripts($roles, 1) AS rank),
+        activity AS (
+            SELECT e.account_id, e.role, e.timestamp AS ts FROM events e JOIN ranks USING (role)
+            WHERE e.type IN ('track', 'page', 'screen') AND e.actor_kind = 'human'
+              AND e.account_id IS NOT NULL AND e.timestamp < $end
+              AND (CAST($account AS VARCHAR) IS NULL OR e.account_id = $account)
+        ),
+        firsts AS (SELECT account_id, role, min(ts) AS first_ts FROM activity GROUP BY ALL),
+        probes AS (  -- every senior role's first activity, paired with every more junior role
+            SELECT s.account_id, j.role AS junior, s.role AS senior, s.first_ts
+            FROM firsts s JOIN ranks rs ON rs.role = s.role
+            JOIN ranks j ON j.rank < rs.rank
+        ),
+        preceded AS (
+            SELECT p.*, a.ts AS junior_ts
+            FROM probes p ASOF JOIN activity a
+              ON a.account_id = p.account_id AND a.role = p.junior AND a.ts < p.first_ts
+        ),
+        junior_accounts AS (SELECT role AS junior, count(*) AS accounts FROM firsts GROUP BY ALL)
+        SELECT p.junior, p.senior, any_value(ja.accounts) AS accounts_with_junior,
+               count(*) FILTER (WHERE p.first_ts - p.junior_ts <= INTERVAL {int(span)} DAY)
+                   AS senior_first_active_after,
+               round(count(*) FILTER (WHERE p.first_ts - p.junior_ts <= INTERVAL {int(span)} DAY)
+                     / any_value(ja.accounts), 4) AS share,
+               round(median(epoch(p.first_ts - p.junior_ts) / 86400.0)
+                     FILTER (WHERE p.first_ts - p.junior_ts <= INTERVAL {int(span)} DAY), 2)
+                   AS median_lag_days
+        FROM preceded p JOIN junior_accounts ja USING (junior)
+        GROUP BY p.junior, p.senior
+        ORDER BY share DESC, senior_first_active_after DESC, p.junior, p.senior
+        LIMIT $limit
+        """,
+        {"roles": seniority, "end": end, "account": request.account, "limit": request.limit},
+    )
+
+
+def run(store: Store, settings, request: SequencesRequest) -> pd.DataFrame:
+    # Outcomes are often recorded after the last product event: include them by default.
+    as_of = request.as_of or store.scalar(
+        "SELECT greatest((SELECT CAST(max(timestamp) AS DATE) FROM events), "
+        "(SELECT max(date) FROM outcomes))"
+    )
+    if as_of is None:
+        return pd.DataFrame()
+    if request.view == "unlocks":
+        return _unlocks(store, settings, request, as_of)
+    try:
+        _cases_and_steps(store, settings, request, as_of)
+        return _patterns(store, settings, request)
+    finally:
+        for table in ("_cases", "_occ", "_firsts", "_pairs", "_frequent_pairs", "_triples",
+                      "_matches"):
+            store.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+register(Analysis(
+    name="sequences",
+    summary="Ordered (role: event) pairs and triples inside accounts that precede an outcome "
+            "more often than baseline (support, confidence, lift), and junior→senior unlocks.",
+    request=SequencesRequest,
+    run=run,
+    levels=("role",),
+))
