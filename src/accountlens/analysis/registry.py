@@ -43,7 +43,7 @@ class Analysis:
 ANALYSES: dict[str, Analysis] = {}
 
 # Modules that register analyses; imported lazily so `accountlens --help` stays fast.
-_MODULES = ("handoffs", "collaboration", "sequences")
+_MODULES = ("handoffs", "collaboration", "sequences", "paths", "champions")
 
 
 def register(analysis: Analysis) -> Analysis:
