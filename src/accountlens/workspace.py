@@ -97,6 +97,13 @@ class Workspace:
             )
         return importers.import_entities(self.store, kind, Path(path))
 
+    # --- analyses -------------------------------------------------------------------------
+    def analysis(self, name: str, **params: Any):
+        """Run a registered analysis (handoffs, collaboration, sequences, paths, champions)."""
+        from accountlens.analysis.registry import run_analysis
+
+        return run_analysis(self.store, self.config, name, **params)
+
     # --- status and quarantine --------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         counts = self.store.arrow(
@@ -138,7 +145,10 @@ class Workspace:
 
         Events that now load are marked replayed (kept for audit); the others stay quarantined.
         """
-        patch_json = orjson.dumps(patch or {}).decode()
+        try:
+            patch_json = orjson.dumps(patch or {}).decode()
+        except (orjson.JSONEncodeError, TypeError) as exc:
+            raise WorkspaceError(f"the patch cannot be stored as JSON: {exc}") from exc
         with self.store.transaction():
             self.store.execute(
                 f"""CREATE OR REPLACE TEMP TABLE {STAGING} AS

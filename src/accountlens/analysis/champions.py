@@ -10,11 +10,19 @@ quiet, `medium` for a smaller champion or an admin who left, else `low`.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal
 
 import pandas as pd
 from pydantic import Field
 
-from accountlens.analysis.registry import Analysis, AnalysisRequest, register, resolve_as_of
+from accountlens.analysis.registry import (
+    Analysis,
+    AnalysisRequest,
+    day_end,
+    minus_days,
+    register,
+    resolve_as_of,
+)
 from accountlens.store.base import Store
 
 CHAMPIONS_SQL = """
@@ -74,9 +82,9 @@ LIMIT $limit
 
 
 class ChampionsRequest(AnalysisRequest):
-    level: str = Field(default="account", description="one row per account (only level)")
-    quiet_days: int | None = Field(default=None, ge=1, description="days without activity = quiet")
-    lookback_days: int | None = Field(default=None, ge=1, description="days of activity to rank users")
+    level: Literal["account"] = Field(default="account", description="one row per account (only level)")
+    quiet_days: int | None = Field(default=None, ge=1, le=36500, description="days without activity = quiet")
+    lookback_days: int | None = Field(default=None, ge=1, le=36500, description="days of activity to rank users")
 
 
 def run(store: Store, settings, request: ChampionsRequest) -> pd.DataFrame:
@@ -84,11 +92,11 @@ def run(store: Store, settings, request: ChampionsRequest) -> pd.DataFrame:
     if as_of is None:
         return pd.DataFrame()
     cfg = settings.roles
-    end = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    end = day_end(as_of)
     return store.df(CHAMPIONS_SQL, {
-        "start": end - dt.timedelta(days=request.lookback_days or cfg.champion_lookback_days),
+        "start": minus_days(end, request.lookback_days or cfg.champion_lookback_days),
         "end": end,
-        "quiet_since": end - dt.timedelta(days=request.quiet_days or cfg.champion_quiet_days),
+        "quiet_since": minus_days(end, request.quiet_days or cfg.champion_quiet_days),
         "account": request.account,
         "limit": request.limit,
     })
@@ -100,5 +108,4 @@ register(Analysis(
             "admins who left, and the resulting risk.",
     request=ChampionsRequest,
     run=run,
-    levels=("account",),
 ))

@@ -17,16 +17,14 @@ from accountlens.analysis.registry import (
 )
 from accountlens.store.base import Store
 
-LEVELS = ("account", "unit", "team", "department", "business_unit")
-
-
 class CollaborationRequest(AnalysisRequest):
-    level: str = Field(default="account", description="group results by: " + ", ".join(LEVELS))
+    level: Literal["account", "unit", "team", "department", "business_unit"] = Field(
+        default="account", description="group results by account, unit, team, department or business_unit")
     view: Literal["summary", "graph"] = Field(
         default="summary", description="summary per group, or graph edges (who works with whom)"
     )
     nodes: Literal["user", "role"] = Field(default="user", description="graph nodes: user or role")
-    lookback_days: int | None = Field(default=None, ge=1, description="days of history (config default)")
+    lookback_days: int | None = Field(default=None, ge=1, le=36500, description="days of history (config default)")
 
 
 def _group_expr(level: str, side: str) -> tuple[str, str]:
@@ -120,5 +118,4 @@ register(Analysis(
             "cross-team and cross-department handoffs, who-works-with-whom graph, concentration.",
     request=CollaborationRequest,
     run=run,
-    levels=LEVELS,
 ))

@@ -18,20 +18,21 @@ from accountlens.analysis.registry import (
     Analysis,
     AnalysisRequest,
     actor_events_sql,
+    minus_days,
     register,
     resolve_as_of,
     window,
 )
 from accountlens.store.base import Store
 
-LEVELS = ("role", "user", "unit", "team", "department", "business_unit")
-
 
 class HandoffsRequest(AnalysisRequest):
+    level: Literal["role", "user", "unit", "team", "department", "business_unit"] = Field(
+        default="role", description="who hands off to whom: role, user, unit, team, department, business_unit")
     view: Literal["pairs", "bottlenecks", "stalls", "chains"] = Field(
         default="pairs", description="pairs, bottlenecks, stalls or chains (per object)"
     )
-    lookback_days: int | None = Field(default=None, ge=1, description="days of history (config default)")
+    lookback_days: int | None = Field(default=None, ge=1, le=36500, description="days of history (config default)")
     min_handoffs: int = Field(default=5, ge=1, description="bottlenecks: least handoffs for a pair to rank")
 
 
@@ -78,7 +79,7 @@ def handoff_tables(store: Store, settings, as_of: dt.date | None, level: str,
                NOT bool_or(list_contains(?, name)) AND max(timestamp) < ? AS stalled
         FROM _object_events GROUP BY account_id, object_id
         """,
-        [cfg.final_events, cfg.final_events, end - dt.timedelta(days=cfg.stall_after_days)],
+        [cfg.final_events, cfg.final_events, minus_days(end, cfg.stall_after_days)],
     )
     # The last handoff of each object: where a stalled object is waiting.
     store.execute(
@@ -223,5 +224,4 @@ register(Analysis(
             "latency, stall rate; bottlenecks ranked; stalled objects; per-object chains.",
     request=HandoffsRequest,
     run=run,
-    levels=LEVELS,
 ))

@@ -17,6 +17,7 @@ from pydantic import Field
 from accountlens.analysis.registry import (
     Analysis,
     AnalysisRequest,
+    day_end,
     register,
     resolve_as_of,
     unit_level_sql,
@@ -25,10 +26,12 @@ from accountlens.store.base import Store
 
 
 class PathsRequest(AnalysisRequest):
+    level: Literal["role", "department", "team", "business_unit"] = Field(
+        default="role", description="ttv view: group by role, department, team or business_unit")
     view: Literal["paths", "ttv"] = Field(default="paths", description="paths, or ttv (time-to-value)")
     role: str | None = Field(default=None, description="only users in this role")
     steps: int = Field(default=3, ge=1, le=10, description="events per path")
-    activation_days: int = Field(default=14, ge=1, description="days after the first event to activate")
+    activation_days: int = Field(default=14, ge=1, le=3650, description="days after the first event to activate")
 
 
 def _users_sql(level: str) -> str:
@@ -116,7 +119,7 @@ def run(store: Store, settings, request: PathsRequest) -> pd.DataFrame:
     if as_of is None:
         return pd.DataFrame()
     params = {
-        "end": dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC),
+        "end": day_end(as_of),
         "account": request.account,
         "value_events": settings.roles.value_events,
         "activation_days": request.activation_days,
@@ -130,5 +133,4 @@ register(Analysis(
             "time-to-value by role or department.",
     request=PathsRequest,
     run=run,
-    levels=("role", "department", "team", "business_unit"),
 ))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,7 @@ class AnalysisRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     as_of: dt.date | None = Field(default=None, description="last day included (default: latest event day)")
-    level: str = Field(default="role", description="grouping level: " + ", ".join(LEVELS))
+    level: str = Field(default="role", description="grouping level")
     account: str | None = Field(default=None, description="restrict to one account id")
     limit: int = Field(default=50, ge=1, le=100_000, description="at most this many rows")
 
@@ -35,9 +36,12 @@ class AnalysisRequest(BaseModel):
 class Analysis:
     name: str
     summary: str
-    request: type[AnalysisRequest]
+    request: type[AnalysisRequest]  # declares `level` as a Literal of the supported levels
     run: Callable[[Store, Any, Any], pd.DataFrame]  # (store, settings, request) -> rows
-    levels: tuple[str, ...] = ("role",)
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        return typing.get_args(self.request.model_fields["level"].annotation)
 
 
 ANALYSES: dict[str, Analysis] = {}
@@ -73,12 +77,15 @@ def run_analysis(store: Store, settings: Any, name: str, **params: Any) -> pd.Da
     if name not in analyses:
         raise AnalysisError(f"unknown analysis {name!r}; known: {', '.join(sorted(analyses))}")
     analysis = analyses[name]
-    request = analysis.request(**params)
-    if request.level not in analysis.levels:
+    if "level" in params and params["level"] not in analysis.levels:
         raise AnalysisError(
-            f"{name} supports --level {', '.join(analysis.levels)}, not {request.level!r}"
+            f"{name} supports --level {', '.join(analysis.levels)}, not {params['level']!r}"
         )
-    return analysis.run(store, settings, request)
+    request = analysis.request(**params)
+    try:
+        return analysis.run(store, settings, request)
+    except OverflowError as exc:
+        raise AnalysisError(f"dates out of range for this request: {exc}") from exc
 
 
 UNIT_KINDS = ("team", "department", "business_unit")
@@ -128,7 +135,26 @@ def actor_events_sql(level: str) -> str:
     """
 
 
+_EARLIEST = dt.datetime(1, 1, 2, tzinfo=dt.UTC)
+_LATEST = dt.datetime(9999, 12, 31, tzinfo=dt.UTC)
+
+
+def day_end(as_of: dt.date) -> dt.datetime:
+    """The first instant after `as_of` (UTC midnight), clamped to the calendar."""
+    try:
+        return dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    except OverflowError:
+        return _LATEST
+
+
+def minus_days(moment: dt.datetime, days: float) -> dt.datetime:
+    try:
+        return max(moment - dt.timedelta(days=days), _EARLIEST)
+    except OverflowError:
+        return _EARLIEST
+
+
 def window(as_of: dt.date, days: int) -> tuple[dt.datetime, dt.datetime]:
     """The days (as_of − days, as_of] as [start, end) timestamps at UTC midnight."""
-    end = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
-    return end - dt.timedelta(days=days), end
+    end = day_end(as_of)
+    return minus_days(end, days), end

@@ -21,19 +21,24 @@ from typing import Literal
 import pandas as pd
 from pydantic import Field
 
-from accountlens.analysis.registry import Analysis, AnalysisRequest, register
+from accountlens.analysis.registry import (
+    Analysis,
+    AnalysisRequest,
+    day_end,
+    register,
+)
 from accountlens.store.base import Store
 
 OUTCOMES = ("renewal", "expansion", "contraction", "churn", "conversion")
 
 
 class SequencesRequest(AnalysisRequest):
-    level: str = Field(default="role", description="steps are role: event (only level)")
+    level: Literal["role"] = Field(default="role", description="steps are `role: event` (only level)")
     outcome: Literal["renewal", "expansion", "contraction", "churn", "conversion"] = Field(
         default="renewal", description="the outcome whose precursors are sought")
     view: Literal["patterns", "unlocks"] = Field(default="patterns", description="patterns or unlocks")
-    length: Literal[2, 3] = Field(default=3, description="longest pattern: pairs (2) or also triples (3)")
-    span_days: int | None = Field(default=None, ge=1, description="max days between steps (config default)")
+    length: int = Field(default=3, ge=2, le=3, description="longest pattern: pairs (2) or also triples (3)")
+    span_days: int | None = Field(default=None, ge=1, le=3650, description="max days between steps (config default)")
     min_support: int | None = Field(default=None, ge=1, description="least cases with pattern and outcome")
 
 
@@ -154,7 +159,7 @@ def _patterns(store: Store, settings, request: SequencesRequest) -> pd.DataFrame
 def _unlocks(store: Store, settings, request: SequencesRequest, as_of: dt.date) -> pd.DataFrame:
     span = request.span_days or settings.sequences.span_days
     seniority = settings.roles.seniority
-    end = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    end = day_end(as_of)
     return store.df(
         f"""
         WITH ranks AS (SELECT unnest($roles) AS role, generate_subscripts($roles, 1) AS rank),
@@ -218,5 +223,4 @@ register(Analysis(
             "more often than baseline (support, confidence, lift), and junior→senior unlocks.",
     request=SequencesRequest,
     run=run,
-    levels=("role",),
 ))

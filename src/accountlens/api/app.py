@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from accountlens.ingest.collector import Collector, LiveWorkspace
+from accountlens.workspace import WorkspaceError
 
 STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
 
@@ -129,7 +130,14 @@ def create_app(lives: list[LiveWorkspace], lifespan=None) -> FastAPI:
 
     @app.post("/api/v1/quarantine/replay", response_model=LoadResponse, tags=["quarantine"], responses=ERRORS)
     def replay(request: ReplayRequest, live: LiveWorkspace = Depends(live_workspace)) -> dict:
-        return vars(live.workspace.replay_quarantine(request.ids, request.patch))
+        try:
+            return vars(live.workspace.replay_quarantine(request.ids, request.patch))
+        except WorkspaceError as exc:
+            raise HTTPException(400, str(exc)) from exc
+
+    from accountlens.api.analysis_routes import analysis_router
+
+    app.include_router(analysis_router(live_workspace, ERRORS))
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:

@@ -204,6 +204,11 @@ def quarantine_replay(
                f"{result.duplicates} duplicates, {result.quarantined} still invalid")
 
 
+from accountlens.cli.analysis_cmd import register as _register_analyses  # noqa: E402
+
+_register_analyses(app)
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,41 @@
+"""`/api/v1/analyses/...`: one typed, documented GET endpoint per registered analysis.
+
+No `from __future__ import annotations` here: FastAPI must see the real request models."""
+
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+
+from accountlens.analysis.registry import AnalysisError, load_all
+from accountlens.cli.analysis_cmd import frame_records
+
+
+def analysis_router(live_workspace: Callable, errors: dict) -> APIRouter:
+    router = APIRouter(prefix="/api/v1/analyses", tags=["analyses"])
+
+    @router.get("", responses=errors)
+    def list_analyses() -> list[dict[str, Any]]:
+        return [{"name": a.name, "summary": a.summary, "levels": list(a.levels)}
+                for a in load_all().values()]
+
+    for name, analysis in load_all().items():
+        router.add_api_route(
+            f"/{name}", _endpoint(name, analysis.request, live_workspace), methods=["GET"],
+            summary=analysis.summary, response_model=list[dict[str, Any]], responses=errors,
+            name=f"analysis_{name}",
+        )
+    return router
+
+
+def _endpoint(name: str, request_model: type, live_workspace: Callable) -> Callable:
+    def endpoint(params: Annotated[request_model, Query()], live=Depends(live_workspace)):
+        try:
+            frame = live.workspace.analysis(name, **params.model_dump())
+        except AnalysisError as exc:
+            raise HTTPException(400, str(exc)) from exc
+        return frame_records(frame)
+
+    endpoint.__name__ = f"analysis_{name}"
+    return endpoint

@@ -1,0 +1,98 @@
+"""One CLI command per registered analysis, generated from its typed request model."""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import typer
+from pydantic import ValidationError
+
+from accountlens.cli.formats import OutputFormat, emit
+
+
+def _option_type(annotation: Any) -> tuple[type, bool]:
+    """(CLI type, optional?) of a pydantic field annotation."""
+    origin = typing.get_origin(annotation)
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    optional = origin in (typing.Union, types.UnionType) and type(None) in typing.get_args(annotation)
+    if optional and len(args) == 1:
+        annotation, origin = args[0], typing.get_origin(args[0])
+    if origin is typing.Literal:
+        return type(typing.get_args(annotation)[0]), optional
+    if annotation is dt.date:
+        return str, optional
+    return (annotation if annotation in (int, float, str, bool) else str), optional
+
+
+def _command(name: str, analysis) -> typer.models.CommandFunctionType:
+    fields = analysis.request.model_fields
+
+    def command(**kwargs: Any) -> None:
+        from accountlens.analysis.registry import AnalysisError
+        from accountlens.cli.main import _fail, _open
+
+        directory, fmt = kwargs.pop("directory"), kwargs.pop("fmt")
+        params = {k: v for k, v in kwargs.items() if v is not None}
+        with _open(directory) as ws:
+            try:
+                frame = ws.analysis(name, **params)
+            except ValidationError as exc:
+                _fail("; ".join(f"--{'-'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}"
+                                for e in exc.errors()))
+            except AnalysisError as exc:
+                _fail(str(exc))
+        emit(frame_records(frame), fmt, title=name)
+
+    parameters = [
+        inspect.Parameter("directory", inspect.Parameter.KEYWORD_ONLY, annotation=Path,
+                          default=typer.Option(Path("."), "--dir", "-d", help="Workspace folder.")),
+        inspect.Parameter("fmt", inspect.Parameter.KEYWORD_ONLY, annotation=OutputFormat,
+                          default=typer.Option(OutputFormat.table, "--format", "-f", help="Output format.")),
+    ]
+    for field_name, field in fields.items():
+        cli_type, _ = _option_type(field.annotation)
+        flag = "--" + field_name.replace("_", "-")
+        help_text = field.description or ""
+        if typing.get_origin(field.annotation) is typing.Literal:
+            help_text += " (one of " + ", ".join(map(str, typing.get_args(field.annotation))) + ")"
+        parameters.append(inspect.Parameter(
+            field_name, inspect.Parameter.KEYWORD_ONLY, annotation=cli_type | None,
+            default=typer.Option(None, flag, help=help_text + (
+                f"; default {field.default}" if field.default is not None else "")),
+        ))
+    command.__signature__ = inspect.Signature(parameters)
+    command.__doc__ = analysis.summary
+    command.__name__ = name
+    return command
+
+
+def frame_records(frame) -> list[dict[str, Any]]:
+    """JSON-safe rows with stable keys (NaN → null, timestamps → ISO text)."""
+    import pandas as pd
+
+    rows = []
+    for record in frame.to_dict(orient="records"):
+        clean = {}
+        for key, value in record.items():
+            if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NaT:
+                clean[key] = None
+            elif isinstance(value, pd.Timestamp | dt.datetime | dt.date):
+                clean[key] = value.isoformat()
+            elif hasattr(value, "item"):  # numpy scalars
+                clean[key] = value.item()
+            else:
+                clean[key] = value
+        rows.append(clean)
+    return rows
+
+
+def register(app: typer.Typer) -> None:
+    from accountlens.analysis.registry import load_all
+
+    for name, analysis in load_all().items():
+        app.command(name)(_command(name, analysis))
