@@ -41,3 +41,32 @@ def test_dashboard_shows_workspace_status_offline(server: Server, tmp_path: Path
         page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
         browser.close()
     assert outside_requests == []  # no CDN: usable offline
+
+
+def test_dashboard_shows_multi_user_analyses(tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from tests import fixtures_b2b
+    from tests.conftest import start_server
+
+    fixtures_b2b.build(tmp_path).close()
+    server = start_server(tmp_path / "ws")
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1800})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(server.url + "/")
+            for table in ("#bottlenecks", "#champions", "#sequences", "#collaboration", "#stalls"):
+                page.wait_for_selector(f"{table} tbody tr td")
+            page.wait_for_selector("#bottleneck-chart .main-svg")  # plotly rendered, served locally
+            assert "editor" in page.inner_text("#bottlenecks")
+            assert "ann" in page.inner_text("#champions")
+            assert "w2" in page.inner_text("#stalls")
+            assert page.locator("#champions tr.risk-low").count() == 1
+            page.screenshot(path=str(Path("/tmp") / "accountlens-dashboard.png"), full_page=True)
+            browser.close()
+        assert errors == []
+    finally:
+        server.stop()

@@ -144,6 +144,14 @@ def create_app(lives: list[LiveWorkspace], lifespan=None) -> FastAPI:
         return JSONResponse({"success": False, "error": exc.detail}, status_code=exc.status_code)
 
     if STATIC.exists():
+        @app.get("/static/vendor/plotly.min.js", include_in_schema=False)
+        def plotly_js() -> FileResponse:
+            # Served from the installed plotly package: no CDN, the dashboard works offline.
+            import plotly
+
+            return FileResponse(Path(plotly.__file__).parent / "package_data" / "plotly.min.js",
+                                media_type="application/javascript")
+
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
         @app.get("/", include_in_schema=False)

@@ -115,6 +115,49 @@ def serve(
     run(roots, host, port, log_level)
 
 
+@app.command()
+def demo(
+    directory: DirOption = Path("demo-workspace"),
+    accounts: Annotated[int, typer.Option(help="Number of customer accounts to simulate.")] = 60,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same data.")] = 7,
+    serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the dashboard afterwards.")] = True,
+    port: Annotated[int | None, typer.Option(help="Port to serve on (default from config).")] = None,
+) -> None:
+    """Generate a realistic B2B demo workspace through the real ingestion path, then serve it."""
+    import time
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from accountlens.demo.simulator import generate_demo
+
+    if (directory / "accountlens.toml").exists():
+        _fail(f"{directory} already exists; remove it or pass another --dir")
+    started = time.perf_counter()
+    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                  disable=not sys.stderr.isatty(), transient=True) as progress:
+        task = progress.add_task("simulating", total=1.0)
+
+        def report(stage: str, fraction: float) -> None:
+            progress.update(task, description=stage, completed=fraction)
+
+        counts = generate_demo(directory, accounts=accounts, seed=seed, progress=report)
+    summary = ", ".join(f"{v} {k}" for k, v in counts.items() if isinstance(v, int))
+    typer.echo(f"demo workspace {directory}: {summary} ({time.perf_counter() - started:.1f} s)")
+    with _open(directory) as ws:
+        info = ws.status()
+        bottleneck = ws.analysis("handoffs", view="bottlenecks", limit=1)
+        champions = ws.analysis("champions", limit=100)
+    typer.echo(f"attribution: {info['attribution']}; quarantined: {info['quarantined']}")
+    if not bottleneck.empty:
+        top = bottleneck.iloc[0]
+        typer.echo(f"slowest handoff: {top.from_actor} → {top.to_actor} "
+                   f"(median {top.median_latency_hours} h, {top.latency_ratio}× typical)")
+    if not champions.empty:
+        typer.echo(f"accounts at high champion risk: {int((champions.risk == 'high').sum())}")
+    if serve_after:
+        serve(directory=[directory], host=None, port=port, log_level="warning")
+
+
 @import_app.command("events")
 def import_events(
     files: Annotated[list[Path], typer.Argument(help="JSONL (Segment format), CSV or Parquet files.")],
