@@ -84,13 +84,15 @@ def test_sequences_support_confidence_lift(outcomes_ws) -> None:
     forward = rows.loc["trainer: Training Completed → executive: Plan Approved"]
     assert (forward.outcome_cases, forward.pattern_cases, forward.cases) == (3, 3, 6)
     assert (forward.support, forward.confidence, forward.lift) == (0.5, 1.0, 1.5)
+    # P(X >= 3), X ~ Hypergeometric(6 cases, 4 renewals, 3 with the pattern) = C(4,3)/C(6,3)
+    assert forward.p_value == pytest.approx(0.2)
     triple = rows.loc["viewer: Dashboard Viewed → trainer: Training Completed → executive: Plan Approved"]
     assert (triple.outcome_cases, triple.pattern_cases, triple.steps) == (1, 1, 3)
     assert "executive: Plan Approved → trainer: Training Completed" not in rows.index
     churn = run_analysis(ws.store, ws.config, "sequences", outcome="churn", min_support=1)
     reverse = churn.set_index("pattern").loc["executive: Plan Approved → trainer: Training Completed"]
     assert (reverse.outcome_cases, reverse.confidence, reverse.lift) == (1, 1.0, 3.0)
-    assert got.iloc[0].lift >= got.iloc[-1].lift  # ranked by lift
+    assert list(got.p_value) == sorted(got.p_value)  # ranked by significance
 
 
 def test_junior_activity_unlocks_senior(outcomes_ws) -> None:

@@ -6,7 +6,8 @@ its window is the `sequences.lookback_days` before the outcome date. A *step* is
 the window, the next B comes within `sequences.span_days`; a triple extends a pair the same
 way. For the target outcome K, each pattern P reports: cases with P and K, cases with P,
 support = cases(P and K) / cases, confidence = cases(P and K) / cases(P), and
-lift = confidence / (cases(K) / cases).
+lift = confidence / (cases(K) / cases), and the one-sided Fisher exact p-value (with a
+Benjamini–Hochberg q-value) by which patterns are ranked.
 
 `view=unlocks` answers "does junior activity unlock supervisor interest": for each role pair
 (junior J, more senior S, order from `roles.seniority`), how often the first activity of S in
@@ -130,8 +131,6 @@ STATS_SQL = """
            round((outcome_cases / pattern_cases) / (t.target_cases / t.cases), 3) AS lift
     FROM per_pattern, totals t
     WHERE outcome_cases >= $min_support AND t.target_cases > 0
-    ORDER BY lift DESC, outcome_cases DESC, pattern
-    LIMIT $limit
 """
 
 
@@ -150,10 +149,24 @@ def _patterns(store: Store, settings, request: SequencesRequest) -> pd.DataFrame
         store.execute(_triples_sql(span))
         matches.append("SELECT case_id, a || ' → ' || b || ' → ' || c, 3 FROM _triples")
     store.execute("CREATE OR REPLACE TEMP TABLE _matches AS " + " UNION ALL ".join(matches))
-    return store.df(
-        STATS_SQL,
-        {"target": request.outcome, "min_support": min_support, "limit": request.limit},
-    )
+    stats = store.df(STATS_SQL, {"target": request.outcome, "min_support": min_support})
+    return _rank(stats, store.scalar("SELECT count(*) FROM _cases WHERE kind = ?",
+                                     [request.outcome]), request.limit)
+
+
+def _rank(stats: pd.DataFrame, target_cases: int, limit: int) -> pd.DataFrame:
+    """Rank patterns by significance, not lift alone: a rare pattern seen in three renewals has
+    a high lift by chance. p_value is the one-sided Fisher exact test (hypergeometric tail) of
+    pattern vs outcome; q_value controls the false discovery rate over all patterns tested."""
+    from scipy import stats as sps
+
+    if stats.empty:
+        return stats.assign(p_value=[], q_value=[])
+    p = sps.hypergeom.sf(stats.outcome_cases - 1, stats.cases, target_cases, stats.pattern_cases)
+    stats = stats.assign(p_value=p.round(6), q_value=sps.false_discovery_control(p).round(6))
+    stats = stats.sort_values(["p_value", "lift", "outcome_cases", "pattern"],
+                              ascending=[True, False, False, True])
+    return stats.head(limit).reset_index(drop=True)
 
 
 def _unlocks(store: Store, settings, request: SequencesRequest, as_of: dt.date) -> pd.DataFrame:
