@@ -79,17 +79,26 @@ def outcomes_ws(tmp_path):
 
 def test_sequences_support_confidence_lift(outcomes_ws) -> None:
     ws = outcomes_ws
-    got = run_analysis(ws.store, ws.config, "sequences", outcome="renewal", min_support=1)
+    # six cases are too few for significance: list every pattern, not only productive ones
+    got = run_analysis(ws.store, ws.config, "sequences", outcome="renewal", min_support=1,
+                       all_patterns=True)
     rows = got.set_index("pattern")
     forward = rows.loc["trainer: Training Completed → executive: Plan Approved"]
     assert (forward.outcome_cases, forward.pattern_cases, forward.cases) == (3, 3, 6)
     assert (forward.support, forward.confidence, forward.lift) == (0.5, 1.0, 1.5)
     # P(X >= 3), X ~ Hypergeometric(6 cases, 4 renewals, 3 with the pattern) = C(4,3)/C(6,3)
     assert forward.p_value == pytest.approx(0.2)
+    # its best generalization, "trainer: Training Completed" alone, is in 5 cases, 3 renewals:
+    # P(X >= 3), X ~ Hypergeometric(5, 3, 3) = 1/C(5,3)
+    assert forward.improvement == pytest.approx(0.4)
+    assert forward.improvement_p == pytest.approx(0.1)
+    productive = run_analysis(ws.store, ws.config, "sequences", outcome="renewal", min_support=1)
+    assert productive.empty  # not significant on six cases
     triple = rows.loc["viewer: Dashboard Viewed → trainer: Training Completed → executive: Plan Approved"]
     assert (triple.outcome_cases, triple.pattern_cases, triple.steps) == (1, 1, 3)
     assert "executive: Plan Approved → trainer: Training Completed" not in rows.index
-    churn = run_analysis(ws.store, ws.config, "sequences", outcome="churn", min_support=1)
+    churn = run_analysis(ws.store, ws.config, "sequences", outcome="churn", min_support=1,
+                         all_patterns=True)
     reverse = churn.set_index("pattern").loc["executive: Plan Approved → trainer: Training Completed"]
     assert (reverse.outcome_cases, reverse.confidence, reverse.lift) == (1, 1.0, 3.0)
     assert list(got.p_value) == sorted(got.p_value)  # ranked by significance
