@@ -173,9 +173,13 @@ def dedup(store: Store, cfg: IngestSection, result: LoadResult) -> None:
     store.execute(
         """
         CREATE OR REPLACE TEMP TABLE _new AS
-        SELECT * FROM _timed t
-        WHERE line_no IN (SELECT min(line_no) FROM _timed GROUP BY message_id)
-          AND NOT EXISTS (SELECT 1 FROM events e WHERE e.message_id = t.message_id)
+        WITH firsts AS (
+            SELECT * FROM _timed
+            QUALIFY line_no = min(line_no) OVER (PARTITION BY message_id)
+        )
+        -- a hash anti-join: cheap even against many millions of stored events
+        SELECT * FROM firsts t
+        WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.message_id = t.message_id)
         """
     )
     new = store.scalar("SELECT count(*) FROM _new")
@@ -199,7 +203,7 @@ def derive_memberships(store: Store, cfg: IngestSection, result: LoadResult) -> 
 
 def attribute_new(store: Store, cfg: IngestSection, result: LoadResult) -> None:
     """Resolve account, unit and role of the new events before they are written."""
-    attribution.resolve(store, "SELECT * FROM _new")
+    attribution.resolve(store, "SELECT line_no AS key, * EXCLUDE (line_no) FROM _new")
 
 
 def write_events(store: Store, cfg: IngestSection, result: LoadResult) -> None:
@@ -210,7 +214,7 @@ def write_events(store: Store, cfg: IngestSection, result: LoadResult) -> None:
                r.account_id, r.attribution, r.unit_id, r.role, n.product, n.object_id,
                n.actor_kind, n.timestamp, n.original_timestamp, n.sent_at, n.received_at,
                n.properties, n.traits, n.context, n.source
-        FROM _new n JOIN _attr_result r USING (message_id)
+        FROM _new n JOIN _attr_result r ON r.key = n.line_no
         """
     )
     store.execute("DROP TABLE _attr_result")

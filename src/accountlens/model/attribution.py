@@ -17,28 +17,22 @@ RULES = ("explicit", "membership", "domain", "unattributed")
 
 
 def resolve(store: Store, source_sql: str) -> None:
-    """Create `_attr_result(message_id, uid, account_id, attribution, unit_id, role)` for the
-    rows of `source_sql` (columns message_id, sent_user_id, anonymous_id, group_id, timestamp)."""
+    """Create `_attr_result(key, uid, account_id, attribution, unit_id, role)` for the rows of
+    `source_sql` (columns key BIGINT unique, sent_user_id, anonymous_id, group_id, timestamp).
+
+    Rows are keyed by an integer, not the message id: hashing millions of strings is what made
+    attribution slow on large loads."""
     store.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _attr_scope AS
-        SELECT e.message_id, coalesce(e.sent_user_id, i.user_id) AS uid,
-               e.group_id, e.timestamp
+        SELECT e.key, coalesce(e.sent_user_id, i.user_id) AS uid, e.group_id, e.timestamp
         FROM ({source_sql}) e LEFT JOIN identities i ON e.anonymous_id = i.anonymous_id
         """
     )
     store.execute(
         """
         CREATE OR REPLACE TEMP TABLE _attr_result AS
-        WITH by_membership AS (
-            SELECT s.message_id, count(DISTINCT m.account_id) AS n,
-                   min(m.account_id) AS account_id
-            FROM _attr_scope s JOIN memberships m
-              ON m.user_id = s.uid AND m.valid_from <= s.timestamp
-             AND (m.valid_to IS NULL OR s.timestamp < m.valid_to)
-            GROUP BY s.message_id
-        ),
-        domains AS (
+        WITH domains AS (
             SELECT lower(domain) AS domain, count(*) AS n, min(account_id) AS account_id
             FROM accounts WHERE domain IS NOT NULL AND domain <> '' GROUP BY 1
         ),
@@ -48,26 +42,45 @@ def resolve(store: Store, source_sql: str) -> None:
               ON lower(split_part(u.email, '@', 2)) = d.domain AND d.n = 1
             WHERE u.user_id IN (SELECT uid FROM _attr_scope)
         ),
+        scope AS (
+            SELECT s.*, bd.account_id AS domain_account
+            FROM _attr_scope s LEFT JOIN by_domain bd ON bd.user_id = s.uid
+        ),
+        -- one pass over the memberships valid at each event: how many accounts, and the
+        -- unit/role (latest row) in the explicit, the only, or the domain account
+        valid AS (
+            SELECT s.key, count(DISTINCT m.account_id) AS n, min(m.account_id) AS only_account,
+                   arg_max(struct_pack(unit_id := m.unit_id, role := m.role),
+                           struct_pack(valid_from := m.valid_from, source := m.source))
+                       FILTER (WHERE m.account_id = s.group_id) AS in_explicit,
+                   arg_max(struct_pack(unit_id := m.unit_id, role := m.role),
+                           struct_pack(valid_from := m.valid_from, source := m.source)) AS in_only,
+                   arg_max(struct_pack(unit_id := m.unit_id, role := m.role),
+                           struct_pack(valid_from := m.valid_from, source := m.source))
+                       FILTER (WHERE m.account_id = s.domain_account) AS in_domain
+            FROM scope s JOIN memberships m
+              ON m.user_id = s.uid AND m.valid_from <= s.timestamp
+             AND (m.valid_to IS NULL OR s.timestamp < m.valid_to)
+            GROUP BY s.key
+        ),
         resolved AS (
-            SELECT s.message_id, s.uid, s.timestamp,
-                   CASE WHEN s.group_id IS NOT NULL THEN s.group_id
-                        WHEN bm.n = 1 THEN bm.account_id
-                        ELSE bd.account_id END AS account_id,
+            SELECT s.key, s.uid,
                    CASE WHEN s.group_id IS NOT NULL THEN 'explicit'
-                        WHEN bm.n = 1 THEN 'membership'
-                        WHEN bd.account_id IS NOT NULL THEN 'domain'
-                        ELSE 'unattributed' END AS attribution
-            FROM _attr_scope s
-            LEFT JOIN by_membership bm ON bm.message_id = s.message_id
-            LEFT JOIN by_domain bd ON bd.user_id = s.uid
+                        WHEN v.n = 1 THEN 'membership'
+                        WHEN s.domain_account IS NOT NULL THEN 'domain'
+                        ELSE 'unattributed' END AS attribution,
+                   s.group_id, s.domain_account, v.only_account,
+                   v.in_explicit, v.in_only, v.in_domain
+            FROM scope s LEFT JOIN valid v USING (key)
         )
-        SELECT r.message_id, r.uid, r.account_id, r.attribution, m.unit_id, m.role
-        FROM resolved r
-        LEFT JOIN memberships m
-          ON m.user_id = r.uid AND m.account_id = r.account_id
-         AND m.valid_from <= r.timestamp AND (m.valid_to IS NULL OR r.timestamp < m.valid_to)
-        QUALIFY row_number() OVER (PARTITION BY r.message_id
-                                   ORDER BY m.valid_from DESC NULLS LAST, m.source) = 1
+        SELECT key, uid, attribution,
+               CASE attribution WHEN 'explicit' THEN group_id WHEN 'membership' THEN only_account
+                                WHEN 'domain' THEN domain_account END AS account_id,
+               (CASE attribution WHEN 'explicit' THEN in_explicit WHEN 'membership' THEN in_only
+                                 WHEN 'domain' THEN in_domain END).unit_id AS unit_id,
+               (CASE attribution WHEN 'explicit' THEN in_explicit WHEN 'membership' THEN in_only
+                                 WHEN 'domain' THEN in_domain END).role AS role
+        FROM resolved
         """
     )
     store.execute("DROP TABLE _attr_scope")
@@ -75,9 +88,10 @@ def resolve(store: Store, source_sql: str) -> None:
 
 def attribute(store: Store, where_sql: str = "TRUE", params: list | None = None) -> int:
     """(Re)attribute stored events matching `where_sql` (e.g. after CRM data changed)."""
-    columns = "message_id, sent_user_id, anonymous_id, group_id, timestamp"
     store.execute(
-        f"CREATE OR REPLACE TEMP TABLE _attr_source AS SELECT {columns} FROM events WHERE {where_sql}",
+        "CREATE OR REPLACE TEMP TABLE _attr_source AS "
+        "SELECT row_number() OVER () AS key, message_id, sent_user_id, anonymous_id, group_id, "
+        f"timestamp FROM events WHERE {where_sql}",
         params,
     )
     resolve(store, "SELECT * FROM _attr_source")
@@ -86,8 +100,8 @@ def attribute(store: Store, where_sql: str = "TRUE", params: list | None = None)
         """
         UPDATE events SET user_id = r.uid, account_id = r.account_id,
                attribution = r.attribution, unit_id = r.unit_id, role = r.role
-        FROM _attr_result r
-        WHERE events.message_id = r.message_id
+        FROM _attr_result r JOIN _attr_source s USING (key)
+        WHERE events.message_id = s.message_id
           AND (events.user_id IS DISTINCT FROM r.uid
                OR events.account_id IS DISTINCT FROM r.account_id
                OR events.attribution IS DISTINCT FROM r.attribution
