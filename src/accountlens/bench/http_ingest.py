@@ -1,0 +1,283 @@
+"""HTTP ingestion benchmark: concurrent Segment `/v1/batch` clients against `accountlens serve`."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import multiprocessing
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import psutil
+
+from accountlens.bench.datagen import dataset
+from accountlens.bench.ingest import BASELINE
+from accountlens.bench.registry import Context, Row, Target, benchmark
+from accountlens.workspace import DB_FILE, Workspace
+
+BATCH_EVENTS = 100
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def _request(port: int, method: str, path: str, timeout: float = 30.0) -> tuple[int, dict]:
+    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        conn.request(method, path)
+        response = conn.getresponse()
+        return response.status, json.loads(response.read() or b"{}")
+    finally:
+        conn.close()
+
+
+def _bodies(jsonl: Path, first: int, last: int) -> list[tuple[int, bytes]]:
+    """`/v1/batch` bodies of lines [first, last) of the file: (events, body) per request."""
+    bodies, lines = [], []
+    with open(jsonl, "rb") as fh:
+        for number, line in enumerate(fh):
+            if number >= last:
+                break
+            if number >= first:
+                lines.append(line.rstrip(b"\n"))
+                if len(lines) == BATCH_EVENTS:
+                    bodies.append((len(lines), b'{"batch":[' + b",".join(lines) + b"]}"))
+                    lines = []
+    if lines:
+        bodies.append((len(lines), b'{"batch":[' + b",".join(lines) + b"]}"))
+    return bodies
+
+
+def client(port: int, key: str, jsonl: str, first: int, last: int, barrier, results) -> None:
+    """One client process: build its bodies, wait for the start, POST them all with keep-alive."""
+    bodies = _bodies(Path(jsonl), first, last)
+    auth = "Basic " + base64.b64encode(f"{key}:".encode()).decode()
+    headers = {"Content-Type": "application/json", "Authorization": auth}
+    conn = http.client.HTTPConnection(HOST, port, timeout=120)
+    acked, retries, errors, latencies = 0, 0, [], []
+    barrier.wait()
+    cpu = time.process_time()
+    for events, body in bodies:
+        for _attempt in range(4):  # a retry is safe: the server dedups by messageId
+            started = time.monotonic()
+            try:
+                conn.request("POST", "/v1/batch", body=body, headers=headers)
+                response = conn.getresponse()
+                response.read()
+                status = response.status
+            except (OSError, http.client.HTTPException) as exc:
+                status, conn = f"{type(exc).__name__}: {exc}", http.client.HTTPConnection(
+                    HOST, port, timeout=120)
+            if status == 200:
+                latencies.append(time.monotonic() - started)
+                acked += events
+                break
+            retries += 1
+            errors.append(str(status))
+        else:
+            break  # the server refuses this batch four times: stop, the count check will fail
+    finished = time.monotonic()
+    conn.close()
+    results.put({"acked": acked, "retries": retries, "errors": errors[:5], "finished": finished,
+                 "latencies": latencies, "cpu": time.process_time() - cpu})
+
+
+class RssSampler(threading.Thread):
+    """Samples the peak resident memory of a process and its children."""
+
+    def __init__(self, pid: int, interval: float = 0.1):
+        super().__init__(daemon=True)
+        self.process, self.interval = psutil.Process(pid), interval
+        self.peak = 0
+        self._done = threading.Event()
+
+    def current(self) -> int:
+        total = 0
+        for proc in [self.process, *self.process.children(recursive=True)]:
+            try:
+                total += proc.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+
+    def run(self) -> None:
+        while not self._done.wait(self.interval):
+            try:
+                self.peak = max(self.peak, self.current())
+            except psutil.Error:
+                return
+
+    def stop(self) -> int:
+        self._done.set()
+        self.join(timeout=5)
+        return self.peak
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen
+    port: int
+
+    @classmethod
+    def start(cls, folder: Path, log: Path) -> Server:
+        port = free_port()
+        with open(log, "wb") as err:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "accountlens", "serve", "--dir", str(folder),
+                 "--host", HOST, "--port", str(port)],
+                stdout=subprocess.DEVNULL, stderr=err,
+            )
+        server = cls(process, port)
+        for _ in range(600):  # up to 60 s
+            if process.poll() is not None:
+                raise RuntimeError(f"accountlens serve exited: {log.read_text()[-2000:]}")
+            try:
+                if _request(port, "GET", "/health", timeout=2)[0] == 200:
+                    return server
+            except OSError:
+                pass
+            time.sleep(0.1)
+        server.stop()
+        raise RuntimeError("accountlens serve did not answer /health within 60 s")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)  # graceful: the loader drains the log
+            try:
+                self.process.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def _wait_loaded(port: int, expected: int, timeout: float) -> dict:
+    """Flush, then poll the status until `expected` events are stored and the log is empty."""
+    status, body = _request(port, "POST", "/api/v1/flush", timeout=timeout)
+    if status != 200:
+        raise RuntimeError(f"POST /api/v1/flush answered {status}: {body}")
+    deadline = time.monotonic() + timeout
+    while True:
+        status, body = _request(port, "GET", "/api/v1/status", timeout=60)
+        if status == 200 and body["events"] >= expected and body["unloaded_log_bytes"] == 0:
+            return body
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not loaded after {timeout:.0f} s: {body}")
+        time.sleep(0.2)
+
+
+def _stored_counts(folder: Path) -> tuple[int, int, int]:
+    con = duckdb.connect(str(folder / DB_FILE), read_only=True)
+    try:
+        return con.execute(
+            "SELECT count(*), count(DISTINCT message_id), "
+            "(SELECT count(*) FROM quarantine) FROM events"
+        ).fetchone()
+    finally:
+        con.close()
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
+
+
+def _drive(ctx: Context, server: Server, key: str, jsonl: Path, events: int) -> dict:
+    """Run the clients against the server; timings, acknowledgements and peak RSS."""
+    mp = multiprocessing.get_context("spawn")  # no fork of a process holding DuckDB threads
+    barrier, results = mp.Barrier(ctx.clients + 1), mp.Queue()
+    bounds = [events * c // ctx.clients for c in range(ctx.clients + 1)]
+    procs = [mp.Process(target=client, args=(server.port, key, str(jsonl), bounds[c],
+                                             bounds[c + 1], barrier, results))
+             for c in range(ctx.clients)]
+    for proc in procs:
+        proc.start()
+    sampler = RssSampler(server.process.pid)
+    barrier.wait(timeout=600)  # every client has its bodies ready
+    server_cpu = psutil.Process(server.process.pid).cpu_times
+    cpu_before = sum(server_cpu()[:2])
+    started = time.monotonic()
+    sampler.start()
+    reports = [results.get(timeout=3600) for _ in procs]
+    sent = time.monotonic()
+    cpu_sending = sum(server_cpu()[:2]) - cpu_before
+    for proc in procs:
+        proc.join(timeout=60)
+    rss_sending = sampler.peak
+    body = _wait_loaded(server.port, events, timeout=1800)
+    loaded = time.monotonic()
+    rss_peak = sampler.stop()
+    cpu = sum(server_cpu()[:2]) - cpu_before
+    send_seconds = max(r["finished"] for r in reports) - started
+    return {
+        "acked": sum(r["acked"] for r in reports), "retries": sum(r["retries"] for r in reports),
+        "errors": [e for r in reports for e in r["errors"]][:5],
+        "latencies": [x for r in reports for x in r["latencies"]],
+        "send_seconds": send_seconds, "drain_seconds": loaded - sent,
+        "loaded_seconds": loaded - started, "rss_sending": rss_sending, "rss_peak": rss_peak,
+        "server_cpu": cpu, "server_cpu_sending": cpu_sending,
+        "client_cpu": sum(r["cpu"] for r in reports), "status": body,
+    }
+
+
+@benchmark("http_ingest", "HTTP ingestion (`accountlens serve`, Segment `/v1/batch`)", order=40,
+           requires=("baseline",))
+def http_ingest_benchmark(ctx: Context) -> list[Row]:
+    """`accountlens serve` runs as a subprocess on a loopback port with a fresh workspace.
+    Client processes POST pre-built `/v1/batch` bodies of 100 events (HTTP Basic write key,
+    keep-alive), sending the same JSONL events; each 200 means the batch is fsync'd to the
+    durable log. The background loader moves the log into DuckDB meanwhile. Time-to-loaded
+    ends when `POST /api/v1/flush` has returned and `GET /api/v1/status` counts every event.
+    RSS is the server's resident memory with its children, sampled every 0.1 s. The clients
+    share the machine's cores with the server, so the CPU rows (server and clients) say more
+    about capacity than the rate when the machine is busy."""
+    data = dataset(ctx)
+    folder = ctx.scratch("http") / "workspace"
+    ws = Workspace.init(folder, name="bench-http")
+    key = ws.config.workspace.write_keys[0]
+    ws.close()
+    server = Server.start(folder, folder.parent / "serve.log")
+    try:
+        ctx.log(f"http_ingest: server on port {server.port}, {ctx.clients} clients")
+        run = _drive(ctx, server, key, data.jsonl, data.events)
+    finally:
+        server.stop()
+    stored, distinct, quarantined = _stored_counts(folder)
+    latencies = run["latencies"]
+    return [
+        Row("http.ack_rate", "acknowledged events/s (sustained)", run["acked"] / run["send_seconds"],
+            "events/s", baseline=BASELINE, target=Target(">=", 0.30),
+            note=f"{run['acked']:,} events in {run['send_seconds']:.1f} s, {ctx.clients} clients, "
+                 f"{BATCH_EVENTS} events/request, {run['retries']} retries"
+                 + (f" ({'; '.join(run['errors'])})" if run["errors"] else "")),
+        Row("http.loaded_rate", "events/s until all are loaded in the store",
+            data.events / run["loaded_seconds"], "events/s", baseline=BASELINE,
+            note=f"time-to-loaded {run['loaded_seconds']:.1f} s "
+                 f"(drain after the last ack: {run['drain_seconds']:.1f} s)"),
+        Row("http.latency_p50", "request latency p50", 1000 * _percentile(latencies, 0.50), "ms"),
+        Row("http.latency_p99", "request latency p99", 1000 * _percentile(latencies, 0.99), "ms"),
+        Row("http.rss_sending", "server peak RSS while receiving", run["rss_sending"] / 1e6, "MB",
+            target=Target("<=", 500, on="value")),
+        Row("http.rss_peak", "server peak RSS until loaded", run["rss_peak"] / 1e6, "MB",
+            target=Target("<=", 500, on="value")),
+        Row("http.server_cpu", "server CPU time per 1,000 events",
+            1e6 * run["server_cpu"] / data.events, "ms",
+            note=f"{run['server_cpu']:.1f} CPU s in total, {run['server_cpu_sending']:.1f} of them "
+                 f"while receiving; the clients used {run['client_cpu']:.1f} CPU s"),
+        Row("http.stored", "events stored exactly once / sent", stored / data.events, "ratio",
+            target=Target("==", 1.0, on="value"),
+            note=f"sent {data.events:,}, acknowledged {run['acked']:,}, stored {stored:,}, "
+                 f"distinct message ids {distinct:,}, quarantined {quarantined:,}"
+                 + ("" if stored == distinct == data.events else " — MISMATCH")),
+    ]

@@ -1,0 +1,122 @@
+"""Bulk ingestion benchmarks: DuckDB's own JSON reading (the baseline) and `Workspace.import_events`."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from accountlens.bench.datagen import connect, dataset
+from accountlens.bench.registry import Context, Row, Target, benchmark
+from accountlens.ingest import pipeline
+from accountlens.workspace import Workspace
+
+BASELINE = "baseline.limit"
+BASELINE_READERS = {
+    "read_json": ("DuckDB read_json → table", "typed columns, nested structs auto-detected"),
+    "read_ndjson_objects": ("DuckDB read_ndjson_objects → table", "one JSON value per line"),
+}
+
+
+def _read_into_table(reader: str, jsonl: Path, db: Path) -> float:
+    """Seconds to read `jsonl` into a table of a fresh DuckDB file, persisted (checkpointed)."""
+    db.unlink(missing_ok=True)
+    con = connect(str(db))
+    try:
+        started = time.perf_counter()
+        con.execute(f"CREATE TABLE events AS SELECT * FROM {reader}(?)", [str(jsonl)])
+        con.execute("CHECKPOINT")
+        return time.perf_counter() - started
+    finally:
+        con.close()
+        db.unlink(missing_ok=True)
+        Path(str(db) + ".wal").unlink(missing_ok=True)
+
+
+@benchmark("baseline", "Baseline: DuckDB reading the JSONL", order=20, requires=("datagen",))
+def baseline_benchmark(ctx: Context) -> list[Row]:
+    """How fast DuckDB alone reads the generated JSONL into a table of a fresh database file:
+    the practical limit of this stack (DuckDB + JSON), against which every ingestion path is
+    measured. Best of two runs (one in quick mode); the file is in the OS page cache for every
+    contender, and every contender writes to a DuckDB file."""
+    data = dataset(ctx)
+    folder = ctx.scratch("baseline")
+    rows = []
+    for reader, (figure, note) in BASELINE_READERS.items():
+        seconds = min(_read_into_table(reader, data.jsonl, folder / "baseline.duckdb")
+                      for _ in range(1 if ctx.quick else 2))
+        rows.append(Row(f"baseline.{reader}", figure, data.events / seconds, "events/s",
+                        note=f"{note}; {seconds:.2f} s"))
+    best = max(rows, key=lambda row: row.value)
+    rows.append(Row(BASELINE, "baseline: the faster of the two", best.value, "events/s",
+                    note=f"`{best.key}`; every ratio below is against this row"))
+    return rows
+
+
+@contextlib.contextmanager
+def timed_steps(seconds: dict[str, float]) -> Iterator[None]:
+    """Time each step of the load pipeline (wrapping `pipeline.STEPS` for the duration)."""
+    original = list(pipeline.STEPS)
+
+    def timed(step):
+        def run(store, cfg, result):
+            started = time.perf_counter()
+            try:
+                step(store, cfg, result)
+            finally:
+                seconds[step.__name__] = seconds.get(step.__name__, 0.0) + time.perf_counter() - started
+        return run
+
+    pipeline.STEPS[:] = [timed(step) for step in original]
+    try:
+        yield
+    finally:
+        pipeline.STEPS[:] = original
+
+
+def _import(folder: Path, path: Path, steps: dict[str, float] | None = None):
+    """(seconds, LoadResult, stored events) of importing `path` into a fresh workspace."""
+    ws = Workspace.init(folder)
+    try:
+        with timed_steps(steps) if steps is not None else contextlib.nullcontext():
+            started = time.perf_counter()
+            result = ws.import_events(path)
+            seconds = time.perf_counter() - started
+        stored = ws.store.scalar("SELECT count(*) FROM events")
+    finally:
+        ws.close()
+    return seconds, result, stored
+
+
+@benchmark("bulk_import", "Bulk import (`Workspace.import_events`)", order=30,
+           requires=("baseline",))
+def bulk_import_benchmark(ctx: Context) -> list[Row]:
+    """`Workspace.import_events(file)` of the same JSONL into a fresh workspace: staging, the whole
+    load pipeline (validate, dedup, profiles, memberships, attribution) and the commit. The
+    Parquet import reads the same events from flattened columns. The step rows show where the
+    time of the JSONL import goes (wall time of each pipeline step)."""
+    data = dataset(ctx)
+    steps: dict[str, float] = {}
+    seconds, result, stored = _import(ctx.scratch("import-jsonl"), data.jsonl, steps)
+    rows = [
+        Row("bulk_import.jsonl", "import_events(JSONL)", data.events / seconds, "events/s",
+            baseline=BASELINE, target=Target(">=", 0.70),
+            note=f"{seconds:.1f} s; {result.inserted:,} inserted, {result.quarantined:,} "
+                 f"quarantined; {stored:,} in the store"),
+        Row("bulk_import.stored", "events stored / generated", stored / data.events, "ratio",
+            target=Target("==", 1.0, on="value")),
+    ]
+    if data.parquet is not None:
+        p_seconds, p_result, _ = _import(ctx.scratch("import-parquet"), data.parquet)
+        rows.append(Row("bulk_import.parquet", "import_events(Parquet)", data.events / p_seconds,
+                        "events/s", baseline=BASELINE,
+                        note=f"{p_seconds:.1f} s; {p_result.inserted:,} inserted"))
+    pipeline_total = sum(steps.values())
+    rows.append(Row("bulk_import.step.staging_and_commit", "  staging, commit, bookkeeping",
+                    seconds - pipeline_total, "s", note=f"{(seconds - pipeline_total) / seconds:.0%}"))
+    for name, step_seconds in sorted(steps.items(), key=lambda kv: -kv[1]):
+        if step_seconds >= 0.005 * seconds:
+            rows.append(Row(f"bulk_import.step.{name}", f"  step `{name}`", step_seconds, "s",
+                            note=f"{step_seconds / seconds:.0%} of the import"))
+    return rows
