@@ -34,9 +34,11 @@ def test_api_conforms_to_its_schema(api_schema) -> None:
     assert len(operations) >= 5
     calls: list[int] = []
     for operation in operations:
+        # ~50 metric endpoints share one implementation: fewer examples each keep the run short.
+        examples = 8 if operation.path.startswith("/api/v1/metrics") else 25
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=25, deadline=None)
+        @settings(max_examples=examples, deadline=None)
         def check(case) -> None:
             # Positive-data acceptance is excluded only for the replay patch: lone UTF-16
             # surrogates are schema-valid strings but not storable JSON, and get a clear 400.
@@ -44,5 +46,5 @@ def test_api_conforms_to_its_schema(api_schema) -> None:
             calls.append(case.call_and_validate(excluded_checks=excluded).status_code)
 
         check()
-    assert len(calls) >= 5 * len(operations) // 2
+    assert len(calls) >= 2 * len(operations)
     assert all(code < 500 for code in calls)

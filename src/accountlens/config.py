@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from accountlens.analysis.settings import HandoffsSection, RolesSection, SequencesSection
+from accountlens.metrics.settings import AnalysisSection, MetricsSection
 
 CONFIG_FILE = "accountlens.toml"
 
@@ -29,13 +30,14 @@ class IngestSection(_Section):
     max_event_bytes: int = Field(default=32 * 1024, gt=0)
     max_batch_bytes: int = Field(default=500 * 1024, gt=0)
     posthog_account_group_type: str = "company"
-    log_segment_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    log_segment_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
     load_interval_seconds: float = Field(default=1.0, gt=0)
 
 
 class ServeSection(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8844, ge=0, le=65535)
+    memory_limit: str = "384MB"
 
 
 class Config(_Section):
@@ -45,6 +47,8 @@ class Config(_Section):
     handoffs: HandoffsSection = Field(default_factory=HandoffsSection)
     sequences: SequencesSection = Field(default_factory=SequencesSection)
     roles: RolesSection = Field(default_factory=RolesSection)
+    metrics: MetricsSection = Field(default_factory=MetricsSection)
+    analysis: AnalysisSection = Field(default_factory=AnalysisSection)
 
 
 class ConfigError(ValueError):
@@ -105,6 +109,8 @@ load_interval_seconds = {ingest.load_interval_seconds}
 [serve]
 host = "127.0.0.1"
 port = 8844
+# DuckDB memory limit of the server process (loads spill to disk beyond it).
+memory_limit = "384MB"
 
 [handoffs]
 # Events that complete a shared object; an object without one is a stall candidate.
@@ -127,12 +133,52 @@ max_tokens = {defaults.sequences.max_tokens}
 [roles]
 # Roles from least to most senior ("junior activity unlocks supervisor interest").
 seniority = {_toml_list(defaults.roles.seniority)}
-# Events that deliver value (onboarding paths, time-to-value by role and department).
-value_events = {_toml_list(defaults.roles.value_events)}
 # A champion with no activity for this many days is "quiet".
 champion_quiet_days = {defaults.roles.champion_quiet_days}
 # Days of activity used to find each account's champion.
 champion_lookback_days = {defaults.roles.champion_lookback_days}
+{_metrics_template(defaults)}'''
+
+
+def _metrics_template(defaults: Config) -> str:
+    m = defaults.metrics
+    quotas = ", ".join(f'{k} = {_toml_list(v)}' for k, v in m.quota_events.items())
+    return f'''
+[metrics]
+# Definitions of docs/metrics.md. Events that deliver value (activation, time-to-value).
+value_events = {_toml_list(m.value_events)}
+# A user is activated by a value event within this many days of acquisition.
+activation_days = {m.activation_days}
+# An account is activated when min_users users had value events within this many days.
+account_activation_days = {m.account_activation_days}
+min_users = {m.min_users}
+# Adoption velocity: users first active in an account's first N weeks, divided by N.
+velocity_weeks = {m.velocity_weeks}
+# AARRR funnel stages in order; add "awareness" (awareness_events) to start earlier.
+funnel_stages = {_toml_list(m.funnel_stages)}
+awareness_events = {_toml_list(m.awareness_events)}
+# The retention stage needs activity this many days after the previous stage.
+retention_after_days = {m.retention_after_days}
+# Referral: the invite event and the property holding the invitee's email.
+referral_event = "{m.referral_event}"
+referral_email_property = "{m.referral_email_property}"
+# User-level revenue stage.
+monetization_event = "{m.monetization_event}"
+# NRR, GRR, logo retention and ARR movements look back this many days.
+revenue_period_days = {m.revenue_period_days}
+# Contract alignment: quota entitlement → events that consume it, counted over quota_window_days.
+quota_window_days = {m.quota_window_days}
+quota_events = {{ {quotas} }}
+# Purchased module → events that count as using it (an event whose product is the module counts too).
+module_events = {{}}
+# Band edges of the size_band (employees), maturity (months) and deployment_scale (MAU) slices.
+size_bands = {m.size_bands}
+maturity_bands_months = {m.maturity_bands_months}
+deployment_scale_bands = {m.deployment_scale_bands}
+
+[analysis]
+# user | account | loose | linked | advanced: which levels and drill-downs metrics offer.
+model = "{defaults.analysis.model}"
 '''
 
 

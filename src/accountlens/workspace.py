@@ -104,6 +104,12 @@ class Workspace:
 
         return run_analysis(self.store, self.config, name, **params)
 
+    def metric(self, name: str, level: str | None = None, as_of: Any = None, **kwargs: Any):
+        """A registered metric as a DataFrame; kwargs are account filters and metric params."""
+        from accountlens.metrics.python_api import metric
+
+        return metric(self, name, level, as_of, **kwargs)
+
     # --- status and quarantine --------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         counts = self.store.arrow(

@@ -2,7 +2,7 @@
 
 A user's onboarding path in an account is the sequence of their first `steps` distinct
 consecutive active events there (repeats collapsed); the role is the one at their first event.
-A user is *activated* when they perform one of `roles.value_events` within `activation_days`
+A user is *activated* when they perform one of `metrics.value_events` within `activation_days`
 of that first event; time-to-value is the days until their first value event.
 """
 
@@ -121,7 +121,7 @@ def run(store: Store, settings, request: PathsRequest) -> pd.DataFrame:
     params = {
         "end": day_end(as_of),
         "account": request.account,
-        "value_events": settings.roles.value_events,
+        "value_events": settings.metrics.value_events,
         "activation_days": request.activation_days,
     }
     return (_ttv if request.view == "ttv" else _paths)(store, params, request)

@@ -145,9 +145,14 @@ def _patterns(store: Store, settings, request: SequencesRequest) -> pd.DataFrame
                "SELECT case_id, a || ' → ' || b, 2 FROM _pairs"]
     if request.length == 3:
         store.execute(
+            # Triples grow only from the pairs seen in most target-outcome cases, which bounds
+            # the work on large workspaces (every pair is frequent when there are many cases).
             """CREATE OR REPLACE TEMP TABLE _frequent_pairs AS
-               SELECT a, b FROM _pairs GROUP BY ALL HAVING count(DISTINCT case_id) >= ?""",
-            [min_support],
+               SELECT p.a, p.b FROM _pairs p JOIN _cases c USING (case_id)
+               GROUP BY p.a, p.b HAVING count(DISTINCT p.case_id) >= ?
+               ORDER BY count(DISTINCT p.case_id) FILTER (WHERE c.kind = ?) DESC, p.a, p.b
+               LIMIT 200""",
+            [min_support, request.outcome],
         )
         store.execute(_triples_sql(span))
         matches.append("SELECT case_id, a || ' → ' || b || ' → ' || c, 3 FROM _triples")
@@ -181,11 +186,12 @@ def _productive(stats: pd.DataFrame, min_support: int, keep_all: bool) -> pd.Dat
     from scipy import stats as sps
 
     by_name = stats.set_index("pattern")
+    confidence = dict(zip(stats.pattern, stats.confidence))  # plain dict: 100k+ lookups
     multi = stats[(stats.steps >= 2) & (stats.outcome_cases >= min_support)].copy()
     best_sub = []
     for pattern in multi.pattern:
-        subs = [s for s in _sub_patterns(pattern) if s in by_name.index]
-        best_sub.append(max(subs, key=lambda s: by_name.at[s, "confidence"]) if subs else None)
+        subs = [s for s in _sub_patterns(pattern) if s in confidence]
+        best_sub.append(max(subs, key=confidence.__getitem__) if subs else None)
     multi["generalization"] = best_sub
     known = multi.generalization.notna()
     g_cases = multi.generalization.map(by_name.pattern_cases).where(known, multi.cases)

@@ -30,9 +30,5 @@ class RolesSection(_Section):
         default_factory=lambda: ["viewer", "analyst", "editor", "trainer", "approver", "admin",
                                  "executive"]
     )
-    value_events: list[str] = Field(
-        default_factory=lambda: ["Report Created", "Report Shared", "Workflow Approved",
-                                 "Plan Approved"]
-    )
     champion_quiet_days: int = Field(default=14, gt=0)
     champion_lookback_days: int = Field(default=90, gt=0)

@@ -139,6 +139,10 @@ def create_app(lives: list[LiveWorkspace], lifespan=None) -> FastAPI:
 
     app.include_router(analysis_router(live_workspace, ERRORS))
 
+    from accountlens.api.metrics_routes import metrics_router
+
+    app.include_router(metrics_router(live_workspace, ERRORS))
+
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse({"success": False, "error": exc.detail}, status_code=exc.status_code)

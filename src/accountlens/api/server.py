@@ -18,6 +18,8 @@ log = logging.getLogger("accountlens.server")
 
 def start_workspace(root: Path) -> LiveWorkspace:
     workspace = Workspace.open(root)
+    # The server is long-lived: bound DuckDB's memory (default is 80 % of RAM).
+    workspace.store.execute("SET memory_limit = ?", [workspace.config.serve.memory_limit])
     event_log = workspace.open_log()
     loader = BackgroundLoader(workspace.store, workspace.config.ingest, event_log)
     # Anything acknowledged before a crash is still in the log: load it before serving.

@@ -251,6 +251,10 @@ from accountlens.cli.analysis_cmd import register as _register_analyses  # noqa:
 
 _register_analyses(app)
 
+from accountlens.cli.metrics_cmd import register as _register_metrics  # noqa: E402
+
+_register_metrics(app)
+
 
 def main() -> None:
     app()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from accountlens.config import IngestSection
 from accountlens.model import attribution, memberships, profiles
+from accountlens.metrics.rollup import update_daily_rollup
 from accountlens.store.base import Store
 
 STAGING = "_staging"
@@ -59,13 +60,12 @@ def extract(store: Store, cfg: IngestSection, result: LoadResult) -> None:
         CREATE OR REPLACE TEMP VIEW _parsed AS
         WITH lists AS (
             SELECT line_no, raw, source, received_fallback,
-                   CASE WHEN raw IS NULL THEN NULL ELSE json_type(raw) END AS json_kind,
                    json_extract_string(raw, [{text}]) AS t,
                    json_extract(raw, [{nested}]) AS j
             FROM {STAGING}
         ),
         base AS (
-            SELECT line_no, raw, source, received_fallback, json_kind,
+            SELECT line_no, raw, source, received_fallback,
                    lower(t[1]) AS type, t[2] AS given_message_id,
                    nullif(t[3], '') AS sent_user_id, nullif(t[4], '') AS anonymous_id,
                    nullif(t[5], '') AS previous_id,
@@ -78,7 +78,9 @@ def extract(store: Store, cfg: IngestSection, result: LoadResult) -> None:
             FROM lists
         )
         SELECT *,
-               coalesce(given_message_id, 'h-' || md5(CAST(raw AS VARCHAR))) AS message_id,
+               -- hashing the raw event is costly: only for events without a message id
+               CASE WHEN given_message_id IS NULL THEN 'h-' || md5(CAST(raw AS VARCHAR))
+                    ELSE given_message_id END AS message_id,
                CASE WHEN type = 'track' THEN event_name ELSE page_name END AS name,
                TRY_CAST(ts_text AS TIMESTAMPTZ) AS original_timestamp,
                TRY_CAST(sent_text AS TIMESTAMPTZ) AS sent_at,
@@ -104,7 +106,6 @@ def validate(store: Store, cfg: IngestSection, result: LoadResult) -> None:
             json_extract_string(properties, ?) AS product,
             CASE
             WHEN raw IS NULL THEN 'invalid JSON'
-            WHEN json_kind <> 'OBJECT' THEN 'event is not a JSON object'
             WHEN type IS NULL THEN 'missing type'
             WHEN type NOT IN ('track', 'page', 'screen', 'identify', 'group', 'alias')
                 THEN 'unknown type ' || type
@@ -248,6 +249,7 @@ STEPS: list[Step] = [
     attribute_new,
     write_events,
     reattribute_changed,
+    update_daily_rollup,
 ]
 
 

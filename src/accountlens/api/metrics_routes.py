@@ -1,0 +1,123 @@
+"""`/api/v1/metrics/...`: the metric registry over REST, one typed GET endpoint per metric.
+
+No `from __future__ import annotations` here: FastAPI must see the real request models.
+"""
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from accountlens.cli.analysis_cmd import frame_records
+from accountlens.metrics.levels import FILTERS
+from accountlens.metrics.registry import (
+    Metric, MetricError, MetricRequest, available, available_levels, explain, load_all,
+    normalize_filters, run,
+)
+
+
+class MetricInfo(BaseModel):
+    name: str
+    family: str
+    levels: list[str]
+    definition: str
+    inputs: list[str]
+
+
+class MetricResult(BaseModel):
+    metric: str
+    level: str | None = Field(description="the level asked for (null: the metric's default)")
+    as_of: dt.date | None = Field(description="the day asked for (null: the latest event day)")
+    rows: list[dict[str, Any]]
+
+
+class MetricExplanation(BaseModel):
+    name: str
+    family: str
+    definition: str
+    inputs: list[str]
+    levels: list[str]
+    level: str
+    as_of: str
+    sql: str
+
+
+def _query_model(metric: Metric) -> type[BaseModel]:
+    """The typed query of one metric: as_of, level, account filters and the metric's params."""
+    fields: dict[str, Any] = {
+        "as_of": (dt.date | None, Field(default=None, description="last day included")),
+        "level": (Literal[metric.levels] | None,  # type: ignore[valid-type]
+                  Field(default=None, description="grouping level")),
+    }
+    for key in FILTERS:
+        fields[key] = (list[str] | None, Field(default=None, description=f"keep only {key} values"))
+    for name, field in metric.params.model_fields.items():
+        fields[name] = (field.annotation | None, Field(default=None, description=field.description))
+    return create_model(f"{metric.name.title().replace('_', '')}Query",
+                        __config__=ConfigDict(extra="forbid"), **fields)
+
+
+def _request(name: str, query: BaseModel) -> MetricRequest:
+    values = query.model_dump(exclude_none=True)
+    filters = {k: values.pop(k) for k in FILTERS if k in values}
+    return MetricRequest(name=name, level=values.pop("level", None), as_of=values.pop("as_of", None),
+                         filters=normalize_filters(filters), params=values)
+
+
+def metrics_router(live_workspace: Callable, errors: dict) -> APIRouter:
+    router = APIRouter(prefix="/api/v1/metrics", tags=["metrics"])
+
+    @router.get("", response_model=list[MetricInfo], responses=errors)
+    def list_metrics(live=Depends(live_workspace)) -> list[dict]:
+        """Metrics offered by the workspace's analysis model, with their levels."""
+        model = live.workspace.config.analysis.model
+        return [{"name": m.name, "family": m.family, "levels": list(available_levels(m, model)),
+                 "definition": m.definition, "inputs": list(m.inputs)} for m in available(model)]
+
+    for name, metric in load_all().items():
+        query = _query_model(metric)
+        router.add_api_route(f"/{name}", _endpoint(name, query, live_workspace), methods=["GET"],
+                             summary=metric.definition.split(". ")[0], response_model=MetricResult,
+                             responses=errors, name=f"metric_{name}")
+        router.add_api_route(f"/{name}/explain", _explainer(name, metric, live_workspace),
+                             methods=["GET"], summary=f"definition, inputs and SQL of {name}",
+                             response_model=MetricExplanation, responses=errors,
+                             name=f"explain_{name}")
+
+    return router
+
+
+def _endpoint(name: str, query_model: type[BaseModel], live_workspace: Callable) -> Callable:
+    def endpoint(query: Annotated[query_model, Query()], live=Depends(live_workspace)) -> dict:
+        ws = live.workspace
+        try:
+            request = _request(name, query)
+            frame = run(ws.store, ws.config.metrics, ws.config.analysis, request)
+        except MetricError as exc:
+            raise HTTPException(400, str(exc)) from exc
+        return {"metric": name, "level": request.level, "as_of": request.as_of,
+                "rows": frame_records(frame)}
+
+    endpoint.__name__ = f"metric_{name}"
+    return endpoint
+
+
+def _explainer(name: str, metric: Metric, live_workspace: Callable) -> Callable:
+    def endpoint(
+        live=Depends(live_workspace),
+        as_of: dt.date | None = Query(default=None, description="last day included"),
+        level: Literal[metric.levels] | None = Query(  # type: ignore[valid-type]
+            default=None, description="grouping level"),
+    ) -> dict:
+        """Definition, inputs and the SQL the metric runs (data lineage)."""
+        ws = live.workspace
+        try:
+            return explain(ws.store, ws.config.metrics, ws.config.analysis,
+                           MetricRequest(name=name, level=level, as_of=as_of))
+        except MetricError as exc:
+            raise HTTPException(400, str(exc)) from exc
+
+    endpoint.__name__ = f"explain_{name}"
+    return endpoint

@@ -1,0 +1,126 @@
+"""`accountlens metrics [NAME...]` and `accountlens explain METRIC`, generated from the metric registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from accountlens.cli.formats import OutputFormat, emit
+
+DirOption = Annotated[Path, typer.Option("--dir", "-d", help="Workspace folder.")]
+FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
+AsOfOption = Annotated[str | None, typer.Option(
+    "--as-of", help="Last day included, YYYY-MM-DD (default: the latest event day).")]
+LevelOption = Annotated[str | None, typer.Option(
+    "--level", "-l", help="user, account, role, unit, team, department, business_unit, an account "
+                          "slice (industry, region, plan, size_band, maturity, deployment_scale) "
+                          "or all; default: the metric's first level.")]
+FilterOption = Annotated[list[str] | None, typer.Option(
+    "--filter", help="KEY=VALUE keeping only matching accounts (account, user, industry, region, "
+                     "plan, size_band, maturity, deployment_scale); repeat to combine.")]
+ParamOption = Annotated[list[str] | None, typer.Option(
+    "--param", "-p", help="KEY=VALUE metric parameter, e.g. period=month for retention.")]
+
+
+def _pairs(values: list[str] | None, option: str) -> dict[str, list[str]]:
+    from accountlens.cli.main import _fail
+
+    out: dict[str, list[str]] = {}
+    for value in values or []:
+        key, sep, text = value.partition("=")
+        if not sep or not key.strip():
+            _fail(f"{option} takes KEY=VALUE, got {value!r}")
+        out.setdefault(key.strip(), []).append(text.strip())
+    return out
+
+
+def _request(name: str, level: str | None, as_of: str | None, filters: list[str] | None,
+             params: list[str] | None):
+    from accountlens.metrics.python_api import as_date
+    from accountlens.metrics.registry import MetricRequest, normalize_filters
+
+    values: dict[str, Any] = {k: v[-1] for k, v in _pairs(params, "--param").items()}
+    return MetricRequest(name=name, level=level, as_of=as_date(as_of),
+                         filters=normalize_filters(_pairs(filters, "--filter")), params=values)
+
+
+def metrics(
+    names: Annotated[list[str] | None, typer.Argument(
+        help="Metrics to compute; none lists the registered metrics.")] = None,
+    directory: DirOption = Path("."),
+    as_of: AsOfOption = None,
+    level: LevelOption = None,
+    filters: FilterOption = None,
+    params: ParamOption = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Compute metrics (SPEC §5) at a level, as of a day, for filtered accounts."""
+    from accountlens.cli.analysis_cmd import frame_records
+    from accountlens.cli.main import _fail, _open
+    from accountlens.metrics.registry import MetricError, available, available_levels, run
+
+    with _open(directory) as ws:
+        model = ws.config.analysis.model
+        if not names:
+            emit([{"metric": m.name, "family": m.family,
+                   "levels": ", ".join(available_levels(m, model)), "definition": m.definition}
+                  for m in available(model)], fmt, title=f"metrics ({model} analysis model)")
+            return
+        outputs = []
+        for name in names:
+            try:
+                req = _request(name, level, as_of, filters, params)
+                frame = run(ws.store, ws.config.metrics, ws.config.analysis, req)
+            except MetricError as exc:
+                _fail(str(exc))
+            outputs.append((name, frame_records(frame)))
+    if len(outputs) == 1 or fmt is OutputFormat.table:
+        for name, rows in outputs:
+            emit(rows, fmt, title=name)
+    else:  # one list with stable keys: the metric name first
+        keys = list(dict.fromkeys(["metric", *(k for _, rows in outputs for r in rows for k in r)]))
+        emit([{k: {"metric": name, **row}.get(k) for k in keys}
+              for name, rows in outputs for row in rows], fmt)
+
+
+def explain(
+    name: Annotated[str, typer.Argument(help="Metric name (see `accountlens metrics`).")],
+    directory: DirOption = Path("."),
+    as_of: AsOfOption = None,
+    level: LevelOption = None,
+    filters: FilterOption = None,
+    params: ParamOption = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Print a metric's definition, inputs and the SQL it runs (data lineage)."""
+    from accountlens.cli.main import _fail, _open
+    from accountlens.config import Config
+    from accountlens.metrics.registry import MetricError
+    from accountlens.metrics.registry import explain as explain_metric
+
+    ws = _open(directory) if (directory / "accountlens.toml").exists() else None
+    config = ws.config if ws else Config()
+    try:
+        req = _request(name, level, as_of, filters, params)
+        info = explain_metric(ws.store if ws else None, config.metrics, config.analysis, req)
+    except MetricError as exc:
+        _fail(str(exc))
+    finally:
+        if ws:
+            ws.close()
+    if fmt is OutputFormat.table:
+        typer.echo(f"{info['name']} ({info['family']})\n\n{info['definition']}\n")
+        typer.echo("inputs: " + ", ".join(info["inputs"]))
+        typer.echo("levels: " + ", ".join(info["levels"]))
+        typer.echo(f"\nSQL at level {info['level']}, as of {info['as_of']}:\n\n{info['sql']}")
+    else:
+        flat = fmt is OutputFormat.csv
+        emit([{**info, "inputs": ", ".join(info["inputs"]) if flat else info["inputs"],
+               "levels": ", ".join(info["levels"]) if flat else info["levels"]}], fmt)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("metrics")(metrics)
+    app.command("explain")(explain)

@@ -1,0 +1,198 @@
+"""The AARRR funnel (stages and order from `metrics.funnel_stages`) and referrals (internal/external).
+
+A subject is a user (levels user, role, unit…: users grouped by the role/unit they acted in) or
+an account (levels account and slices). Stage k is reached at the first qualifying moment at or
+after stage k−1 was reached; conversion and time between stages follow from those moments.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ibis
+import ibis.expr.types as ir
+
+from accountlens.metrics.activation import account_acquisition, days_between
+from accountlens.metrics.levels import SLICES, UNIT_KINDS
+from accountlens.metrics import levels as lv
+from accountlens.metrics.registry import Context, Metric, ratio, register
+from accountlens.metrics.rollup import TS, table
+
+LEVELS = ("user", "account", "role", "unit", *UNIT_KINDS, *SLICES)
+
+
+def invites(ctx: Context) -> ir.Table:
+    """Invite events up to as_of with `entity`, `internal` and `referred_account` (SPEC §5)."""
+    s = ctx.settings
+    events, accounts, users, members = (table("events"), table("accounts"), table("users"),
+                                        table("memberships"))
+    end = ibis.timestamp(dt.datetime.combine(ctx.as_of + dt.timedelta(days=1), dt.time(),
+                                             tzinfo=dt.UTC))
+    rows = events.filter(events.type == "track", events.name == s.referral_event,
+                         events.timestamp < end, events.actor_kind == "human")
+    if any(k != "user" for k in ctx.filters):
+        rows = rows.filter(rows.account_id.isin(ctx.accounts.account_id))
+    if "user" in ctx.filters:
+        rows = rows.filter(rows.user_id.isin(ctx.filters["user"]))
+    rows = rows.mutate(invitee_email=rows.properties[s.referral_email_property].str.lower())
+    rows = rows.mutate(invitee_domain=rows.invitee_email.split("@")[1])
+    domains = accounts.select(account_id=accounts.account_id, account_domain=accounts.domain.lower())
+    rows = rows.left_join(domains, "account_id").select(~ibis.selectors.endswith("_right"))
+    invitee = users.select(invitee_email=users.email.lower(), invitee_id=users.user_id)
+    rows = rows.left_join(invitee, "invitee_email").select(~ibis.selectors.endswith("_right"))
+    live = members.filter(members.valid_from < end)
+    same = live.select(m_user=live.user_id, m_account=live.account_id).distinct()
+    rows = rows.left_join(same, [rows.invitee_id == same.m_user, rows.account_id == same.m_account])
+    rows = rows.mutate(internal=(rows.invitee_domain == rows.account_domain).fill_null(False)
+                       | rows.m_user.notnull()).drop("m_user", "m_account")
+    later = live.select(r_user=live.user_id, r_account=live.account_id, r_from=live.valid_from)
+    joined = rows.left_join(later, [rows.invitee_id == later.r_user,
+                                    rows.account_id != later.r_account,
+                                    later.r_from >= rows.timestamp])
+    rows = joined.mutate(referred_account=ibis.cases((~joined.internal, joined.r_account),
+                                                     else_=None)).drop("r_user", "r_account", "r_from")
+    rows = rows.distinct(on="message_id", keep="first")
+    return lv.activity_entity(rows, ctx.level, ctx.accounts)
+
+
+def _build_referrals(ctx: Context) -> ir.Table:
+    rows = invites(ctx)
+    values = rows.group_by("entity").aggregate(
+        invites=rows.message_id.nunique(),
+        internal=rows.message_id.nunique(where=rows.internal),
+        external=rows.message_id.nunique(where=~rows.internal),
+        referred_accounts=rows.referred_account.nunique())
+    return ctx.complete(values, invites=0, internal=0, external=0, referred_accounts=0)
+
+
+register(Metric(
+    name="referrals", family="funnel", levels=(*LEVELS, "all"),
+    definition=("Invites (metrics.referral_event, invitee email in "
+                "properties.<metrics.referral_email_property>) sent up to as_of. Internal when the "
+                "invitee's email domain is the inviter's account domain or the invitee is or "
+                "becomes a member of that account; external otherwise. referred_accounts: "
+                "accounts an external invitee later became a member of."),
+    inputs=("events (referral events only)", "accounts.domain", "users.email", "memberships",
+            "metrics.referral_event", "metrics.referral_email_property"),
+    build=_build_referrals,
+))
+
+
+# ----------------------------------------------------------------------------------------------
+def _subject_rows(ctx: Context) -> tuple[ir.Table, list[str]]:
+    """Activity rows of funnel subjects and the subject key columns."""
+    a = _one_funnel(ctx, ctx.activity)
+    if ctx.account_level:
+        return a.filter(a.account_id.notnull()), ["entity", "account_id"]
+    return a.filter(Context.human(a)), ["entity", "user_id"]
+
+
+def _one_funnel(ctx: Context, t: ir.Table) -> ir.Table:
+    """Levels user and account give one funnel over all subjects: a constant group."""
+    return t.mutate(entity=ibis.literal("all")) if ctx.level in ("user", "account") else t
+
+
+def _stage_rows(ctx: Context, stage: str, rows: ir.Table, keys: list[str]) -> ir.Table:
+    """(keys…, first_at, last_at) of the moments that can satisfy `stage`."""
+    return _one_funnel(ctx, _candidate_rows(ctx, stage, rows, keys))
+
+
+def _candidate_rows(ctx: Context, stage: str, rows: ir.Table, keys: list[str]) -> ir.Table:
+    s = ctx.settings
+    names = {"awareness": s.awareness_events, "activation": s.value_events,
+             "referral": [s.referral_event]}
+    if stage in names:
+        rows = rows.filter(rows.name.isin(names[stage]))
+    elif stage == "revenue" and not ctx.account_level:
+        rows = rows.filter(rows.name == s.monetization_event)
+    elif stage == "revenue":
+        subs = table("subscriptions")
+        paid = subs.filter(subs.arr > 0, subs.start_date <= ctx.as_of)
+        paid = ctx.per_account(paid.select("account_id", first_at=paid.start_date.cast(TS)))
+        return paid.select(*keys, first_at=paid.first_at, last_at=paid.first_at)
+    elif stage == "acquisition" and ctx.account_level:
+        acquired = ctx.per_account(account_acquisition(ctx))
+        acquired = acquired.filter(acquired.acquired_at.notnull())
+        return acquired.select(*keys, first_at=acquired.acquired_at, last_at=acquired.acquired_at)
+    return rows.select(*keys, "first_at", "last_at")
+
+
+def _reached(ctx: Context, stage: str, rows: ir.Table, keys: list[str],
+             previous: ir.Table | None) -> ir.Table:
+    """(keys…, at): the first moment each subject satisfies `stage` at or after the previous."""
+    candidates = _stage_rows(ctx, stage, rows, keys)
+    if previous is None:
+        return candidates.group_by(keys).aggregate(at=candidates.first_at.min())
+    delay = ibis.interval(days=ctx.settings.retention_after_days if stage == "retention" else 0)
+    joined = previous.rename(prev_at="at").inner_join(candidates, keys)
+    joined = joined.mutate(earliest=joined.prev_at + delay)
+    joined = joined.filter(joined.last_at >= joined.earliest)
+    return joined.group_by(keys).aggregate(
+        at=ibis.greatest(joined.first_at, joined.earliest).min())
+
+
+def _build_funnel(ctx: Context) -> ir.Table:
+    rows, keys = _subject_rows(ctx)
+    stages = [s for s in ctx.settings.funnel_stages
+              if s != "awareness" or ctx.settings.awareness_events]
+    parts, labels, previous = [], [], None
+    for order, stage in enumerate(stages, start=1):
+        labels.append((stage, order))
+        reached = _reached(ctx, stage, rows, keys, previous)
+        if previous is None:
+            step = reached.mutate(days=ibis.null("float64"))
+        else:
+            step = reached.inner_join(previous.rename(prev_at="at"), keys)
+            step = step.mutate(days=days_between(step.prev_at, step.at))
+        parts.append(step.group_by("entity").aggregate(
+            stage=ibis.literal(stage), stage_order=ibis.literal(order), reached=step.count(),
+            median_days_from_previous=step.days.median()))
+        if stage == "referral" and not ctx.account_level:
+            split = _one_funnel(ctx, invites(ctx)).inner_join(reached, keys)
+            split = split.filter(split.timestamp >= split.at)
+            for kind, condition in (("internal", split.internal), ("external", ~split.internal)):
+                labels.append((f"referral:{kind}", order))
+                part = split.filter(condition)
+                parts.append(part.group_by("entity").aggregate(
+                    stage=ibis.literal(f"referral:{kind}"), stage_order=ibis.literal(order),
+                    reached=part.user_id.nunique(), median_days_from_previous=ibis.null("float64")))
+        previous = reached
+    # Every group gets every stage, with 0 where nobody reached it.
+    groups = parts[0].select("entity").distinct()
+    grid = groups.select("entity", stage=ibis.literal(labels[0][0]), stage_order=ibis.literal(1))
+    grid = grid.union(*[groups.select("entity", stage=ibis.literal(label), stage_order=ibis.literal(o))
+                        for label, o in labels[1:]])
+    table_ = parts[0].union(*parts[1:])
+    table_ = grid.left_join(table_, ["entity", "stage", "stage_order"]).select(
+        ~ibis.selectors.endswith("_right"))
+    table_ = table_.mutate(reached=table_.reached.fill_null(0))
+    main = table_.filter(~table_.stage.contains(":"))
+    prior = main.select("entity", stage_order=main.stage_order + 1, prior_reached=main.reached)
+    out = table_.left_join(prior, ["entity", "stage_order"]).select(~ibis.selectors.endswith("_right"))
+    out = out.mutate(conversion=ibis.cases((out.stage_order == 1, None),
+                                           else_=ratio(out.reached, out.prior_reached.fill_null(0))))
+    out = out.select("entity", "stage_order", "stage", "reached", "conversion",
+                     "median_days_from_previous")
+    if ctx.level in ("user", "account"):
+        return out.drop("entity")
+    return out
+
+
+register(Metric(
+    name="funnel", family="funnel", levels=LEVELS,
+    definition=("AARRR funnel with the stages and order of metrics.funnel_stages (awareness "
+                "optional: metrics.awareness_events). Awareness, activation (value events), "
+                "referral (metrics.referral_event) and user revenue (metrics.monetization_event) "
+                "are reached by their events; acquisition by the first active event (accounts: "
+                "first subscription or event); retention by an active event ≥ "
+                "metrics.retention_after_days after the previous stage; account revenue by a "
+                "subscription with ARR > 0. Each stage counts only at or after the previous one. "
+                "Rows per stage: subjects reached, conversion from the previous stage and median "
+                "days from it; user funnels add referral:internal / referral:external rows. "
+                "Levels user and account give one funnel; role, unit and slices one per group."),
+    inputs=("daily_activity", "subscriptions", "events (referral events only)",
+            "metrics.funnel_stages", "metrics.awareness_events", "metrics.value_events",
+            "metrics.retention_after_days", "metrics.referral_event",
+            "metrics.monetization_event"),
+    build=_build_funnel,
+))

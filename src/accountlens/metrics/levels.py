@@ -1,0 +1,135 @@
+"""Levels and slices: which entity a row of activity or an account belongs to, as Ibis expressions.
+
+Entity levels group users (`user`, `role`, `unit` and its kinds); account levels group accounts
+(`account` and the account-attribute slices, computed as of the query date).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ibis
+import ibis.expr.types as ir
+
+from accountlens.metrics.rollup import table
+from accountlens.metrics.settings import MetricsSection
+
+UNIT_KINDS = ("team", "department", "business_unit")
+USER_LEVELS = ("user", "role", "unit", *UNIT_KINDS)
+SLICES = ("industry", "region", "plan", "size_band", "maturity", "deployment_scale")
+ACCOUNT_LEVELS = ("account", *SLICES, "all")
+LEVELS = (*USER_LEVELS, *ACCOUNT_LEVELS)
+FILTERS = ("account", "user", *SLICES)
+NONE = "(none)"
+_MAX_UNIT_DEPTH = 6
+
+
+def band(value: ir.NumericValue, edges: list[int], suffix: str = "") -> ir.StringValue:
+    """'<a', 'a-(b-1)', …, 'z+' labels of `value` for ascending band edges."""
+    branches = [(value < edges[0], f"<{edges[0]}{suffix}")]
+    branches += [(value < hi, f"{lo}-{hi - 1}{suffix}") for lo, hi in zip(edges, edges[1:])]
+    return ibis.cases(*branches, else_=f"{edges[-1]}+{suffix}")
+
+
+def band_labels(edges: list[int], suffix: str = "") -> list[str]:
+    return ([f"<{edges[0]}{suffix}"] + [f"{lo}-{hi - 1}{suffix}" for lo, hi in zip(edges, edges[1:])]
+            + [f"{edges[-1]}+{suffix}"])
+
+
+def subscriptions_on(day: dt.date) -> ir.Table:
+    """Subscriptions in force on `day` (start and end dates inclusive)."""
+    subs = table("subscriptions")
+    return subs.filter(subs.start_date <= day, subs.end_date.isnull() | (subs.end_date >= day))
+
+
+def full_months(start: ir.DateValue, end: dt.date) -> ir.IntegerValue:
+    """Whole months from `start` to `end` (a month counts once its day-of-month is reached)."""
+    months = (end.year * 12 + end.month) - (start.year() * 12 + start.month())
+    return months - (start.day() > end.day).cast("int64")
+
+
+def unit_ancestor(kind: str) -> ir.Table:
+    """(unit_id, ancestor_id): each org unit's nearest ancestor-or-self of `kind`."""
+    units = table("org_units")
+    chain = units.select(unit_id=units.unit_id, a0=units.unit_id, k0=units.kind,
+                         p0=units.parent_unit_id)
+    for depth in range(1, _MAX_UNIT_DEPTH):
+        step = units.select(**{f"a{depth}": units.unit_id, f"k{depth}": units.kind,
+                               f"p{depth}": units.parent_unit_id})
+        chain = chain.left_join(step, chain[f"p{depth - 1}"] == step[f"a{depth}"])
+    branches = [(chain[f"k{d}"] == kind, chain[f"a{d}"]) for d in range(_MAX_UNIT_DEPTH)]
+    return chain.select(unit_id=chain.unit_id, ancestor_id=ibis.cases(*branches, else_=None))
+
+
+def account_attributes(as_of: dt.date, activity: ir.Table, settings: MetricsSection) -> ir.Table:
+    """Every account known on `as_of` with its slice values.
+
+    An account is known once its earliest date (created, first contract, first activity) is
+    on or before `as_of`. `activity` is the rollup up to `as_of`.
+    """
+    accounts, subs = table("accounts"), table("subscriptions")
+    past_subs = subs.filter(subs.start_date <= as_of)
+    first_contract = past_subs.group_by("account_id").aggregate(first_contract=past_subs.start_date.min())
+    live = subscriptions_on(as_of)
+    live_plan = live.group_by("account_id").aggregate(sub_plan=live.plan.argmax(live.arr))
+    attributed = activity.filter(activity.account_id.notnull())
+    first_active = attributed.group_by("account_id").aggregate(first_day=attributed.day.min())
+    recent = attributed.filter(attributed.day > as_of - dt.timedelta(days=30),
+                               attributed.actor_kind == "human", attributed.user_id.notnull())
+    mau = recent.group_by("account_id").aggregate(mau=recent.user_id.nunique())
+    created = accounts.filter(accounts.created_at.notnull()).select(
+        account_id=accounts.account_id, day=accounts.created_at.date())
+    ids = (created.select("account_id")
+           .union(first_contract.select("account_id"), distinct=True)
+           .union(first_active.select("account_id"), distinct=True))
+    base = ids.left_join(accounts, "account_id").select(
+        "account_id", "industry", "region", "employees", "plan", "created_at")
+    joined = (base.left_join(first_contract, "account_id").select(~ibis.selectors.endswith("_right"))
+              .left_join(first_active, "account_id").select(~ibis.selectors.endswith("_right"))
+              .left_join(live_plan, "account_id").select(~ibis.selectors.endswith("_right"))
+              .left_join(mau, "account_id").select(~ibis.selectors.endswith("_right")))
+    since = ibis.least(joined.created_at.date(), joined.first_contract, joined.first_day)
+    bands = settings
+    return joined.filter(since <= as_of).select(
+        account_id=joined.account_id,
+        acquired_on=ibis.least(joined.first_contract, joined.first_day),
+        industry=joined.industry.fill_null(NONE),
+        region=joined.region.fill_null(NONE),
+        plan=joined.plan.fill_null(joined.sub_plan).fill_null(NONE),
+        size_band=ibis.cases((joined.employees.isnull(), NONE),
+                             else_=band(joined.employees, bands.size_bands)),
+        maturity=ibis.cases(
+            (joined.first_contract.isnull(), NONE),
+            else_=band(full_months(joined.first_contract, as_of), bands.maturity_bands_months,
+                       " months")),
+        deployment_scale=band(joined.mau.fill_null(0), bands.deployment_scale_bands, " users"),
+    )
+
+
+def activity_entity(activity: ir.Table, level: str, accounts: ir.Table) -> ir.Table:
+    """`activity` with an `entity` column for `level`; rows that belong to no entity dropped."""
+    if level == "user":
+        return activity.filter(activity.user_id.notnull()).mutate(entity=activity.user_id)
+    if level == "account":
+        return activity.filter(activity.account_id.notnull()).mutate(entity=activity.account_id)
+    if level == "role":
+        return activity.mutate(entity=activity.role.fill_null(NONE))
+    if level == "unit":
+        return activity.mutate(entity=activity.unit_id.fill_null(NONE))
+    if level in UNIT_KINDS:
+        ancestors = unit_ancestor(level)
+        joined = activity.left_join(ancestors, "unit_id").select(~ibis.selectors.endswith("_right"))
+        return joined.mutate(entity=joined.ancestor_id.fill_null(NONE)).drop("ancestor_id")
+    if level == "all":
+        return activity.mutate(entity=ibis.literal("all"))
+    slices = accounts.select("account_id", entity=accounts[level])
+    return activity.inner_join(slices, "account_id").select(~ibis.selectors.endswith("_right"))
+
+
+def account_entity(accounts: ir.Table, level: str) -> ir.Table:
+    """`accounts` with an `entity` column for an account level."""
+    if level == "account":
+        return accounts.mutate(entity=accounts.account_id)
+    if level == "all":
+        return accounts.mutate(entity=ibis.literal("all"))
+    return accounts.mutate(entity=accounts[level])

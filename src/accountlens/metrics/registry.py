@@ -1,0 +1,267 @@
+"""The metric registry: a metric declares its name, levels, definition, inputs and one expression.
+
+The registry does the rest — the `as_of` window, the level (`entity` column), account filters and
+slices, the analysis model, running the query on the store and `explain` (SQL via Ibis). The CLI,
+REST API, Python API and docs are generated from it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from accountlens.metrics import levels as lv
+from accountlens.metrics import rollup
+from accountlens.metrics.settings import AnalysisSection, MetricsSection
+from accountlens.store.base import Store
+
+_MODULES = ("adoption", "activation", "contract", "funnel", "retention", "revenue", "linked")
+
+# Levels each analysis model exposes (SPEC: user, account, loose, linked, advanced).
+MODEL_LEVELS: dict[str, frozenset[str]] = {
+    "user": frozenset({"user"}),
+    "account": frozenset({"account", "all"}),
+    "loose": frozenset({"user", "account", "all"}),
+    "linked": frozenset({"user", "account", "all"}),
+    "advanced": frozenset(lv.LEVELS),
+}
+LINKED_MODELS = ("linked", "advanced")
+# Windows reach a year back and a day ahead of as_of; keep that inside the calendar.
+_EARLIEST, _LATEST = dt.date(2, 1, 1), dt.date(9999, 11, 30)
+
+
+class MetricError(ValueError):
+    """A metric request that cannot be answered; the message says why."""
+
+
+class NoParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    family: str
+    levels: tuple[str, ...]
+    definition: str
+    inputs: tuple[str, ...]
+    build: Callable[[Context], ir.Table]  # returns `entity` + value columns
+    params: type[BaseModel] = NoParams
+    models: tuple[str, ...] = tuple(MODEL_LEVELS)  # analysis models in which it is offered
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def register(metric: Metric) -> Metric:
+    METRICS[metric.name] = metric
+    return metric
+
+
+def load_all() -> dict[str, Metric]:
+    for module in _MODULES:
+        importlib.import_module(f"accountlens.metrics.{module}")
+    return METRICS
+
+
+@dataclass
+class Context:
+    """What a metric's expression is built from: tables already windowed to `as_of` and levelled."""
+
+    as_of: dt.date
+    level: str
+    settings: MetricsSection
+    params: BaseModel
+    activity_all: ir.Table  # rollup up to as_of, unfiltered (global denominators)
+    activity: ir.Table  # filtered rollup with `entity` (user levels) — rows of no entity dropped
+    accounts: ir.Table  # accounts known on as_of, filtered, with slice values (+ `entity`)
+    filters: Mapping[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def account_level(self) -> bool:
+        return self.level in lv.ACCOUNT_LEVELS
+
+    def since(self, days: int) -> dt.date:
+        """First day excluded from the window `(as_of − days, as_of]`."""
+        try:
+            return self.as_of - dt.timedelta(days=days)
+        except OverflowError:
+            return dt.date.min
+
+    def window(self, t: ir.Table, days: int) -> ir.BooleanValue:
+        return (t.day > self.since(days)) & (t.day <= self.as_of)
+
+    @staticmethod
+    def human(t: ir.Table) -> ir.BooleanValue:
+        return (t.actor_kind == "human") & t.user_id.notnull()
+
+    def entities(self) -> ir.Table:
+        """Every entity of the level that exists on as_of (so metrics can report zeros)."""
+        if self.account_level:
+            return self.accounts.select("entity").distinct()
+        rows = self.activity
+        if self.level == "user":
+            rows = rows.filter(self.human(rows))
+        return rows.select("entity").distinct()
+
+    def complete(self, values: ir.Table, **fill: Any) -> ir.Table:
+        """`values` for every entity, with `fill` where an entity has no row."""
+        joined = self.entities().left_join(values, "entity").select(~ibis.selectors.endswith("_right"))
+        return joined.mutate(**{k: joined[k].fill_null(v) for k, v in fill.items()})
+
+    def per_account(self, values: ir.Table) -> ir.Table:
+        """Attach the level's entity to per-account `values` (account levels only)."""
+        return self.accounts.select("account_id", "entity").inner_join(values, "account_id").select(
+            ~ibis.selectors.endswith("_right"))
+
+
+def ratio(numerator: ir.NumericValue, denominator: ir.NumericValue) -> ir.FloatingValue:
+    """numerator ÷ denominator, NULL when the denominator is 0 or missing."""
+    return ibis.cases((denominator > 0, numerator.cast("float64") / denominator), else_=None)
+
+
+# ----------------------------------------------------------------------------------------------
+# running
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MetricRequest:
+    name: str
+    level: str | None = None
+    as_of: dt.date | None = None
+    filters: Mapping[str, list[str]] = field(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+def get(name: str) -> Metric:
+    metrics = load_all()
+    if name not in metrics:
+        raise MetricError(f"unknown metric {name!r}; known: {', '.join(sorted(metrics))}")
+    return metrics[name]
+
+
+def available_levels(metric: Metric, model: str) -> tuple[str, ...]:
+    if model not in metric.models:
+        return ()
+    return tuple(level for level in metric.levels if level in MODEL_LEVELS[model])
+
+
+def available(model: str) -> list[Metric]:
+    return [m for m in load_all().values() if available_levels(m, model)]
+
+
+def latest_day(store: Store, use_rollup: bool) -> dt.date | None:
+    source = rollup.ROLLUP if use_rollup else "events"
+    column = "day" if use_rollup else "CAST(timestamp AS DATE)"
+    return store.scalar(f"SELECT max({column}) FROM {source}")
+
+
+def normalize_filters(filters: Mapping[str, Any] | None) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for key, value in (filters or {}).items():
+        if key not in lv.FILTERS:
+            raise MetricError(f"unknown filter {key!r}; use one of {', '.join(lv.FILTERS)}")
+        values = [value] if isinstance(value, str) else list(value)
+        if not values or not all(isinstance(v, str) for v in values):
+            raise MetricError(f"filter {key} needs one or more text values")
+        out.setdefault(key, []).extend(values)
+    return out
+
+
+def build_expression(metric: Metric, request: MetricRequest, settings: MetricsSection,
+                     model: str, as_of: dt.date, inline: bool = False) -> tuple[ir.Table, str]:
+    """The metric's full expression for `request` and the level it ran at."""
+    as_of = min(max(as_of, _EARLIEST), _LATEST)  # the calendar's edges: no data there anyway
+    allowed = available_levels(metric, model)
+    if not allowed:
+        raise MetricError(f"{metric.name} is not offered by the {model!r} analysis model "
+                          f"(analysis.model in accountlens.toml); it needs one of "
+                          f"{', '.join(metric.models)}")
+    level = request.level or allowed[0]
+    if level not in allowed:
+        raise MetricError(f"{metric.name} supports --level {', '.join(allowed)} under the "
+                          f"{model!r} analysis model, not {level!r}")
+    try:
+        params = metric.params(**request.params)
+    except ValidationError as exc:
+        raise MetricError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                                    for e in exc.errors())) from exc
+    source = rollup.rollup_expression(rollup.table("events")) if inline else rollup.table(rollup.ROLLUP)
+    upto = source.filter(source.day <= as_of)
+    filters = dict(request.filters)
+    accounts = lv.account_attributes(as_of, upto, settings)
+    for key, values in filters.items():
+        if key == "account":
+            accounts = accounts.filter(accounts.account_id.isin(values))
+        elif key != "user":
+            accounts = accounts.filter(accounts[key].isin(values))
+    activity = upto
+    if any(key != "user" for key in filters):
+        activity = activity.filter(activity.account_id.isin(accounts.account_id))
+    if "user" in filters:
+        activity = activity.filter(activity.user_id.isin(filters["user"]))
+    if level in lv.ACCOUNT_LEVELS:
+        accounts = lv.account_entity(accounts, level)
+    ctx = Context(as_of=as_of, level=level, settings=settings, params=params, activity_all=upto,
+                  activity=lv.activity_entity(activity, level, accounts), accounts=accounts,
+                  filters=filters)
+    expr = metric.build(ctx)
+    key = "scope" if level == "all" else level
+    return expr.rename({key: "entity"}) if "entity" in expr.columns else expr, level
+
+
+def _resolve_as_of(store: Store, request: MetricRequest, use_rollup: bool) -> dt.date:
+    if request.as_of is not None:
+        return request.as_of
+    return latest_day(store, use_rollup) or dt.datetime.now(dt.UTC).date()
+
+
+def run(store: Store, settings: MetricsSection, analysis: AnalysisSection,
+        request: MetricRequest, read_only: bool = False) -> pd.DataFrame:
+    """Run one metric on the store; a DataFrame with the level column first."""
+    metric = get(request.name)
+    try:
+        fresh = rollup.ensure_fresh(store, read_only=read_only)
+    except Exception:  # noqa: BLE001 - a read-only store cannot build it: query events inline
+        fresh = False
+    as_of = _resolve_as_of(store, request, fresh)
+    expr, level = build_expression(metric, request, settings, analysis.model, as_of, inline=not fresh)
+    store.execute("SET TimeZone = 'UTC'")
+    frame = _plain_types(store.arrow(ibis.to_sql(expr, dialect="duckdb"))).to_pandas()
+    keys = [c for c in frame.columns if c in (*lv.LEVELS, "scope", "account_id", "user_id",
+                                               "cohort", "period", "stage_order", "stage", "entitlement")]
+    return frame.sort_values(keys, kind="stable").reset_index(drop=True) if keys else frame
+
+
+def _plain_types(result: pa.Table) -> pa.Table:
+    """Engine sums of integers come back as decimals; give them plain int64 / float64 types."""
+    for i, column in enumerate(result.schema):
+        if pa.types.is_decimal(column.type):
+            target = pa.int64() if column.type.scale == 0 else pa.float64()
+            result = result.set_column(i, column.name, result.column(i).cast(target))
+    return result
+
+
+def explain(store: Store | None, settings: MetricsSection, analysis: AnalysisSection,
+            request: MetricRequest, dialect: str = "duckdb") -> dict[str, Any]:
+    """Definition, inputs and the SQL a metric runs (data lineage)."""
+    metric = get(request.name)
+    as_of = request.as_of
+    if as_of is None and store is not None:
+        as_of = latest_day(store, rollup.is_fresh(store))
+    as_of = as_of or dt.datetime.now(dt.UTC).date()
+    expr, level = build_expression(metric, request, settings, analysis.model, as_of)
+    return {
+        "name": metric.name, "family": metric.family, "definition": metric.definition,
+        "inputs": list(metric.inputs), "levels": list(available_levels(metric, analysis.model)),
+        "level": level, "as_of": as_of.isoformat(),
+        "sql": ibis.to_sql(expr, dialect=dialect),
+    }

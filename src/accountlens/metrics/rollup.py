@@ -1,0 +1,177 @@
+"""The daily activity rollup that metrics read instead of raw events, and its incremental upkeep.
+
+One row per (day, account, user, unit, role, event name, product, actor kind) of active events
+(track/page/screen) with the count and first/last timestamps. The load pipeline refreshes the
+days a batch touched (new events and events re-attributed in the same load); CRM imports that
+re-attribute history mark the rollup stale and the next metric query rebuilds it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from accountlens.store.base import Store
+
+if TYPE_CHECKING:  # ibis is imported lazily: the load pipeline must stay light
+    import ibis.expr.types as ir
+
+ROLLUP = "daily_activity"
+STATE = "metrics_state"
+ACTIVE_TYPES = ("track", "page", "screen")
+# Importing these re-attributes stored events (see ingest/importers.py ENTITIES.reattribute).
+_REATTRIBUTING_IMPORTS = ("accounts", "users", "memberships")
+
+TS = "timestamp('UTC')"
+SCHEMAS: dict[str, dict[str, str]] = {
+    "events": {
+        "message_id": "string", "type": "string", "name": "string", "user_id": "string",
+        "anonymous_id": "string", "account_id": "string", "attribution": "string",
+        "unit_id": "string", "role": "string", "product": "string", "object_id": "string",
+        "actor_kind": "string", "timestamp": TS, "properties": "json",
+    },
+    ROLLUP: {
+        "day": "date", "account_id": "string", "user_id": "string", "unit_id": "string",
+        "role": "string", "name": "string", "product": "string", "actor_kind": "string",
+        "events": "int64", "first_at": TS, "last_at": TS,
+    },
+    "accounts": {
+        "account_id": "string", "name": "string", "domain": "string", "industry": "string",
+        "region": "string", "employees": "int64", "plan": "string",
+        "parent_account_id": "string", "created_at": TS,
+    },
+    "org_units": {
+        "unit_id": "string", "account_id": "string", "kind": "string", "name": "string",
+        "parent_unit_id": "string",
+    },
+    "users": {"user_id": "string", "email": "string", "name": "string", "created_at": TS},
+    "memberships": {
+        "user_id": "string", "account_id": "string", "unit_id": "string", "role": "string",
+        "valid_from": TS, "valid_to": TS,
+    },
+    "subscriptions": {
+        "subscription_id": "string", "account_id": "string", "product": "string",
+        "plan": "string", "seats": "int64", "arr": "float64", "start_date": "date",
+        "end_date": "date", "status": "string", "entitlements": "json",
+    },
+    "outcomes": {
+        "account_id": "string", "kind": "string", "date": "date", "arr_delta": "float64",
+    },
+}
+
+
+def table(name: str) -> ir.Table:
+    """An unbound Ibis table of the store: metrics are engine-independent expressions."""
+    import ibis
+
+    return ibis.table(SCHEMAS[name], name=name)
+
+
+def rollup_expression(events: ir.Table) -> ir.Table:
+    """The rollup as an expression over raw events (materialized, or inline when read-only)."""
+    active = events.filter(events.type.isin(ACTIVE_TYPES))
+    return active.group_by(
+        day=active.timestamp.date(), account_id=active.account_id, user_id=active.user_id,
+        unit_id=active.unit_id, role=active.role, name=active.name, product=active.product,
+        actor_kind=active.actor_kind,
+    ).aggregate(
+        events=active.count(), first_at=active.timestamp.min(), last_at=active.timestamp.max()
+    )
+
+
+_COLUMNS = ", ".join(SCHEMAS[ROLLUP])
+_DDL = [
+    f"""CREATE TABLE IF NOT EXISTS {ROLLUP} (
+        day DATE NOT NULL, account_id VARCHAR, user_id VARCHAR, unit_id VARCHAR, role VARCHAR,
+        name VARCHAR, product VARCHAR, actor_kind VARCHAR, events BIGINT,
+        first_at TIMESTAMPTZ, last_at TIMESTAMPTZ)""",
+    f"CREATE TABLE IF NOT EXISTS {STATE} (key VARCHAR PRIMARY KEY, value BIGINT)",
+]
+
+
+def _exists(store: Store, name: str) -> bool:
+    return bool(store.scalar(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary", [name]
+    ))
+
+
+def _temp_exists(store: Store, name: str) -> bool:
+    return bool(store.scalar(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND temporary", [name]
+    ))
+
+
+def _reattribution_mark(store: Store) -> int:
+    return int(store.scalar(
+        "SELECT coalesce(max(import_id), 0) FROM imports WHERE list_contains(?, kind)",
+        [list(_REATTRIBUTING_IMPORTS)],
+    ) or 0)
+
+
+def _refresh_days(store: Store, days_sql: str) -> None:
+    """Recompute the rollup rows of the days listed by `days_sql` (a one-column `day` query)."""
+    store.execute("SET TimeZone = 'UTC'")
+    store.execute(f"CREATE OR REPLACE TEMP TABLE _rollup_days AS SELECT DISTINCT day FROM ({days_sql})")
+    if not store.scalar("SELECT count(*) FROM _rollup_days"):
+        store.execute("DROP TABLE _rollup_days")
+        return
+    store.execute(f"DELETE FROM {ROLLUP} WHERE day IN (SELECT day FROM _rollup_days)")
+    import ibis
+
+    events = table("events")
+    bounds = store.arrow("SELECT min(day) AS lo, max(day) AS hi FROM _rollup_days").to_pylist()[0]
+    scoped = events.filter(
+        events.timestamp >= ibis.date(bounds["lo"]).cast(TS),
+        events.timestamp < (ibis.date(bounds["hi"]) + ibis.interval(days=1)).cast(TS),
+    )
+    sql = ibis.to_sql(rollup_expression(scoped), dialect="duckdb")
+    store.execute(
+        f"INSERT INTO {ROLLUP} ({_COLUMNS}) SELECT {_COLUMNS} FROM ({sql}) r "
+        "WHERE r.day IN (SELECT day FROM _rollup_days)"
+    )
+    store.execute("DROP TABLE _rollup_days")
+
+
+def rebuild(store: Store) -> None:
+    """Recompute the whole rollup (first use, or after CRM imports re-attributed history)."""
+    with store.transaction():
+        for statement in _DDL:
+            store.execute(statement)
+        store.execute(f"DELETE FROM {ROLLUP}")
+        _refresh_days(store, "SELECT CAST(timestamp AS DATE) AS day FROM events")
+        store.execute(
+            f"INSERT OR REPLACE INTO {STATE} VALUES ('reattribution_mark', ?)",
+            [_reattribution_mark(store)],
+        )
+
+
+def is_fresh(store: Store) -> bool:
+    if not (_exists(store, ROLLUP) and _exists(store, STATE)):
+        return False
+    mark = store.scalar(f"SELECT value FROM {STATE} WHERE key = 'reattribution_mark'")
+    return mark is not None and int(mark) >= _reattribution_mark(store)
+
+
+def ensure_fresh(store: Store, read_only: bool = False) -> bool:
+    """Make the materialized rollup current; False when it cannot be (read-only: query inline)."""
+    if is_fresh(store):
+        return True
+    if read_only:
+        return False
+    rebuild(store)
+    return True
+
+
+def update_daily_rollup(store: Store, cfg, result) -> None:
+    """Pipeline step: refresh the days of new events and of events re-attributed in this load."""
+    if not (_exists(store, ROLLUP) and _exists(store, STATE)):
+        return  # built whole on first metric query; nothing to keep current yet
+    changed = []
+    if _temp_exists(store, "_changed_users"):
+        changed.append("user_id IN (SELECT user_id FROM _changed_users)")
+        changed.append("sent_user_id IN (SELECT user_id FROM _changed_users)")
+    if _temp_exists(store, "_new_identities"):
+        changed.append("anonymous_id IN (SELECT anonymous_id FROM _new_identities)")
+    days = "SELECT CAST(timestamp AS DATE) AS day FROM _new"
+    if changed:
+        days += f" UNION SELECT CAST(timestamp AS DATE) FROM events WHERE {' OR '.join(changed)}"
+    _refresh_days(store, days)

@@ -1,0 +1,59 @@
+"""Metrics through every interface — CLI, REST (FastAPI app in process) and Python — agree."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from accountlens.api.app import create_app
+from accountlens.cli.main import app as cli
+from accountlens.ingest.collector import LiveWorkspace
+from tests.test_metrics_fixture import AS_OF, build_fixture
+
+
+def test_cli_rest_python_agree_and_explain(tmp_path) -> None:
+    ws = build_fixture(tmp_path)
+    root = ws.root
+    python_rows = ws.metric("seat_utilization", level="account", as_of=AS_OF, industry="retail")
+    ws.close()
+    runner = CliRunner()
+    out = runner.invoke(cli, ["metrics", "seat_utilization", "--dir", str(root), "--as-of", AS_OF,
+                              "--level", "account", "--filter", "industry=retail", "--format", "json"])
+    assert out.exit_code == 0, out.output
+    cli_rows = json.loads(out.stdout)
+    assert [r["account"] for r in cli_rows] == list(python_rows.account) == ["acme", "botco"]
+    assert cli_rows[0] == {"account": "acme", "mau": 3, "seats": 10, "seat_utilization": 0.3}
+    both = runner.invoke(cli, ["metrics", "dau", "mau", "--dir", str(root), "--as-of", AS_OF,
+                               "--format", "csv"])
+    assert both.exit_code == 0 and both.stdout.splitlines()[0] == "metric,account,dau,mau"
+    listing = runner.invoke(cli, ["metrics", "--dir", str(root), "--format", "json"])
+    assert {"mau", "funnel", "retention", "nrr"} <= {m["metric"] for m in json.loads(listing.stdout)}
+    bad = runner.invoke(cli, ["metrics", "mau", "--dir", str(root), "--level", "user"])
+    assert bad.exit_code == 1 and "supports --level" in bad.output
+    bad = runner.invoke(cli, ["metrics", "mau", "--dir", str(root), "--filter", "colour=red"])
+    assert bad.exit_code == 1 and "unknown filter" in bad.output
+    explained = runner.invoke(cli, ["explain", "seat_utilization", "--dir", str(root)])
+    assert explained.exit_code == 0
+    assert "seats of its subscriptions" in explained.stdout and "SELECT" in explained.stdout
+    assert "subscriptions" in explained.stdout
+
+    live = LiveWorkspace(workspace=__import__("accountlens").open(root), log=None, loader=None)
+    try:
+        client = TestClient(create_app([live]))
+        names = {m["name"] for m in client.get("/api/v1/metrics").json()}
+        assert "seat_utilization" in names
+        body = client.get("/api/v1/metrics/seat_utilization",
+                          params={"as_of": AS_OF, "level": "account", "industry": "retail"}).json()
+        assert body["rows"] == cli_rows
+        monthly = client.get("/api/v1/metrics/retention",
+                             params={"as_of": AS_OF, "level": "user", "period": "month"}).json()
+        assert {r["cohort"][:10] for r in monthly["rows"]} == {"2024-02-01", "2024-03-01"}
+        assert client.get("/api/v1/metrics/mau", params={"level": "user"}).status_code == 422
+        assert client.get("/api/v1/metrics/mau", params={"bogus": 1}).status_code == 422
+        lineage = client.get("/api/v1/metrics/mau/explain", params={"level": "role"}).json()
+        assert lineage["level"] == "role" and "daily_activity" in lineage["sql"]
+        assert "/api/v1/metrics/funnel" in client.get("/openapi.json").json()["paths"]
+    finally:
+        live.workspace.close()
