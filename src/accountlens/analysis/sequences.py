@@ -21,6 +21,7 @@ import datetime as dt
 from typing import Literal
 
 import pandas as pd
+import pyarrow as pa
 from pydantic import Field
 
 from accountlens.analysis.registry import (
@@ -81,23 +82,29 @@ def _cases_and_steps(store: Store, settings, request: SequencesRequest, as_of: d
     )
     store.execute(
         "CREATE OR REPLACE TEMP TABLE _firsts AS "
-        "SELECT case_id, step, min(ts) AS ts FROM _occ GROUP BY ALL"
+        "SELECT case_id, step, min(ts) AS ts, max(ts) AS last_ts FROM _occ GROUP BY ALL"
     )
 
 
 def _pairs_sql(span: int) -> str:
-    """Pairs A → B per case: the first B after the first A, within the span (ASOF join)."""
+    """Pairs A → B per case: the first B after the first A, within the span. When B's first
+    occurrence is already after A it is the answer; only the rest need the ASOF join."""
     return f"""
         CREATE OR REPLACE TEMP TABLE _pairs AS
         WITH probes AS (
-            SELECT a.case_id, a.step AS a, b.step AS b, a.ts AS a_ts
-            FROM _firsts a JOIN (SELECT DISTINCT case_id, step FROM _firsts) b
-              ON a.case_id = b.case_id AND a.step <> b.step
+            SELECT a.case_id, a.step AS a, b.step AS b, a.ts AS a_ts, b.ts AS b_first
+            FROM _firsts a JOIN _firsts b
+              ON a.case_id = b.case_id AND a.step <> b.step AND b.last_ts > a.ts
+        ),
+        later AS (
+            SELECT p.case_id, p.a, p.b, p.a_ts, o.ts AS b_ts
+            FROM (SELECT * FROM probes WHERE b_first <= a_ts) p ASOF JOIN _occ o
+              ON o.case_id = p.case_id AND o.step = p.b AND o.ts > p.a_ts
         )
-        SELECT p.case_id, p.a, p.b, p.a_ts, o.ts AS b_ts
-        FROM probes p ASOF JOIN _occ o
-          ON o.case_id = p.case_id AND o.step = p.b AND o.ts > p.a_ts
-        WHERE o.ts <= p.a_ts + INTERVAL {int(span)} DAY
+        SELECT * FROM (
+            SELECT case_id, a, b, a_ts, b_first AS b_ts FROM probes WHERE b_first > a_ts
+            UNION ALL SELECT * FROM later
+        ) WHERE b_ts <= a_ts + INTERVAL {int(span)} DAY
     """
 
 
@@ -117,50 +124,56 @@ def _triples_sql(span: int) -> str:
     """
 
 
-STATS_SQL = """
-    WITH totals AS (
-        SELECT count(*) AS cases, count(*) FILTER (WHERE kind = $target) AS target_cases
-        FROM _cases
-    ),
-    per_pattern AS (
-        SELECT pattern, steps, count(DISTINCT m.case_id) AS pattern_cases,
-               count(DISTINCT m.case_id) FILTER (WHERE c.kind = $target) AS outcome_cases
-        FROM _matches m JOIN _cases c USING (case_id) GROUP BY ALL
-    )
-    SELECT pattern, steps, outcome_cases, pattern_cases, t.cases,
-           round(outcome_cases / t.cases, 4) AS support,
-           round(outcome_cases / pattern_cases, 4) AS confidence,
-           round((outcome_cases / pattern_cases) / (t.target_cases / t.cases), 3) AS lift
-    FROM per_pattern, totals t
-    WHERE t.target_cases > 0
-"""
+# Per-pattern case counts, grouped on the step columns (cheaper than on built strings); each
+# (case, pattern) row is unique, so plain counts suffice.
+COUNTS_SQL = {
+    1: """SELECT step AS pattern, 1 AS steps, count(*) AS pattern_cases,
+                 count(*) FILTER (WHERE c.kind = $target) AS outcome_cases
+          FROM (SELECT DISTINCT case_id, step FROM _firsts) JOIN _cases c USING (case_id)
+          GROUP BY step""",
+    2: """SELECT a || ' → ' || b AS pattern, 2 AS steps, count(*) AS pattern_cases,
+                 count(*) FILTER (WHERE c.kind = $target) AS outcome_cases
+          FROM _pairs JOIN _cases c USING (case_id) GROUP BY a, b""",
+    3: """SELECT a || ' → ' || b || ' → ' || c AS pattern, 3 AS steps, count(*) AS pattern_cases,
+                 count(*) FILTER (WHERE k.kind = $target) AS outcome_cases
+          FROM _triples JOIN _cases k USING (case_id) GROUP BY a, b, c""",
+}
+TRIPLE_SEEDS = 30  # triples grow from this many of the most significant productive pairs
+
+
+def _counts(store: Store, length: int, target: str, cases: int, target_cases: int) -> pd.DataFrame:
+    stats = store.df(COUNTS_SQL[length], {"target": target})
+    stats["cases"] = cases
+    stats["support"] = (stats.outcome_cases / cases).round(4)
+    stats["confidence"] = (stats.outcome_cases / stats.pattern_cases).round(4)
+    stats["lift"] = (stats.confidence / (target_cases / cases)).round(3)
+    return stats
 
 
 def _patterns(store: Store, settings, request: SequencesRequest) -> pd.DataFrame:
     cfg = settings.sequences
     span = request.span_days or cfg.span_days
     min_support = request.min_support or cfg.min_support
+    cases = store.scalar("SELECT count(*) FROM _cases")
+    target_cases = store.scalar("SELECT count(*) FROM _cases WHERE kind = ?", [request.outcome])
+    if not target_cases:
+        return pd.DataFrame()
     store.execute(_pairs_sql(span))
-    matches = ["SELECT DISTINCT case_id, step AS pattern, 1 AS steps FROM _firsts",
-               "SELECT case_id, a || ' → ' || b, 2 FROM _pairs"]
+    stats = pd.concat([_counts(store, n, request.outcome, cases, target_cases) for n in (1, 2)])
     if request.length == 3:
-        store.execute(
-            # Triples grow only from the pairs seen in most target-outcome cases, which bounds
-            # the work on large workspaces (every pair is frequent when there are many cases).
-            """CREATE OR REPLACE TEMP TABLE _frequent_pairs AS
-               SELECT p.a, p.b FROM _pairs p JOIN _cases c USING (case_id)
-               GROUP BY p.a, p.b HAVING count(DISTINCT p.case_id) >= ?
-               ORDER BY count(DISTINCT p.case_id) FILTER (WHERE c.kind = ?) DESC, p.a, p.b
-               LIMIT 200""",
-            [min_support, request.outcome],
-        )
+        # Triples extend only the most significant (productive) pairs: every pair is frequent
+        # when there are thousands of cases, and growing all of them does not scale.
+        seeds = _rank(_productive(stats, min_support, request.all_patterns), target_cases,
+                      TRIPLE_SEEDS)
+        pairs = [p.split(" → ") for p in seeds.pattern] if not seeds.empty else []
+        frequent = pa.table({"a": pa.array([p[0] for p in pairs], pa.string()),
+                             "b": pa.array([p[1] for p in pairs], pa.string())})
+        with store.registered("_seed_pairs", frequent):
+            store.execute("CREATE OR REPLACE TEMP TABLE _frequent_pairs AS SELECT * FROM _seed_pairs")
         store.execute(_triples_sql(span))
-        matches.append("SELECT case_id, a || ' → ' || b || ' → ' || c, 3 FROM _triples")
-    store.execute("CREATE OR REPLACE TEMP TABLE _matches AS " + " UNION ALL ".join(matches))
-    stats = store.df(STATS_SQL, {"target": request.outcome})
-    stats = _productive(stats, min_support, request.all_patterns)
-    return _rank(stats, store.scalar("SELECT count(*) FROM _cases WHERE kind = ?",
-                                     [request.outcome]), request.limit)
+        stats = pd.concat([stats, _counts(store, 3, request.outcome, cases, target_cases)])
+    stats = _productive(stats.reset_index(drop=True), min_support, request.all_patterns)
+    return _rank(stats, target_cases, request.limit)
 
 
 def _sub_patterns(pattern: str) -> list[str]:
@@ -276,8 +289,7 @@ def run(store: Store, settings, request: SequencesRequest) -> pd.DataFrame:
         _cases_and_steps(store, settings, request, as_of)
         return _patterns(store, settings, request)
     finally:
-        for table in ("_cases", "_occ", "_firsts", "_pairs", "_frequent_pairs", "_triples",
-                      "_matches"):
+        for table in ("_cases", "_occ", "_firsts", "_pairs", "_frequent_pairs", "_triples"):
             store.execute(f"DROP TABLE IF EXISTS {table}")
 
 
