@@ -12,7 +12,7 @@ import orjson
 
 from accountlens.config import CONFIG_FILE, Config, load_config, new_write_key, render_template
 from accountlens.ingest import importers
-from accountlens.ingest.log import EventLog
+from accountlens.ingest.log import EventLog, segment_files
 from accountlens.ingest.loader import load_pending
 from accountlens.ingest.pipeline import STAGING, LoadResult, run_pipeline
 from accountlens.model.attribution import unattributed_summary
@@ -129,10 +129,7 @@ class Workspace:
         ).to_pylist()[0]
         counts["workspace"] = self.config.workspace.name
         counts["attribution"] = {r["rule"]: r["events"] for r in unattributed_summary(self.store)}
-        counts["unloaded_log_bytes"] = (
-            sum(p.stat().st_size for p in self.log_dir.glob("seg-*.jsonl"))
-            if self.log_dir.exists() else 0
-        )
+        counts["unloaded_log_bytes"] = sum(p.stat().st_size for p in segment_files(self.log_dir))
         return counts
 
     def quarantine(self, include_replayed: bool = False, limit: int = 100) -> list[dict]:

@@ -27,6 +27,13 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def segment_files(directory: Path) -> list[Path]:
+    """The log's segment files in `directory`, oldest first (none if it does not exist)."""
+    if not directory.exists():
+        return []
+    return sorted(p for p in directory.iterdir() if SEGMENT_RE.match(p.name))
+
+
 class EventLog:
     def __init__(self, directory: Path, segment_bytes: int):
         self.directory = directory
@@ -41,8 +48,7 @@ class EventLog:
 
     # --- segments ---------------------------------------------------------------------------
     def segments(self) -> list[Path]:
-        found = sorted(p for p in self.directory.iterdir() if SEGMENT_RE.match(p.name))
-        return found
+        return segment_files(self.directory)
 
     def _recover(self) -> None:
         """Cut any torn tail (an unacknowledged, partly written batch) off existing segments."""
@@ -82,9 +88,6 @@ class EventLog:
                 self._open_new_segment()
             active = self._active
         return [p for p in self.segments() if p != active]
-
-    def pending_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.segments())
 
     # --- appends ----------------------------------------------------------------------------
     def append(self, data: bytes) -> Future:

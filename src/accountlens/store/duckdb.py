@@ -14,12 +14,11 @@ from accountlens.store.base import Store, StoreError
 
 
 class DuckDBStore(Store):
-    def __init__(self, path: Path, read_only: bool = False, memory_limit: str | None = None):
+    def __init__(self, path: Path, read_only: bool = False):
         super().__init__()
         self.path = path
-        config = {"memory_limit": memory_limit} if memory_limit else {}
         try:
-            self._con = duckdb.connect(str(path), read_only=read_only, config=config)
+            self._con = duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
                 raise StoreError(
