@@ -1,4 +1,6 @@
-"""The FastAPI application: collector routes, `/api/v1` (typed, OpenAPI-documented), dashboard."""
+"""The FastAPI application: `/api/v1` (typed, OpenAPI-documented) and the dashboard.
+
+The collector (ingest/collector.py) sits in front of it as a bare ASGI app (api/server.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
-from accountlens.ingest.collector import Collector, LiveWorkspace
+from accountlens.ingest.collector import LiveWorkspace
 from accountlens.workspace import WorkspaceError
 
 STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
@@ -78,9 +80,6 @@ def create_app(lives: list[LiveWorkspace], lifespan=None) -> FastAPI:
         description="B2B product analytics: REST API of accountlens (mirrors the CLI).",
         lifespan=lifespan,
     )
-    collector = Collector(lives)
-    for route in collector.routes():
-        app.router.routes.append(route)
     by_name = {live.workspace.config.workspace.name: live for live in lives}
 
     def live_workspace(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import uvicorn
 
-from accountlens.ingest.collector import LiveWorkspace
+from accountlens.ingest.collector import Collector, CollectorFront, LiveWorkspace
 from accountlens.ingest.loader import BackgroundLoader
 from accountlens.workspace import Workspace
 
@@ -48,7 +48,7 @@ def build_app(roots: list[Path]):
                 stop_workspace(live)
 
     lives.extend(start_workspace(root) for root in roots)
-    return create_app(lives, lifespan=lifespan)
+    return CollectorFront(Collector(lives), create_app(lives, lifespan=lifespan))
 
 
 def serve(roots: list[Path], host: str, port: int, log_level: str = "warning") -> None:
