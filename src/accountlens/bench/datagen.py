@@ -66,17 +66,22 @@ def _skewed(rng: np.random.Generator, size: int, sigma: float) -> np.ndarray:
     return weights / weights.sum()
 
 
-def _user_accounts(rng: np.random.Generator, events: int) -> np.ndarray:
-    """The account of each user: a few large accounts and many small ones."""
-    n_accounts, n_users = scale(events)
+def _user_accounts(rng: np.random.Generator, population: int) -> np.ndarray:
+    """The account of each user (population of `scale(population)`): a few large accounts and
+    many small ones."""
+    n_accounts, n_users = scale(population)
     return rng.choice(n_accounts, n_users, p=_skewed(rng, n_accounts, 1.0))
 
 
-def draw(events: int, seed: int = 7) -> pa.Table:
-    """Numeric draws, one row per event: who, which account, what kind, when (sorted)."""
+def draw(events: int, seed: int = 7, population: int | None = None) -> pa.Table:
+    """Numeric draws, one row per event: who, which account, what kind, when (sorted).
+
+    The accounts and users are those of `scale(population)` (default: `events`), so a smaller
+    sample of the same population can be drawn for scaling comparisons."""
     rng = np.random.default_rng(seed)
-    n_accounts, n_users = scale(events)
-    user_account = _user_accounts(rng, events)
+    population = population or events
+    n_accounts, n_users = scale(population)
+    user_account = _user_accounts(rng, population)
     # A few heavy users and many light ones.
     user = rng.choice(n_users, events, p=_skewed(rng, n_users, 1.2)).astype(np.int32)
     kind = rng.choice(len(KINDS), events, p=KIND_SHARES).astype(np.int8)
@@ -176,11 +181,12 @@ def _json_sql(columns: list[str]) -> str:
             " FROM _flat f")
 
 
-def generate(events: int, folder: Path, seed: int = 7, parquet: bool = True) -> Dataset:
+def generate(events: int, folder: Path, seed: int = 7, parquet: bool = True,
+             population: int | None = None) -> Dataset:
     """Write `events.jsonl` (and `events.parquet`) with `events` synthetic Segment events."""
     folder.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    draws = draw(events, seed)
+    draws = draw(events, seed, population)
     draw_seconds = time.perf_counter() - started
     con = connect()
     try:
@@ -205,15 +211,16 @@ def generate(events: int, folder: Path, seed: int = 7, parquet: bool = True) -> 
             parquet_seconds = time.perf_counter() - started + draw_seconds
     finally:
         con.close()
-    accounts, users = scale(events)
+    accounts, users = scale(population or events)
     return Dataset(events, accounts, users, jsonl, parquet_path, jsonl_seconds, parquet_seconds,
                    draw_seconds)
 
 
-def entities(events: int, folder: Path, seed: int = 7) -> dict[str, Path]:
-    """accounts / memberships / subscriptions CSVs matching `generate(events, …, seed)`."""
-    n_accounts, n_users = scale(events)
-    user_account = _user_accounts(np.random.default_rng(seed), events)
+def entities(population: int, folder: Path, seed: int = 7) -> dict[str, Path]:
+    """accounts / memberships / subscriptions CSVs matching `generate(…, seed, population)`
+    (`population` defaults to the number of events there)."""
+    n_accounts, n_users = scale(population)
+    user_account = _user_accounts(np.random.default_rng(seed), population)
     con = connect()
     paths = {kind: folder / f"{kind}.csv" for kind in ("accounts", "memberships", "subscriptions")}
     try:
@@ -234,17 +241,28 @@ def entities(events: int, folder: Path, seed: int = 7) -> dict[str, Path]:
             f"""COPY (SELECT 'sub-' || a AS subscription_id, 'acct-' || a AS account_id,
                       'core' AS product, {_list(PLANS)}[a % 4 + 1] AS plan,
                       5 + (a * 13) % 200 AS seats, 1000.0 * (5 + (a * 13) % 200) AS arr,
-                      DATE '{END[:10]}' - {DAYS + 30} AS start, DATE '{END[:10]}' + 185 AS "end",
-                      'active' AS status
+                      -- Half started a year before the events (a revenue cohort), half with
+                      -- them (activation); every seventh ended two months before the last day.
+                      DATE '{END[:10]}' - CASE WHEN a % 2 = 0 THEN 400 ELSE {DAYS} END AS start,
+                      DATE '{END[:10]}' + CASE WHEN a % 7 = 0 THEN -60 ELSE 185 END AS "end",
+                      CASE WHEN a % 7 = 0 THEN 'ended' ELSE 'active' END AS status
                FROM range({n_accounts}) t(a)) TO ? (HEADER)""", [str(paths["subscriptions"])])
     finally:
         con.close()
     return paths
 
 
-def dataset(ctx: Context) -> Dataset:
-    """The run's shared dataset of `ctx.events` events, generated on first use."""
-    return ctx.cached("dataset", lambda: generate(ctx.events, ctx.data_dir / "data"))
+def dataset(ctx: Context, events: int | None = None, population: int | None = None,
+            parquet: bool = True) -> Dataset:
+    """The run's shared dataset of `events` (default `ctx.ingest_events`) events drawn from the
+    population of `population` events, generated on first use."""
+    events = events or ctx.ingest_events
+    population = population or events
+    # Keyed by the population drawn from: 1M events of a 10M population are the 1M dataset.
+    name = f"data-{events}" + ("-of-{}-{}".format(*scale(population))
+                               if scale(population) != scale(events) else "")
+    return ctx.cached(name, lambda: generate(events, ctx.data_dir / name, parquet=parquet,
+                                             population=population))
 
 
 @benchmark("datagen", "Data generation", order=10)

@@ -84,17 +84,25 @@ def benchmark(name: str, title: str, order: int, requires: tuple[str, ...] = ())
 
 @dataclass
 class Context:
-    """What a benchmark gets: the run's size and folders, shared cached data, earlier rows."""
+    """What a benchmark gets: the run's sizes and folders, shared cached data, earlier rows.
+
+    `events` sizes the analytics workspace (metrics, analyses, scaling, dashboard);
+    `ingest_events` the ingestion benchmarks (the same as `events` when not given).
+    """
 
     events: int
     quick: bool
     data_dir: Path
+    ingest_events: int = 0
     clients: int = 4
     keep_data: bool = False
     verbose: bool = True
     rows: dict[str, Row] = field(default_factory=dict)
     _cache: dict[str, Any] = field(default_factory=dict)
     _started: float = field(default_factory=time.perf_counter)
+
+    def __post_init__(self) -> None:
+        self.ingest_events = self.ingest_events or self.events
 
     def cached(self, key: str, factory: Callable[[], Any]) -> Any:
         """Build a shared resource (e.g. the generated dataset) once per run."""
@@ -121,12 +129,17 @@ class Context:
         return row.value / base.value
 
 
+class Skipped(Exception):
+    """Raised by a benchmark that cannot run here (e.g. no browser); reported, not failed."""
+
+
 @dataclass
 class Outcome:
     benchmark: Benchmark
     rows: list[Row]
     seconds: float
     error: str | None = None
+    skipped: str | None = None
 
 
 def discover() -> dict[str, Benchmark]:
@@ -162,9 +175,11 @@ def run(ctx: Context, only: list[str] | None = None) -> list[Outcome]:
         for bench in select(only):
             ctx.log(f"{bench.name}: start")
             started = time.perf_counter()
+            error = skipped = None
             try:
                 rows = bench.func(ctx)
-                error = None
+            except Skipped as exc:
+                rows, skipped = [], str(exc)
             except Exception as exc:  # keep the report: one broken benchmark must not hide the rest
                 rows, error = [], f"{type(exc).__name__}: {exc}"
                 traceback.print_exc()
@@ -172,9 +187,10 @@ def run(ctx: Context, only: list[str] | None = None) -> list[Outcome]:
                 if row.key in ctx.rows:
                     raise ValueError(f"row key {row.key!r} is used twice")
                 ctx.rows[row.key] = row
-            outcomes.append(Outcome(bench, rows, time.perf_counter() - started, error))
+            outcomes.append(Outcome(bench, rows, time.perf_counter() - started, error, skipped))
             ctx.log(f"{bench.name}: done in {outcomes[-1].seconds:.1f}s"
-                    + (f" (FAILED: {error})" if error else ""))
+                    + (f" (FAILED: {error})" if error else "")
+                    + (f" (skipped: {skipped})" if skipped else ""))
     finally:
         if not ctx.keep_data:
             shutil.rmtree(ctx.data_dir, ignore_errors=True)

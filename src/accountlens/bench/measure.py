@@ -1,0 +1,38 @@
+"""Measuring helpers: best-of-N wall time, and running a contender in a fresh child process so
+its peak resident memory (`ru_maxrss`) is its own."""
+
+from __future__ import annotations
+
+import multiprocessing
+import resource
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+
+def timed(func: Callable[[], Any]) -> tuple[float, Any]:
+    """(seconds, result) of one call."""
+    started = time.perf_counter()
+    result = func()
+    return time.perf_counter() - started, result
+
+
+def best_of(func: Callable[[], Any], repeats: int) -> tuple[float, Any]:
+    """(fastest seconds, last result) of `repeats` calls."""
+    runs = [timed(func) for _ in range(max(1, repeats))]
+    return min(seconds for seconds, _ in runs), runs[-1][1]
+
+
+def _peak_rss_wrapper(func: Callable[..., Any], args: tuple) -> tuple[Any, int]:
+    result = func(*args)
+    return result, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+
+
+def in_child(func: Callable[..., Any], *args: Any) -> tuple[Any, int]:
+    """(result, peak RSS in bytes) of `func(*args)` run in a fresh spawned process.
+
+    `func` must be importable (a module-level function); spawn, not fork, so the child holds
+    neither this process's memory nor its DuckDB threads."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_peak_rss_wrapper, func, args).result()

@@ -1,0 +1,201 @@
+"""Issue 3's speed benchmark: the account metrics table and the account-level AARRR funnel, against
+one hand-written DuckDB SQL query and against pandas, with the numbers checked equal."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from accountlens.bench import account_pandas, account_sql
+from accountlens.bench.measure import best_of, in_child, timed
+from accountlens.bench.registry import Context, Row, Target, benchmark
+from accountlens.bench.workspace import bench_workspace
+from accountlens.metrics.registry import available_levels, load_all
+from accountlens.workspace import Workspace
+
+# Account-level metrics whose output is not one row per account: not columns of the table.
+NOT_TABULAR = {
+    "funnel": "measured on its own",
+    "retention": "one cohort × week table over all accounts",
+    "contract_alignment": "one row per entitlement",
+    "arr_movements": "one row per outcome kind",
+    "account_users": "one row per user of each account",
+}
+
+
+def table_metrics(model: str) -> list[str]:
+    """Registered metrics offered at account level under `model` that run with default params,
+    one row per account."""
+    names = []
+    for metric in load_all().values():
+        if "account" not in available_levels(metric, model) or metric.name in NOT_TABULAR:
+            continue
+        try:
+            metric.params()
+        except Exception:  # noqa: BLE001 - needs params: not part of a default table
+            continue
+        names.append(metric.name)
+    return names
+
+
+def wide_table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per account, one column per figure; a figure reported by several metrics
+    (e.g. `mau`) must agree between them."""
+    table: pd.DataFrame | None = None
+    for name, frame in frames.items():
+        frame = frame.set_index("account")
+        if table is None:
+            table = frame
+            continue
+        for column in frame.columns.intersection(table.columns):
+            _assert_same(table[column], frame[column].reindex(table.index), f"{name}.{column}")
+        table = table.join(frame[frame.columns.difference(table.columns)], how="left")
+    return table.sort_index()
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    missing_a, missing_b = pd.isna(a), pd.isna(b)
+    if missing_a or missing_b:
+        return bool(missing_a and missing_b)
+    if isinstance(a, numbers.Real) and isinstance(b, numbers.Real):
+        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-9)
+    return str(a) == str(b)
+
+
+def _assert_same(expected: pd.Series, actual: pd.Series, label: str) -> None:
+    diffs = [key for key, a, b in zip(expected.index, expected, actual) if not _same_value(a, b)]
+    if diffs:
+        key = diffs[0]
+        raise AssertionError(f"{label} differs for {len(diffs)} rows, e.g. {key}: "
+                             f"accountlens {expected[key]!r} vs {actual[key]!r}")
+
+
+def assert_equal_tables(expected: pd.DataFrame, actual: pd.DataFrame, who: str) -> None:
+    """Every value of `expected` (accountlens) equals `actual` (a baseline), same rows."""
+    actual = actual.set_index(expected.index.name) if expected.index.name in actual else actual
+    missing = expected.index.difference(actual.index).union(actual.index.difference(expected.index))
+    if len(missing):
+        raise AssertionError(f"{who}: rows differ, e.g. {list(missing[:3])}")
+    actual = actual.reindex(expected.index)
+    for column in expected.columns:
+        if column not in actual:
+            raise AssertionError(f"{who} has no column {column!r}")
+        _assert_same(expected[column], actual[column], f"{who} {column}")
+
+
+# --- contenders, each run in a fresh child process ----------------------------------------------
+def run_accountlens(path: Path, metrics: list[str], repeats: int,
+                    analyses: tuple[tuple[str, dict], ...] = ()) -> dict[str, Any]:
+    """Warm best-of-`repeats` times of the table, the funnel and each of `analyses`."""
+    with Workspace.open(path, read_only=True) as ws:
+        def table() -> pd.DataFrame:
+            return wide_table({m: ws.metric(m, level="account") for m in metrics})
+
+        def funnel() -> pd.DataFrame:
+            return ws.metric("funnel", level="account")
+
+        table(), funnel()  # warm: imports, the Ibis compiler, DuckDB's caches
+        table_s, result = best_of(table, repeats)
+        funnel_s, funnel_result = best_of(funnel, repeats)
+        out = {"table_s": table_s, "funnel_s": funnel_s, "table": result, "funnel": funnel_result}
+        for name, params in analyses:
+            ws.analysis(name, **params)  # warm, as the metrics were
+            out[analysis_label(name, params)] = best_of(lambda: ws.analysis(name, **params),
+                                                        repeats)[0]
+    return out
+
+
+def analysis_label(name: str, params: dict) -> str:
+    return name + "".join(f" {k}={v}" for k, v in params.items())
+
+
+def run_sql(path: Path, repeats: int) -> dict[str, Any]:
+    with Workspace.open(path, read_only=True) as ws:
+        settings = ws.config.metrics
+
+        def table() -> pd.DataFrame:
+            return ws.store.arrow(account_sql.TABLE_SQL, account_sql.params(settings)).to_pandas()
+
+        def funnel() -> pd.DataFrame:
+            return ws.store.arrow(account_sql.FUNNEL_SQL,
+                                  account_sql.funnel_params(settings)).to_pandas()
+
+        table(), funnel()
+        table_s, result = best_of(table, repeats)
+        funnel_s, funnel_result = best_of(funnel, repeats)
+    return {"table_s": table_s, "funnel_s": funnel_s, "table": result.set_index("account"),
+            "funnel": funnel_result}
+
+
+def run_pandas(path: Path, repeats: int) -> dict[str, Any]:
+    with Workspace.open(path, read_only=True) as ws:
+        settings = ws.config.metrics
+        load_s, tables = timed(lambda: account_pandas.load(ws.store, settings))
+    table_s, result = best_of(lambda: account_pandas.account_table(tables, settings), repeats)
+    funnel_s, funnel_result = best_of(lambda: account_pandas.funnel(tables, settings), repeats)
+    return {"load_s": load_s, "table_s": table_s, "funnel_s": funnel_s, "table": result,
+            "funnel": funnel_result}
+
+
+@benchmark("metrics", "Account metrics table and AARRR funnel vs SQL and pandas", order=55,
+           requires=("workspace",))
+def metrics_benchmark(ctx: Context) -> list[Row]:
+    """On the analytics workspace, accountlens computes the account metrics table — every
+    registered metric offered at account level that runs without params and gives one row per
+    account (`ws.metric(name, level="account")`, joined into one table) — and the AARRR funnel
+    at account level (`ws.metric("funnel", level="account")`), reading its daily rollup.
+    Baseline (a): one hand-written DuckDB SQL query for the table and one for the funnel, run
+    on the workspace's own connection, reading the raw tables (events, accounts, users,
+    memberships, subscriptions; the funnel query groups events per day as the rollup does,
+    since the funnel's moments are defined on it). Baseline (b): the same computations in pandas
+    over DataFrames of those raw tables (event strings as categoricals; the invitee e-mail
+    extracted from the JSON properties while loading); loading them is reported on its own.
+    Before any figure is reported the benchmark asserts that the SQL and pandas results equal
+    accountlens's, value by value for every account and funnel stage. Each contender runs in
+    its own fresh process: time is the best of several warm runs (pandas: after loading), and
+    peak memory is that process's peak RSS (`getrusage` ru_maxrss), interpreter included."""
+    bw = bench_workspace(ctx)
+    with Workspace.open(bw.path, read_only=True) as ws:
+        metrics = table_metrics(ws.config.analysis.model)
+    repeats = 1 if ctx.quick else 3
+    ctx.log(f"metrics: accountlens ({len(metrics)} metrics + funnel)")
+    al, al_rss = in_child(run_accountlens, bw.path, metrics, repeats)
+    ctx.log("metrics: hand-written SQL")
+    sql, sql_rss = in_child(run_sql, bw.path, repeats)
+    ctx.log("metrics: pandas")
+    pdx, pd_rss = in_child(run_pandas, bw.path, 1 if ctx.quick else 2)
+    for who, result in (("SQL", sql), ("pandas", pdx)):
+        assert_equal_tables(al["table"], result["table"], f"{who} metrics table")
+        assert_equal_tables(al["funnel"].set_index("stage"), result["funnel"].set_index("stage"),
+                            f"{who} funnel")
+    n_accounts, n_columns = al["table"].shape
+    checked = f"values equal accountlens's for all {n_accounts:,} accounts × {n_columns} columns"
+    return [
+        Row("metrics.table", f"accountlens: account metrics table ({len(metrics)} metrics)",
+            al["table_s"], "s", baseline="metrics.table_sql", target=Target("<=", 1.5),
+            note=", ".join(metrics)),
+        Row("metrics.table_sql", "  baseline (a): hand-written DuckDB SQL, one query",
+            sql["table_s"], "s", note=checked),
+        Row("metrics.table_pandas", "  baseline (b): pandas (ratio = accountlens's speed-up)",
+            pdx["table_s"], "s", baseline="metrics.table", target=Target(">=", 10.0),
+            note=checked),
+        Row("metrics.funnel", "accountlens: AARRR funnel at account level", al["funnel_s"], "s",
+            baseline="metrics.funnel_sql", target=Target("<=", 1.5),
+            note=" → ".join(f"{s} {r:,}" for s, r in zip(al["funnel"]["stage"],
+                                                        al["funnel"]["reached"]))),
+        Row("metrics.funnel_sql", "  baseline (a): hand-written DuckDB SQL, one query",
+            sql["funnel_s"], "s", note="reached, conversion and median days equal accountlens's"),
+        Row("metrics.funnel_pandas", "  baseline (b): pandas (ratio = accountlens's speed-up)",
+            pdx["funnel_s"], "s", baseline="metrics.funnel", target=Target(">=", 10.0),
+            note="reached, conversion and median days equal accountlens's"),
+        Row("metrics.pandas_load", "pandas: loading the raw tables into DataFrames",
+            pdx["load_s"], "s", note="not included in the pandas times above"),
+        Row("metrics.rss_accountlens", "peak RSS: accountlens process", al_rss / 1e6, "MB"),
+        Row("metrics.rss_sql", "peak RSS: SQL process", sql_rss / 1e6, "MB"),
+        Row("metrics.rss_pandas", "peak RSS: pandas process (with its DataFrames)",
+            pd_rss / 1e6, "MB"),
+    ]
