@@ -1,5 +1,6 @@
-"""Contract test: every registered metric runs at every level on a generated workspace, and the
-core metrics equal an independent pandas computation from the raw tables (not the rollup)."""
+"""Contract test: every registered metric equals an independent pandas computation from the raw
+tables (tests/pandas_reference.py) on a generated workspace, at the levels listed there; every
+metric also runs at a sample of its other levels; a metric without a pandas version fails."""
 
 from __future__ import annotations
 
@@ -7,15 +8,96 @@ import datetime as dt
 import json
 import random
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from accountlens.metrics.registry import load_all
+from accountlens.metrics.settings import MetricsSection
 from accountlens.workspace import Workspace
+from tests.pandas_reference import REFERENCES, Raw
 
 AS_OF = dt.date(2024, 3, 31)
 VALUE = ["Report Created", "Report Shared", "Workflow Approved", "Plan Approved"]
-NAMES = VALUE + ["Dashboard Viewed", "Search", "Export"]
+NAMES = VALUE + ["Dashboard Viewed", "Search", "Export", "API Called", "Order Completed",
+                 "User Invited"]
+ACCOUNTS = [f"a{i}" for i in range(12)]  # a10: no subscription; a11: automation only
+START = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+
+
+def _crm(rng: random.Random) -> dict[str, list[str]]:
+    """CSV rows of accounts, units, users, memberships, subscriptions and outcomes."""
+    csv = {
+        "accounts": ["account_id,domain,industry,region,employees,created_at"],
+        "units": ["unit_id,account_id,kind,name,parent_unit_id"],
+        "users": ["user_id,email"],
+        "memberships": ["user_id,account_id,unit_id,role,valid_from,valid_to"],
+        "subscriptions": ["subscription_id,account_id,plan,seats,arr,start,end,entitlements"],
+        "outcomes": ["account_id,kind,date,arr_delta"],
+    }
+    for i, a in enumerate(ACCOUNTS):
+        created = "" if i % 4 else f"2023-0{1 + i % 9}-15"
+        csv["accounts"].append(f"{a},{a}.com,{rng.choice(['retail', 'energy', ''])},"
+                               f"{rng.choice(['emea', 'amer'])},{rng.choice(['', 10, 800])},{created}")
+        if i < 10:
+            parent = f"{a}-bu" if i % 2 else ""
+            csv["units"] += ([f"{a}-bu,{a},business_unit,BU,"] if i % 2 else []) + [
+                f"{a}-d,{a},department,Dept,{parent}", f"{a}-t1,{a},team,T1,{a}-d",
+                f"{a}-t2,{a},team,T2,{a}-d"]
+            start = dt.date(2023, 1, 1) + dt.timedelta(days=rng.randrange(420))
+            end = "" if rng.random() < 0.6 else str(start + dt.timedelta(days=rng.randrange(30, 400)))
+            ent = json.dumps({"api_calls": rng.choice([5, 50]), "modules": ["core", "reports"]})
+            ent = '"' + ent.replace('"', '""') + '"'
+            csv["subscriptions"].append(
+                f"s{i},{a},{rng.choice(['pro', 'ent'])},{rng.choice([0, 3, 10, ''])},"
+                f"{rng.choice([1000, 5000])},{start},{end},{ent}")
+            if end and rng.random() < 0.6:  # renewed, at a new price
+                csv["subscriptions"].append(f"r{i},{a},pro,5,{rng.choice([0, 800, 7000])},{end},,")
+            csv["outcomes"].append(f"{a},{rng.choice(['renewal', 'expansion', 'churn'])},"
+                                   f"{start + dt.timedelta(days=200)},{rng.choice([-500, 0, 900, ''])}")
+    for u in range(50):
+        home = ACCOUNTS[u % 11]
+        domain = f"{home}.com" if u % 5 else "freelance.org"
+        csv["users"].append(f"u{u},u{u}@{domain}")
+        unit = rng.choice(["", f"{home}-d", f"{home}-t1", f"{home}-t2"]) if home != "a10" else ""
+        if u % 6 == 0:  # role change mid-window
+            csv["memberships"] += [f"u{u},{home},{unit},viewer,2023-12-01,2024-03-10",
+                                   f"u{u},{home},{unit},editor,2024-03-10,"]
+        else:
+            csv["memberships"].append(f"u{u},{home},{unit},{rng.choice(['viewer', 'admin'])},2023-12-01,")
+        if u % 9 == 4:  # joins a second account later (an external invitee's referred account)
+            csv["memberships"].append(f"u{u},{ACCOUNTS[(u + 3) % 10]},,editor,2024-02-20,")
+    return csv
+
+
+def _events(rng: random.Random) -> list[dict]:
+    events, n = [], 0
+
+    def at(minutes: int) -> str:
+        return (START + dt.timedelta(minutes=minutes)).isoformat()
+
+    for u in range(50):
+        first = rng.randrange(80 * 24 * 60)
+        for _ in range(rng.randrange(1, 40)):
+            n += 1
+            minute = first + int(rng.expovariate(1 / (20 * 24 * 60))) if _ else first
+            kind = rng.choice(["track"] * 6 + ["page", "identify"])
+            event = {"type": kind, "messageId": f"m{n}", "userId": f"u{u}", "timestamp": at(minute),
+                     "event": rng.choice(NAMES), "name": rng.choice(["Home", "Page Viewed"]),
+                     "properties": {"product": rng.choice(["core", "reports", "billing"])}}
+            if event["event"] == "User Invited":
+                event["properties"]["invitee_email"] = rng.choice(
+                    [f"u{rng.randrange(50)}@a{rng.randrange(11)}.com", f"U{rng.randrange(50)}@freelance.org",
+                     "someone@elsewhere.io"])
+            if u % 7 == 3 and rng.random() < 0.3:  # explicit second account
+                event["context"] = {"groupId": ACCOUNTS[(u + 1) % 11]}
+            events.append(event)
+    for _ in range(60):
+        n += 1
+        events.append({"type": "track", "messageId": f"m{n}", "timestamp": at(rng.randrange(91 * 24 * 60)),
+                       "event": rng.choice(["Sync Run", "API Called"]),
+                       "context": {"groupId": rng.choice(["a11", "a3"])}})
+    return events
 
 
 @pytest.fixture(scope="module")
@@ -23,155 +105,115 @@ def generated(tmp_path_factory):
     rng = random.Random(11)
     root = tmp_path_factory.mktemp("contract")
     ws = Workspace.init(root / "ws", name="contract")
-    accounts = [f"a{i}" for i in range(12)]
-    (root / "accounts.csv").write_text("account_id,domain,industry,region,employees\n" + "".join(
-        f"{a},{a}.com,{rng.choice(['retail', 'energy', ''])},{rng.choice(['emea', 'amer'])},"
-        f"{rng.choice(['', 10, 120, 800, 4000])}\n" for a in accounts))
-    subs = ["subscription_id,account_id,plan,seats,arr,start,end"]
-    for i, a in enumerate(accounts[:10]):
-        start = dt.date(2023, 1, 1) + dt.timedelta(days=rng.randrange(420))
-        end = "" if rng.random() < 0.7 else str(start + dt.timedelta(days=rng.randrange(30, 400)))
-        subs.append(f"s{i},{a},{rng.choice(['pro', 'ent'])},{rng.choice([0, 3, 10])},"
-                    f"{rng.choice([1000, 5000])},{start},{end}")
-    (root / "subscriptions.csv").write_text("\n".join(subs) + "\n")
-    members, events = ["user_id,account_id,unit_id,role,valid_from,valid_to"], []
-    users = []
-    for u in range(50):
-        user, home = f"u{u}", rng.choice(accounts[:11])  # a11: automation only
-        users.append((user, home))
-        if rng.random() < 0.2:  # role change mid-way
-            members.append(f"{user},{home},,viewer,2023-12-01,2024-03-10")
-            members.append(f"{user},{home},,editor,2024-03-10,")
-        else:
-            members.append(f"{user},{home},,{rng.choice(['viewer', 'editor', 'admin'])},2023-12-01,")
-    (root / "memberships.csv").write_text("\n".join(members) + "\n")
-    n = 0
-    for user, home in users:
-        second = rng.choice(accounts[:11]) if rng.random() < 0.15 else None  # explicit other account
-        for _ in range(rng.randrange(1, 40)):
-            n += 1
-            ts = dt.datetime(2024, 1, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=rng.randrange(91 * 24 * 60))
-            event = {"type": rng.choice(["track"] * 5 + ["page", "identify"]), "messageId": f"m{n}",
-                     "userId": user, "timestamp": ts.isoformat(), "event": rng.choice(NAMES),
-                     "name": rng.choice(["Home", "Settings"])}
-            if second and rng.random() < 0.3:
-                event["context"] = {"groupId": second}
-            events.append(event)
-    for _ in range(60):
-        n += 1
-        ts = dt.datetime(2024, 1, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=rng.randrange(91 * 24 * 60))
-        events.append({"type": "track", "messageId": f"m{n}", "event": "Sync Run",
-                       "timestamp": ts.isoformat(), "context": {"groupId": rng.choice(["a11", "a3"])}})
-    (root / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
-    for kind in ("accounts", "subscriptions", "memberships"):
+    for kind, rows in _crm(rng).items():
+        (root / f"{kind}.csv").write_text("\n".join(rows) + "\n")
         ws.import_entities(kind, root / f"{kind}.csv")
+    (root / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in _events(rng)))
     ws.import_events(root / "events.jsonl")
     yield ws
     ws.close()
 
 
-def raw(ws) -> pd.DataFrame:
-    ev = ws.store.df("SELECT * EXCLUDE (properties, traits, context) FROM events "
-                     "WHERE type IN ('track', 'page', 'screen')")
-    ev["day"] = pd.to_datetime(ev.timestamp, utc=True).dt.date
-    return ev[ev.day <= AS_OF]
+@pytest.fixture(scope="module")
+def raw(generated) -> Raw:
+    return Raw.load(generated, AS_OF)
 
 
-def window(ev: pd.DataFrame, days: int) -> pd.DataFrame:
-    return ev[(ev.day > AS_OF - dt.timedelta(days=days)) & (ev.day <= AS_OF)]
+# ---- comparing ---------------------------------------------------------------------------------
+KEYS = ("account_id", "user_id", "account", "user", "cohort", "period", "stage_order", "stage",
+        "entitlement", "kind")
 
 
-def as_dict(frame: pd.DataFrame, key: str, column: str) -> dict:
-    return {k: (None if pd.isna(v) else float(v)) for k, v in zip(frame[key], frame[column])}
+def _plain(value):
+    """One comparable value: dates and timestamps as naive UTC timestamps, NaN/NaT as None."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    if isinstance(value, (dt.date, pd.Timestamp)):
+        stamp = pd.Timestamp(value)
+        return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    return float(value) if isinstance(value, (int, float, np.number)) else value
 
 
-def test_every_metric_runs_at_its_levels(generated) -> None:
-    sample = ("user", "account", "role", "department", "maturity", "deployment_scale", "all")
+def _nothing(values: dict) -> bool:
+    return all(v in (None, 0, 0.0, False) for v in values.values())
+
+
+def assert_matches(got: pd.DataFrame, expected: pd.DataFrame, level: str, label: str) -> None:
+    """Same rows and values, except that a row with only zeros / empties may be on one side."""
+    level = "scope" if level == "all" else level
+    keys = [c for c in expected.columns if c in KEYS or c == level]
+    values = [c for c in expected.columns if c not in keys]
+    assert not set(values) - set(got.columns), (label, set(values) - set(got.columns))
+
+    def rows(frame):
+        return {tuple(_plain(r[k]) for k in keys): {c: _plain(r[c]) for c in values}
+                for r in frame.to_dict(orient="records")}
+
+    mine, theirs = rows(got), rows(expected)
+    assert len(mine) == len(got), f"{label}: duplicate keys"
+    for key in mine.keys() | theirs.keys():
+        a, b = mine.get(key), theirs.get(key)
+        if a is None or b is None:
+            assert _nothing(a or b), f"{label} {key}: engine {a}, pandas {b}"
+            continue
+        for column in values:
+            x, y = a[column], b[column]
+            same = x == pytest.approx(y, rel=1e-9, abs=1e-9) if isinstance(y, float) and x is not None else x == y
+            assert same, f"{label} {key} {column}: engine {x!r}, pandas {y!r}"
+
+
+CASES = [(name, level, params) for name, ref in sorted(REFERENCES.items())
+         for level in ref.levels for params in ref.params]
+
+
+@pytest.mark.parametrize(("name", "level", "params"), CASES,
+                         ids=[f"{n}-{lv}{'-' + '-'.join(p.values()) if p else ''}" for n, lv, p in CASES])
+def test_metric_matches_pandas(generated, raw, name, level, params) -> None:
+    got = generated.metric(name, level=level, as_of=AS_OF, **params)
+    expected = REFERENCES[name].compute(raw, level, **params)
+    assert_matches(got, expected, level, f"{name}@{level}{params or ''}")
+
+
+ALTERNATIVE = MetricsSection(
+    funnel_stages=["awareness", "acquisition", "revenue", "referral", "activation"],
+    min_users=1, account_activation_days=10, activation_days=3, velocity_weeks=2,
+    retention_after_days=3, module_events={"reports": ["Export"]}, quota_window_days=7,
+    revenue_period_days=90)
+
+
+@pytest.mark.parametrize("name", ["funnel", "activation", "time_to_value", "adoption_velocity",
+                                  "contract_alignment", "nrr", "arr_movements"])
+def test_metric_matches_pandas_with_other_settings(generated, name) -> None:
+    generated.config.metrics = ALTERNATIVE
+    try:
+        raw = Raw.load(generated, AS_OF)
+        for level in REFERENCES[name].levels[:2]:
+            got = generated.metric(name, level=level, as_of=AS_OF)
+            assert_matches(got, REFERENCES[name].compute(raw, level), level, f"{name}@{level} (alt)")
+    finally:
+        generated.config.metrics = MetricsSection()
+
+
+def test_every_metric_has_a_pandas_reference() -> None:
+    missing = sorted(set(load_all()) - set(REFERENCES))
+    assert not missing, f"add a pandas version to tests/pandas_reference.py for {missing}"
+    assert not set(REFERENCES) - set(load_all()), "a pandas version of an unregistered metric"
+
+
+def test_every_metric_runs_at_its_other_levels(generated) -> None:
+    sample = ("department", "business_unit", "plan", "size_band", "maturity", "deployment_scale")
     for name, metric in load_all().items():
         for level in [lv for lv in metric.levels if lv in sample]:
             frame = generated.metric(name, level=level, as_of=AS_OF)
             assert isinstance(frame, pd.DataFrame), (name, level)
 
 
-def test_active_users_match_pandas(generated) -> None:
-    ev = raw(generated)
-    human = ev[(ev.actor_kind == "human") & ev.user_id.notna() & ev.account_id.notna()]
-    for name, days in (("dau", 1), ("wau", 7), ("mau", 30)):
-        expected = window(human, days).groupby("account_id").user_id.nunique().to_dict()
-        got = as_dict(generated.metric(name, level="account", as_of=AS_OF), "account", name)
-        assert {k: v for k, v in got.items() if v} == expected, name
-    by_role = window(ev[(ev.actor_kind == "human") & ev.user_id.notna()], 30)
-    expected = by_role.fillna({"role": "(none)"}).groupby("role").user_id.nunique().to_dict()
-    got = as_dict(generated.metric("mau", level="role", as_of=AS_OF), "role", "mau")
-    assert {k: v for k, v in got.items() if v} == expected
-
-
-def test_accounts_breadth_depth_stickiness_match_pandas(generated) -> None:
-    ev = raw(generated)
-    attributed = ev[ev.account_id.notna()]
-    recent = window(attributed, 30)
-    got = as_dict(generated.metric("active_accounts", level="all", as_of=AS_OF), "scope", "active_7d")
-    assert got == {"all": window(attributed, 7).account_id.nunique()}
-    names = recent.name.nunique()
-    expected = (recent.groupby("account_id").name.nunique() / names).to_dict()
-    got = as_dict(generated.metric("breadth", level="account", as_of=AS_OF), "account", "breadth")
-    assert {k: v for k, v in got.items() if v} == pytest.approx(expected)
-    human = window(ev[(ev.actor_kind == "human") & ev.user_id.notna()], 30)
-    expected = (human.groupby("user_id").size() / 1).to_dict()
-    got = as_dict(generated.metric("depth", level="user", as_of=AS_OF), "user", "depth")
-    assert {k: v for k, v in got.items() if v is not None} == pytest.approx(expected)
-    h = human[human.account_id.notna()]
-    daily = h.groupby(["account_id", "day"]).user_id.nunique().groupby("account_id").sum() / 30
-    expected = (daily / h.groupby("account_id").user_id.nunique()).to_dict()
-    got = as_dict(generated.metric("stickiness", level="account", as_of=AS_OF), "account", "stickiness")
-    assert {k: v for k, v in got.items() if v is not None} == pytest.approx(expected)
-
-
-def test_seats_and_revenue_match_pandas(generated) -> None:
-    ev = raw(generated)
-    subs = generated.store.df("SELECT * FROM subscriptions")
-
-    def live(day):
-        return subs[(subs.start_date <= day) & (subs.end_date.isna() | (subs.end_date >= day))]
-
-    mau = window(ev[(ev.actor_kind == "human") & ev.user_id.notna() & ev.account_id.notna()], 30)
-    mau = mau.groupby("account_id").user_id.nunique()
-    seats = live(AS_OF).groupby("account_id").seats.sum()
-    expected = {a: (mau.get(a, 0) / s if s > 0 else None) for a, s in seats.items()}
-    got = as_dict(generated.metric("seat_utilization", level="account", as_of=AS_OF), "account",
-                  "seat_utilization")
-    assert {k: got[k] for k in expected} == pytest.approx(expected)
-    start = live(AS_OF - dt.timedelta(days=365)).groupby("account_id").arr.sum()
-    start = start[start > 0]
-    end = live(AS_OF).groupby("account_id").arr.sum().reindex(start.index).fillna(0)
-    nrr = generated.metric("nrr", level="all", as_of=AS_OF)
-    grr = generated.metric("grr", level="all", as_of=AS_OF)
-    logo = generated.metric("logo_retention", level="all", as_of=AS_OF)
-    if len(start):
-        assert nrr.nrr[0] == pytest.approx(end.sum() / start.sum())
-        assert grr.grr[0] == pytest.approx(pd.concat([end, start], axis=1).min(axis=1).sum() / start.sum())
-        assert logo.logo_retention[0] == pytest.approx((end > 0).sum() / len(start))
-    arr = generated.metric("arr", level="all", as_of=AS_OF).arr[0]
-    assert arr == pytest.approx(live(AS_OF).arr.sum())
-
-
-def test_activation_and_retention_match_pandas(generated) -> None:
-    ev = raw(generated)
-    human = ev[(ev.actor_kind == "human") & ev.user_id.notna()]
-    first = human.groupby("user_id").timestamp.min()
-    first_value = human[human.name.isin(VALUE)].groupby("user_id").timestamp.min()
-    ttv = ((first_value - first.reindex(first_value.index)).dt.total_seconds() / 86400).to_dict()
-    got = as_dict(generated.metric("time_to_value", level="user", as_of=AS_OF), "user",
-                  "time_to_value_days")
-    assert {k: v for k, v in got.items() if v is not None} == pytest.approx(ttv)
-    activated = {u: bool(u in ttv and ttv[u] <= 14) for u in first.index}
-    frame = generated.metric("activation", level="user", as_of=AS_OF)
-    assert dict(zip(frame.user, frame.activated.astype(bool))) == activated
-    cohort_of = human.groupby("user_id").day.min().map(lambda d: d - dt.timedelta(days=d.weekday()))
-    h = human.assign(cohort=human.user_id.map(cohort_of))
-    h["period"] = h.apply(lambda r: ((r.day - dt.timedelta(days=r.day.weekday())) - r.cohort).days // 7,
-                          axis=1)
-    expected = h.groupby(["cohort", "period"]).user_id.nunique().to_dict()
-    frame = generated.metric("retention", level="user", as_of=AS_OF)
-    got = {(pd.Timestamp(c).date(), p): r for c, p, r in zip(frame.cohort, frame.period, frame.retained)}
-    assert got == expected
+def test_generated_workspace_has_the_edge_cases(raw) -> None:
+    ev = raw.active()
+    assert set(ev[ev.user_id.isna()].account_id) == {"a3", "a11"}  # automation
+    assert ev.groupby("user_id").account_id.nunique().max() > 1  # a user in two accounts
+    assert raw.memberships.groupby("user_id").role.nunique().max() > 1  # role change
+    assert not raw.live_subscriptions(AS_OF).seats.fillna(0).min()  # an account with no seats
+    assert len(ev[ev.name == "User Invited"]) > 5
