@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from inspect import signature
 
 import numpy as np
 import pandas as pd
@@ -21,8 +22,10 @@ from accountlens.metrics.settings import MetricsSection
 NONE = "(none)"
 DAY = pd.Timedelta(days=1)
 UNIT_KINDS = ("team", "department", "business_unit")
-ACCOUNT_SLICES = ("industry", "region")  # the slices compared here; the others only run
-ACCOUNT_LEVELS = ("account", *ACCOUNT_SLICES, "all")
+ACCOUNT_SLICES = ("industry", "region")  # slices with a pandas version; the others only run
+# Compared at account, one slice and all: the slices share one code path in the engine, and every
+# metric call costs a query compilation, so the contract stays fast.
+ACCOUNT_LEVELS = ("account", "industry")
 
 
 @dataclass
@@ -156,15 +159,15 @@ def reference(*names: str, levels: tuple[str, ...], params: tuple[dict, ...] = (
     """Register the pandas version of metrics `names` (called with `name=` when several)."""
     def wrap(fn):
         for name in names:
-            compute = partial(fn, name=name) if len(names) > 1 else fn
+            compute = partial(fn, name=name) if "name" in signature(fn).parameters else fn
             REFERENCES[name] = Reference(compute, levels, params)
         return fn
     return wrap
 
 
 # ---- adoption ---------------------------------------------------------------------------------
-@reference("dau", "wau", "mau", levels=("account", "role", "unit", "team", "department",
-                                        "industry", "all"))
+@reference("dau", "wau", levels=("account", "all"))
+@reference("mau", levels=("account", "role", "unit", "team", "department", "region", "all"))
 def active_users(raw: Raw, level: str, name: str) -> pd.DataFrame:
     days = {"dau": 1, "wau": 7, "mau": 30}[name]
     rows = raw.with_entity(raw.window(human(raw.active()), days), level)
@@ -185,7 +188,7 @@ def account_mau(raw: Raw) -> pd.Series:
     return rows[rows.account_id.notna()].groupby("account_id").user_id.nunique()
 
 
-@reference("seat_utilization", levels=ACCOUNT_LEVELS)
+@reference("seat_utilization", levels=(*ACCOUNT_LEVELS, "all"))
 def seat_utilization(raw: Raw, level: str) -> pd.DataFrame:
     per = raw.accounts_at(level)
     per["mau"] = per.account_id.map(account_mau(raw)).fillna(0)
@@ -197,7 +200,7 @@ def seat_utilization(raw: Raw, level: str) -> pd.DataFrame:
     return finish(g.drop(columns="seated_mau"), level)
 
 
-@reference("breadth", levels=("user", "account", "role", "unit", "industry", "all"))
+@reference("breadth", levels=("user", "account", "unit", "all"))
 def breadth(raw: Raw, level: str) -> pd.DataFrame:
     recent = raw.window(raw.active(), 30)
     every = recent[recent.account_id.notna()].name.nunique()
@@ -207,7 +210,7 @@ def breadth(raw: Raw, level: str) -> pd.DataFrame:
     return finish(g, level)
 
 
-@reference("depth", levels=("user", "account", "role", "unit", "department", "industry", "all"))
+@reference("depth", levels=("user", "account", "department", "industry"))
 def depth(raw: Raw, level: str) -> pd.DataFrame:
     rows = raw.with_entity(raw.window(human(raw.active()), 30), level).groupby("entity")
     g = pd.DataFrame({"active_events": rows.size(), "active_users": rows.user_id.nunique()})
@@ -215,7 +218,7 @@ def depth(raw: Raw, level: str) -> pd.DataFrame:
     return finish(g.reset_index(), level)
 
 
-@reference("stickiness", levels=("user", "account", "role", "team", "industry", "all"))
+@reference("stickiness", levels=("user", "account", "team", "all"))
 def stickiness(raw: Raw, level: str) -> pd.DataFrame:
     rows = raw.with_entity(raw.window(human(raw.active()), 30), level)
     daily = rows.groupby(["entity", "day"]).user_id.nunique().groupby("entity").sum() / 30
@@ -242,7 +245,7 @@ def users_per_account(raw: Raw, level: str) -> pd.DataFrame:
     return finish(g, level)
 
 
-@reference("value_contribution", levels=USER_LEVELS)
+@reference("value_contribution", levels=("user", "role", "unit", "business_unit"))
 def value_contribution(raw: Raw, level: str) -> pd.DataFrame:
     rows = raw.window(human(raw.active()), 30)
     rows = rows[rows.account_id.notna() & rows.name.isin(raw.settings.value_events)]
@@ -306,7 +309,7 @@ def slice_of(raw: Raw, per: pd.DataFrame, level: str) -> pd.DataFrame:
     return per.merge(raw.accounts_at(level), on="account_id")
 
 
-ENTITY_LEVELS = ("user", "account", "industry", "all")
+ENTITY_LEVELS = ("user", "account", "industry")
 
 
 @reference("activation", levels=ENTITY_LEVELS)
@@ -409,24 +412,21 @@ def invites(raw: Raw, level: str) -> pd.DataFrame:
     domains = raw.accounts.set_index("account_id").domain.str.lower()
     users = raw.users.dropna(subset=["email"])
     invitee = dict(zip(users.email.str.lower(), users.user_id))
+    rows["invitee"] = rows.email.map(invitee)
+    rows["domain_match"] = rows.email.str.split("@").str[-1] == rows.account_id.map(domains)
     m = raw.memberships[raw.memberships.valid_from < raw.end]
-
-    def classify(row) -> pd.Series:
-        who = invitee.get(row.email)
-        mine = m[m.user_id == who]
-        internal = (row.email.split("@")[-1] == domains.get(row.account_id)
-                    or (mine.account_id == row.account_id).any())
-        later = mine[(mine.account_id != row.account_id) & (mine.valid_from >= row.timestamp)]
-        referred = None if internal or later.empty else later.account_id.iloc[0]
-        return pd.Series({"internal": bool(internal), "referred_account": referred})
-
-    if rows.empty:
-        return rows.assign(internal=False, referred_account=None, entity=None)
-    rows = pd.concat([rows, rows.apply(classify, axis=1)], axis=1)
+    pairs = rows[["message_id", "account_id", "invitee", "timestamp"]].merge(
+        m[["user_id", "account_id", "valid_from"]], left_on="invitee", right_on="user_id",
+        suffixes=("", "_m"))
+    member = pairs[pairs.account_id == pairs.account_id_m].message_id
+    rows["internal"] = rows.domain_match | rows.message_id.isin(member)
+    later = pairs[(pairs.account_id != pairs.account_id_m) & (pairs.valid_from >= pairs.timestamp)]
+    later = later.groupby("message_id").account_id_m.first()
+    rows["referred_account"] = rows.message_id.map(later).where(~rows.internal)
     return raw.with_entity(rows, level)
 
 
-@reference("referrals", levels=("user", "account", "role", "unit", "industry", "all"))
+@reference("referrals", levels=("user", "account", "role", "region"))
 def referrals(raw: Raw, level: str) -> pd.DataFrame:
     rows = invites(raw, level)
     g = rows.groupby("entity").agg(invites=("message_id", "nunique"), internal=("internal", "sum"),
@@ -466,6 +466,9 @@ def funnel(raw: Raw, level: str) -> pd.DataFrame:
     s, keys = raw.settings, ["group", "subject"]
     stages = [st for st in s.funnel_stages if st != "awareness" or s.awareness_events]
     rows, previous = [], None
+    sent = invites(raw, level).rename(columns={"entity": "group", "user_id": "subject"})
+    if level == "user":
+        sent["group"] = "all"
     for order, stage in enumerate(stages, start=1):
         moments = stage_moments(raw, stage, level)
         if previous is not None:
@@ -483,13 +486,10 @@ def funnel(raw: Raw, level: str) -> pd.DataFrame:
             mine = reached[reached.group == group]
             rows.append((group, order, stage, len(mine), mine.days.median()))
             if stage == "referral" and level not in ACCOUNT_LEVELS:
-                sent = invites(raw, level).rename(columns={"entity": "group", "user_id": "subject"})
-                if level == "user":
-                    sent["group"] = "all"
-                sent = sent.merge(mine, on=keys)
-                sent = sent[sent.timestamp >= sent.moment]
+                after = sent.merge(mine, on=keys)
+                after = after[after.timestamp >= after.moment]
                 for kind, flag in (("internal", True), ("external", False)):
-                    n = sent[sent.internal == flag].subject.nunique()
+                    n = after[after.internal == flag].subject.nunique()
                     rows.append((group, order, f"referral:{kind}", n, np.nan))
         previous = reached[keys + ["moment"]]
     out = pd.DataFrame(rows, columns=["entity", "stage_order", "stage", "reached",
@@ -511,7 +511,7 @@ def periods_between(cohort: dt.date, day: dt.date, period: str) -> int:
     return (period_start(day, "week") - cohort).days // 7
 
 
-@reference("retention", levels=("user", "account", "industry"),
+@reference("retention", levels=("user", "account"),
            params=({"period": "week"}, {"period": "month"}))
 def retention(raw: Raw, level: str, period: str = "week") -> pd.DataFrame:
     ev = raw.active()

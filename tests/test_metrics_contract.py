@@ -189,7 +189,7 @@ def test_metric_matches_pandas_with_other_settings(generated, name) -> None:
     generated.config.metrics = ALTERNATIVE
     try:
         raw = Raw.load(generated, AS_OF)
-        for level in REFERENCES[name].levels[:2]:
+        for level in REFERENCES[name].levels[:2 if name == "funnel" else 1]:
             got = generated.metric(name, level=level, as_of=AS_OF)
             assert_matches(got, REFERENCES[name].compute(raw, level), level, f"{name}@{level} (alt)")
     finally:
@@ -202,12 +202,14 @@ def test_every_metric_has_a_pandas_reference() -> None:
     assert not set(REFERENCES) - set(load_all()), "a pandas version of an unregistered metric"
 
 
-def test_every_metric_runs_at_its_other_levels(generated) -> None:
-    sample = ("department", "business_unit", "plan", "size_band", "maturity", "deployment_scale")
-    for name, metric in load_all().items():
-        for level in [lv for lv in metric.levels if lv in sample]:
+def test_levels_without_a_pandas_version_run(generated) -> None:
+    """Every level no pandas version covers runs for two metrics (rotating through them)."""
+    metrics = sorted(load_all().items())
+    for i, level in enumerate(("plan", "size_band", "maturity", "deployment_scale")):
+        offered = [name for name, m in metrics if level in m.levels]
+        for name in (offered[i], offered[-1 - i]):
             frame = generated.metric(name, level=level, as_of=AS_OF)
-            assert isinstance(frame, pd.DataFrame), (name, level)
+            assert level in frame.columns and len(frame.columns) > 1, (name, level)
 
 
 def test_generated_workspace_has_the_edge_cases(raw) -> None:
