@@ -3,6 +3,14 @@
 Add a benchmark by adding a module to this package with a function decorated by `@benchmark`.
 """
 
-from accountlens.bench.registry import BENCHMARKS, Context, Row, Skipped, Target, benchmark, run
+from accountlens.bench.registry import (
+    BENCHMARKS,
+    Context,
+    Row,
+    Skipped,
+    Target,
+    benchmark,
+    run,
+)
 
 __all__ = ["BENCHMARKS", "Context", "Row", "Skipped", "Target", "benchmark", "run"]

@@ -36,7 +36,7 @@ def analyses_benchmark(ctx: Context) -> list[Row]:
         rows = [Row("analyses.metrics_table", "account metrics table (8 metrics)", baseline, "s")]
         for name, params in ANALYSES:
             ws.analysis(name, **params)  # warm up as the metrics were (imports such as scipy)
-            seconds, _ = timed(lambda: ws.analysis(name, **params))
+            seconds, _ = timed(lambda n=name, p=params: ws.analysis(n, **p))
             label = analysis_label(name, params)
             key = "analyses." + label.replace(" ", ".").replace("=", "_")
             target = Target("<=", 3.0) if name in ("handoffs", "sequences") else None

@@ -1,5 +1,5 @@
 """Measuring helpers: best-of-N wall time, and running a contender in a fresh child process so
-its peak resident memory (`ru_maxrss`) is its own."""
+its peak resident memory is its own."""
 
 from __future__ import annotations
 
@@ -24,9 +24,22 @@ def best_of(func: Callable[[], Any], repeats: int) -> tuple[float, Any]:
     return min(seconds for seconds, _ in runs), runs[-1][1]
 
 
+def peak_rss() -> int:
+    """This process's peak resident memory in bytes: Linux's VmHWM, which starts afresh at exec
+    (`ru_maxrss` would carry over the parent's peak into a spawned child)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+
+
 def _peak_rss_wrapper(func: Callable[..., Any], args: tuple) -> tuple[Any, int]:
     result = func(*args)
-    return result, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+    return result, peak_rss()
 
 
 def in_child(func: Callable[..., Any], *args: Any) -> tuple[Any, int]:

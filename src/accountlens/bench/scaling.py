@@ -23,7 +23,8 @@ def scaling_benchmark(ctx: Context) -> list[Row]:
     """The account metrics table, the account-level funnel and the analyses handoffs
     (view=pairs) and sequences (outcome=renewal), on a workspace with 10× fewer events drawn
     from the same accounts and users, and on the full one. Each size runs in its own fresh
-    process, warm, best of two runs (one in quick mode); peak memory is that process's peak RSS (`getrusage`).
+    process, warm, best of two runs (one in quick mode); peak memory is that process's peak RSS
+    (Linux `VmHWM`).
     Target: near linear, the full size at most 12× the time of the small one."""
     full = bench_workspace(ctx)
     small = bench_workspace(ctx, max(100, ctx.events // FACTOR))
