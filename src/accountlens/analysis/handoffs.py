@@ -37,49 +37,62 @@ class HandoffsRequest(AnalysisRequest):
 
 
 def handoff_tables(store: Store, settings, as_of: dt.date | None, level: str,
-                   account: str | None = None, lookback_days: int | None = None) -> dt.date | None:
-    """Create temp tables `_object_events`, `_handoffs` (one row per handoff), `_objects` (one
-    per object) and `_last_handoff`, with actors labelled at `level`; None if there is no data."""
+                   account: str | None = None, lookback_days: int | None = None,
+                   object_events: bool = False) -> dt.date | None:
+    """Create temp tables `_handoffs` (one row per handoff), `_objects` (one per object) and
+    `_last_handoff`, with actors labelled at `level` (and `_object_events`, every event on an
+    object with its step, when `object_events`); None if there is no data.
+
+    The events are read twice (once ordered per object for the handoffs, once grouped per
+    object) rather than materialized once: at 10M events, writing the wide ordered table cost
+    more than the second scan.
+    """
     as_of = resolve_as_of(store, as_of)
     if as_of is None:
         return None
     cfg = settings.handoffs
     start, end = window(as_of, lookback_days or cfg.lookback_days)
-    store.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE _object_events AS
-        SELECT *, lag(user_id) OVER w AS prev_user, lag(actor) OVER w AS prev_actor,
+    events = {"start": start, "end": end, "account": account}
+    ordered = f"""
+        SELECT account_id, object_id, user_id, actor, name, timestamp, unit_id,
+               lag(user_id) OVER w AS prev_user, lag(actor) OVER w AS prev_actor,
                lag(timestamp) OVER w AS prev_ts, lag(name) OVER w AS prev_name,
                lag(unit_id) OVER w AS prev_unit,
                row_number() OVER w AS step
         FROM ({actor_events_sql(level)}) ev
         WHERE object_id IS NOT NULL
         WINDOW w AS (PARTITION BY account_id, object_id ORDER BY timestamp, message_id)
-        """,
-        [start, end, account, account],
-    )
+    """
+    if object_events:
+        store.execute(f"CREATE OR REPLACE TEMP TABLE _object_events AS {ordered}", events)
+        ordered = "SELECT * FROM _object_events"
     store.execute(
-        """
+        f"""
         CREATE OR REPLACE TEMP TABLE _handoffs AS
         SELECT account_id, object_id, step, prev_user AS from_user, user_id AS to_user,
                prev_actor AS from_actor, actor AS to_actor, prev_name AS from_event,
                name AS to_event, prev_ts AS from_ts, timestamp AS to_ts,
                prev_unit AS from_unit, unit_id AS to_unit,
                epoch(timestamp - prev_ts) / 3600.0 AS latency_hours
-        FROM _object_events WHERE prev_user IS NOT NULL AND prev_user <> user_id
-        """
+        FROM ({ordered}) WHERE prev_user IS NOT NULL AND prev_user <> user_id
+        """,
+        None if object_events else events,
     )
     store.execute(
-        """
+        f"""
         CREATE OR REPLACE TEMP TABLE _objects AS
         SELECT account_id, object_id, count(*) AS events, count(DISTINCT user_id) AS users,
                min(timestamp) AS first_ts, max(timestamp) AS last_ts,
-               arg_max(actor, step) AS last_actor,
-               bool_or(list_contains(?, name)) AS reached_final,
-               NOT bool_or(list_contains(?, name)) AND max(timestamp) < ? AS stalled
-        FROM _object_events GROUP BY account_id, object_id
+               arg_max(actor, (timestamp, message_id)) AS last_actor,
+               bool_or(list_contains($finals, name)) AS reached_final,
+               NOT bool_or(list_contains($finals, name)) AND max(timestamp) < $stall_before
+                   AS stalled
+        FROM ({actor_events_sql(level)}) ev
+        WHERE object_id IS NOT NULL
+        GROUP BY account_id, object_id
         """,
-        [cfg.final_events, cfg.final_events, minus_days(end, cfg.stall_after_days)],
+        {**events, "finals": cfg.final_events,
+         "stall_before": minus_days(end, cfg.stall_after_days)},
     )
     # The last handoff of each object: where a stalled object is waiting.
     store.execute(
@@ -211,7 +224,7 @@ def run(store: Store, settings, request: HandoffsRequest) -> pd.DataFrame:
     # Temp tables live on this thread's own cursor, so concurrent runs do not collide.
     try:
         if handoff_tables(store, settings, request.as_of, request.level, request.account,
-                          request.lookback_days) is None:
+                          request.lookback_days, object_events=request.view == "chains") is None:
             return pd.DataFrame()
         return VIEWS[request.view](store, request)
     finally:

@@ -112,7 +112,7 @@ def unit_level_sql(level: str) -> str:
 def actor_events_sql(level: str) -> str:
     """Active human events with `actor` = the label of the acting entity at `level`.
 
-    Parameters: (window start inclusive, window end exclusive, account or NULL, same again).
+    Named parameters: `$start` (inclusive), `$end` (exclusive), `$account` (or NULL for all).
     """
     if level in UNIT_KINDS:
         join = f"LEFT JOIN ({unit_level_sql(level)}) um ON um.unit_id = e.unit_id"
@@ -130,8 +130,8 @@ def actor_events_sql(level: str) -> str:
         FROM events e {join}
         WHERE e.type IN ('track', 'page', 'screen') AND e.actor_kind = 'human'
           AND e.user_id IS NOT NULL AND e.account_id IS NOT NULL
-          AND e.timestamp >= ? AND e.timestamp < ?
-          AND (CAST(? AS VARCHAR) IS NULL OR e.account_id = ?)
+          AND e.timestamp >= $start AND e.timestamp < $end
+          AND (CAST($account AS VARCHAR) IS NULL OR e.account_id = $account)
     """
 
 
