@@ -47,42 +47,59 @@ class SequencesRequest(AnalysisRequest):
 
 
 def _cases_and_steps(store: Store, settings, request: SequencesRequest, as_of: dt.date) -> None:
+    """Temp tables `_cases`, `_steps` (the `max_tokens` steps seen in most cases, numbered),
+    `_firsts` (first and last time of each step in each case) and `_occ` (every occurrence).
+    Steps are integers from here on: joins and ASOF lookups on them are far cheaper than on
+    `role: event` strings, and the strings are built once per step, not per event."""
     cfg = settings.sequences
     store.execute(
         """
         CREATE OR REPLACE TEMP TABLE _cases AS
-        SELECT row_number() OVER (ORDER BY account_id, date, kind) AS case_id, account_id, kind,
-               CAST(date AS TIMESTAMPTZ) AS outcome_at
+        SELECT CAST(row_number() OVER (ORDER BY account_id, date, kind) AS INTEGER) AS case_id,
+               account_id, kind, CAST(date AS TIMESTAMPTZ) AS outcome_at
         FROM outcomes
         WHERE date <= ? AND (CAST(? AS VARCHAR) IS NULL OR account_id = ?)
         """,
         [as_of, request.account, request.account],
     )
-    store.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE _occ AS
-        SELECT c.case_id, e.role || ': ' || e.name AS step, e.timestamp AS ts
+    case_events = """
         FROM _cases c JOIN events e
           ON e.account_id = c.account_id AND e.timestamp < c.outcome_at
-         AND e.timestamp >= c.outcome_at - to_days(CAST(? AS INTEGER))
-        WHERE e.type IN ('track', 'page', 'screen') AND e.role IS NOT NULL AND e.name IS NOT NULL
+         AND e.timestamp >= c.outcome_at - to_days(CAST($lookback AS INTEGER))
+    """
+    case_filter = "e.type IN ('track', 'page', 'screen') AND e.role IS NOT NULL AND e.name IS NOT NULL"
+    store.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _case_steps AS
+        SELECT c.case_id, e.role, e.name, min(e.timestamp) AS ts, max(e.timestamp) AS last_ts
+        {case_events} WHERE {case_filter} GROUP BY ALL
         """,
-        [cfg.lookback_days],
+        {"lookback": cfg.lookback_days},
     )
-    # Keep the steps seen in the most cases: the pattern space is their ordered pairs/triples.
     store.execute(
         """
-        CREATE OR REPLACE TEMP TABLE _occ AS
-        SELECT o.* FROM _occ o JOIN (
-            SELECT step FROM _occ GROUP BY step
-            ORDER BY count(DISTINCT case_id) DESC, step LIMIT ?
-        ) USING (step)
+        CREATE OR REPLACE TEMP TABLE _steps AS
+        SELECT CAST(row_number() OVER (ORDER BY cases DESC, step) AS INTEGER) AS step_id, *
+        FROM (SELECT role, name, role || ': ' || name AS step, count(*) AS cases
+              FROM _case_steps GROUP BY role, name ORDER BY cases DESC, step LIMIT ?)
         """,
         [cfg.max_tokens],
     )
     store.execute(
-        "CREATE OR REPLACE TEMP TABLE _firsts AS "
-        "SELECT case_id, step, min(ts) AS ts, max(ts) AS last_ts FROM _occ GROUP BY ALL"
+        """
+        CREATE OR REPLACE TEMP TABLE _firsts AS
+        SELECT f.case_id, s.step_id AS step, f.ts, f.last_ts
+        FROM _case_steps f JOIN _steps s USING (role, name)
+        """
+    )
+    store.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _occ AS
+        SELECT c.case_id, s.step_id AS step, e.timestamp AS ts
+        {case_events} JOIN _steps s ON s.role = e.role AND s.name = e.name
+        WHERE {case_filter}
+        """,
+        {"lookback": cfg.lookback_days},
     )
 
 
@@ -109,34 +126,46 @@ def _pairs_sql(span: int) -> str:
 
 
 def _triples_sql(span: int) -> str:
+    """Triples A → B → C: the first C after the B of a seed pair, within the span (the same
+    shortcut as for pairs: C's first occurrence after B needs no lookup)."""
     return f"""
         CREATE OR REPLACE TEMP TABLE _triples AS
         WITH probes AS (
-            SELECT p.case_id, p.a, p.b, c.step AS c, p.b_ts
+            SELECT p.case_id, p.a, p.b, c.step AS c, p.b_ts, c.ts AS c_first
             FROM _pairs p JOIN _frequent_pairs f ON f.a = p.a AND f.b = p.b
-            JOIN (SELECT DISTINCT case_id, step FROM _firsts) c
-              ON c.case_id = p.case_id AND c.step NOT IN (p.a, p.b)
+            JOIN _firsts c ON c.case_id = p.case_id AND c.step <> p.a AND c.step <> p.b
+                          AND c.last_ts > p.b_ts
+        ),
+        later AS (
+            SELECT q.case_id, q.a, q.b, q.c, q.b_ts, o.ts AS c_ts
+            FROM (SELECT * FROM probes WHERE c_first <= b_ts) q ASOF JOIN _occ o
+              ON o.case_id = q.case_id AND o.step = q.c AND o.ts > q.b_ts
         )
-        SELECT q.case_id, q.a, q.b, q.c
-        FROM probes q ASOF JOIN _occ o
-          ON o.case_id = q.case_id AND o.step = q.c AND o.ts > q.b_ts
-        WHERE o.ts <= q.b_ts + INTERVAL {int(span)} DAY
+        SELECT case_id, a, b, c FROM (
+            SELECT case_id, a, b, c, b_ts, c_first AS c_ts FROM probes WHERE c_first > b_ts
+            UNION ALL SELECT * FROM later
+        ) WHERE c_ts <= b_ts + INTERVAL {int(span)} DAY
     """
 
 
-# Per-pattern case counts, grouped on the step columns (cheaper than on built strings); each
-# (case, pattern) row is unique, so plain counts suffice.
+# Per-pattern case counts, grouped on the integer step columns; each (case, pattern) row is
+# unique, so plain counts suffice. Names are joined to the (few) groups afterwards.
+_COUNTED = """
+    SELECT {cols}, count(*) AS pattern_cases, count(*) FILTER (WHERE k.kind = $target) AS outcome_cases
+    FROM {source} JOIN _cases k USING (case_id) GROUP BY {cols}
+"""
 COUNTS_SQL = {
-    1: """SELECT step AS pattern, 1 AS steps, count(*) AS pattern_cases,
-                 count(*) FILTER (WHERE c.kind = $target) AS outcome_cases
-          FROM (SELECT DISTINCT case_id, step FROM _firsts) JOIN _cases c USING (case_id)
-          GROUP BY step""",
-    2: """SELECT a || ' → ' || b AS pattern, 2 AS steps, count(*) AS pattern_cases,
-                 count(*) FILTER (WHERE c.kind = $target) AS outcome_cases
-          FROM _pairs JOIN _cases c USING (case_id) GROUP BY a, b""",
-    3: """SELECT a || ' → ' || b || ' → ' || c AS pattern, 3 AS steps, count(*) AS pattern_cases,
-                 count(*) FILTER (WHERE k.kind = $target) AS outcome_cases
-          FROM _triples JOIN _cases k USING (case_id) GROUP BY a, b, c""",
+    1: f"""SELECT sa.step AS pattern, 1 AS steps, pattern_cases, outcome_cases
+           FROM ({_COUNTED.format(cols="step", source="_firsts")}) n
+           JOIN _steps sa ON sa.step_id = n.step""",
+    2: f"""SELECT sa.step || ' → ' || sb.step AS pattern, 2 AS steps, pattern_cases, outcome_cases
+           FROM ({_COUNTED.format(cols="a, b", source="_pairs")}) n
+           JOIN _steps sa ON sa.step_id = n.a JOIN _steps sb ON sb.step_id = n.b""",
+    3: f"""SELECT sa.step || ' → ' || sb.step || ' → ' || sc.step AS pattern, 3 AS steps,
+                  pattern_cases, outcome_cases
+           FROM ({_COUNTED.format(cols="a, b, c", source="_triples")}) n
+           JOIN _steps sa ON sa.step_id = n.a JOIN _steps sb ON sb.step_id = n.b
+           JOIN _steps sc ON sc.step_id = n.c""",
 }
 TRIPLE_SEEDS = 30  # triples grow from this many of the most significant productive pairs
 
@@ -165,9 +194,10 @@ def _patterns(store: Store, settings, request: SequencesRequest) -> pd.DataFrame
         # when there are thousands of cases, and growing all of them does not scale.
         seeds = _rank(_productive(stats, min_support, request.all_patterns), target_cases,
                       TRIPLE_SEEDS)
+        ids = dict(store.df("SELECT step, step_id FROM _steps").itertuples(index=False))
         pairs = [p.split(" → ") for p in seeds.pattern] if not seeds.empty else []
-        frequent = pa.table({"a": pa.array([p[0] for p in pairs], pa.string()),
-                             "b": pa.array([p[1] for p in pairs], pa.string())})
+        frequent = pa.table({"a": pa.array([ids[p[0]] for p in pairs], pa.int32()),
+                             "b": pa.array([ids[p[1]] for p in pairs], pa.int32())})
         with store.registered("_seed_pairs", frequent):
             store.execute("CREATE OR REPLACE TEMP TABLE _frequent_pairs AS SELECT * FROM _seed_pairs")
         store.execute(_triples_sql(span))
@@ -289,7 +319,8 @@ def run(store: Store, settings, request: SequencesRequest) -> pd.DataFrame:
         _cases_and_steps(store, settings, request, as_of)
         return _patterns(store, settings, request)
     finally:
-        for table in ("_cases", "_occ", "_firsts", "_pairs", "_frequent_pairs", "_triples"):
+        for table in ("_cases", "_case_steps", "_steps", "_occ", "_firsts", "_pairs",
+                      "_frequent_pairs", "_triples"):
             store.execute(f"DROP TABLE IF EXISTS {table}")
 
 
