@@ -105,7 +105,7 @@ def _graph(store: Store, request: CollaborationRequest) -> pd.DataFrame:
 def run(store: Store, settings, request: CollaborationRequest) -> pd.DataFrame:
     try:
         if handoff_tables(store, settings, request.as_of, request.nodes, request.account,
-                          request.lookback_days) is None:
+                          request.lookback_days, view="graph") is None:
             return pd.DataFrame()
         return (_graph if request.view == "graph" else _summary)(store, request)
     finally:

@@ -38,10 +38,12 @@ class HandoffsRequest(AnalysisRequest):
 
 def handoff_tables(store: Store, settings, as_of: dt.date | None, level: str,
                    account: str | None = None, lookback_days: int | None = None,
-                   object_events: bool = False) -> dt.date | None:
-    """Create temp tables `_handoffs` (one row per handoff), `_objects` (one per object) and
-    `_last_handoff`, with actors labelled at `level` (and `_object_events`, every event on an
-    object with its step, when `object_events`); None if there is no data.
+                   view: str = "pairs") -> dt.date | None:
+    """Create the temp tables `view` needs, with actors labelled at `level`: `_handoffs` (one
+    row per handoff) always; for views that report objects `_objects` (one per object: events,
+    times, reached final, stalled; users and last actor for `stalls`/`chains`) and
+    `_last_handoff`; for `chains` `_object_events` (every event on an object with its step).
+    None if there is no data.
 
     The events are read twice (once ordered per object for the handoffs, once grouped per
     object) rather than materialized once: at 10M events, writing the wide ordered table cost
@@ -63,7 +65,7 @@ def handoff_tables(store: Store, settings, as_of: dt.date | None, level: str,
         WHERE object_id IS NOT NULL
         WINDOW w AS (PARTITION BY account_id, object_id ORDER BY timestamp, message_id)
     """
-    if object_events:
+    if view == "chains":
         store.execute(f"CREATE OR REPLACE TEMP TABLE _object_events AS {ordered}", events)
         ordered = "SELECT * FROM _object_events"
     store.execute(
@@ -76,14 +78,18 @@ def handoff_tables(store: Store, settings, as_of: dt.date | None, level: str,
                epoch(timestamp - prev_ts) / 3600.0 AS latency_hours
         FROM ({ordered}) WHERE prev_user IS NOT NULL AND prev_user <> user_id
         """,
-        None if object_events else events,
+        None if view == "chains" else events,
     )
+    if view not in VIEWS:  # e.g. the collaboration graph: handoffs only
+        return as_of
+    # Distinct users and the last actor are the costly aggregates: only where they are shown.
+    detail = ("count(DISTINCT user_id) AS users, arg_max(actor, (timestamp, message_id)) "
+              "AS last_actor," if view in ("stalls", "chains") else "")
     store.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _objects AS
-        SELECT account_id, object_id, count(*) AS events, count(DISTINCT user_id) AS users,
+        SELECT account_id, object_id, count(*) AS events, {detail}
                min(timestamp) AS first_ts, max(timestamp) AS last_ts,
-               arg_max(actor, (timestamp, message_id)) AS last_actor,
                bool_or(list_contains($finals, name)) AS reached_final,
                NOT bool_or(list_contains($finals, name)) AND max(timestamp) < $stall_before
                    AS stalled
@@ -224,7 +230,7 @@ def run(store: Store, settings, request: HandoffsRequest) -> pd.DataFrame:
     # Temp tables live on this thread's own cursor, so concurrent runs do not collide.
     try:
         if handoff_tables(store, settings, request.as_of, request.level, request.account,
-                          request.lookback_days, object_events=request.view == "chains") is None:
+                          request.lookback_days, request.view) is None:
             return pd.DataFrame()
         return VIEWS[request.view](store, request)
     finally:
