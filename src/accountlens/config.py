@@ -40,6 +40,15 @@ class ServeSection(_Section):
     memory_limit: str = "384MB"
 
 
+class SparkSection(_Section):
+    """The Spark engine (docs/spark.md): where it runs and which Parquet export it reads."""
+
+    master: str = "local[2]"
+    remote: str = ""  # Spark Connect URL (sc://host:15002); replaces master when set
+    parquet_dir: str = "parquet"  # relative to the workspace folder, or absolute, or a URI
+    conf: dict[str, str] = Field(default_factory=dict)  # extra Spark settings
+
+
 class Config(_Section):
     workspace: WorkspaceSection = Field(default_factory=WorkspaceSection)
     ingest: IngestSection = Field(default_factory=IngestSection)
@@ -49,6 +58,7 @@ class Config(_Section):
     roles: RolesSection = Field(default_factory=RolesSection)
     metrics: MetricsSection = Field(default_factory=MetricsSection)
     analysis: AnalysisSection = Field(default_factory=AnalysisSection)
+    spark: SparkSection = Field(default_factory=SparkSection)
 
 
 class ConfigError(ValueError):
@@ -179,6 +189,16 @@ deployment_scale_bands = {m.deployment_scale_bands}
 [analysis]
 # user | account | loose | linked | advanced: which levels and drill-downs metrics offer.
 model = "{defaults.analysis.model}"
+
+[spark]
+# The Spark engine (`accountlens metrics --engine spark`) reads `accountlens export parquet`
+# output. master: local[N] or a cluster URL; remote: a Spark Connect URL (sc://…) instead.
+master = "{defaults.spark.master}"
+remote = ""
+# The export folder, relative to this workspace (or absolute, or a URI such as s3a://…).
+parquet_dir = "{defaults.spark.parquet_dir}"
+# Extra Spark settings, e.g. {{ "spark.driver.memory" = "4g" }}.
+conf = {{}}
 '''
 
 

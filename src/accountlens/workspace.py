@@ -16,7 +16,8 @@ from accountlens.ingest.log import EventLog, segment_files
 from accountlens.ingest.loader import load_pending
 from accountlens.ingest.pipeline import STAGING, LoadResult, run_pipeline
 from accountlens.model.attribution import unattributed_summary
-from accountlens.store.base import Store, StoreError
+from accountlens.store.base import PARQUET_ENGINES, Store, StoreError, open_parquet_engine
+from accountlens.store.parquet import is_uri
 from accountlens.store.duckdb import DuckDBStore
 from accountlens.store.schema import SCHEMA_VERSION
 
@@ -31,6 +32,7 @@ class WorkspaceError(RuntimeError):
 class Workspace:
     def __init__(self, root: Path, config: Config, store: Store):
         self.root, self.config, self.store = root, config, store
+        self._engines: dict[tuple[str, str], Store] = {}  # Parquet-reading stores, opened once
 
     # --- lifecycle --------------------------------------------------------------------------
     @classmethod
@@ -63,6 +65,8 @@ class Workspace:
         return cls(root, config, store)
 
     def close(self) -> None:
+        for store in self._engines.values():
+            store.close()
         self.store.close()
 
     def __enter__(self) -> Workspace:
@@ -104,11 +108,42 @@ class Workspace:
 
         return run_analysis(self.store, self.config, name, **params)
 
-    def metric(self, name: str, level: str | None = None, as_of: Any = None, **kwargs: Any):
-        """A registered metric as a DataFrame; kwargs are account filters and metric params."""
+    def metric(self, name: str, level: str | None = None, as_of: Any = None,
+               engine: str = "duckdb", parquet: str | Path | None = None, **kwargs: Any):
+        """A registered metric as a DataFrame; kwargs are account filters and metric params.
+
+        `engine="spark"` runs it on Spark over the Parquet export (`parquet`, docs/spark.md).
+        """
         from accountlens.metrics.python_api import metric
 
-        return metric(self, name, level, as_of, **kwargs)
+        return metric(self, name, level, as_of, engine, parquet, **kwargs)
+
+    # --- engines and Parquet export (docs/spark.md) ------------------------------------------
+    def export_parquet(self, directory: str | Path, partition: str = "day",
+                       overwrite: bool = False) -> dict[str, Any]:
+        """Write the tables metrics read as Parquet (events partitioned by date); the manifest."""
+        from accountlens.metrics import rollup
+        from accountlens.store.parquet import MODEL_TABLES
+
+        current = rollup.ensure_fresh(self.store)  # else engines compute it from the events
+        tables = (*MODEL_TABLES, rollup.ROLLUP) if current else MODEL_TABLES
+        return self.store.export_parquet(Path(directory), tables, partition, overwrite)
+
+    def engine(self, name: str = "duckdb", parquet: str | Path | None = None) -> Store:
+        """The store metrics run on: this workspace's DuckDB, or engine `name` over a Parquet
+        export (`parquet`, default `[<name>] parquet_dir`; the engine's settings: that section)."""
+        if name == "duckdb" and parquet is None:
+            return self.store
+        settings = getattr(self.config, name, None) if name in PARQUET_ENGINES else None
+        location = parquet
+        if location is None and settings is not None:
+            location = settings.parquet_dir  # relative to the workspace folder unless a URI
+            location = location if is_uri(location) else self.root / location
+        key = (name, str(location))
+        if key not in self._engines:
+            options = settings.model_dump(exclude={"parquet_dir"}) if settings else {}
+            self._engines[key] = open_parquet_engine(name, str(location), **options)
+        return self._engines[key]
 
     # --- status and quarantine --------------------------------------------------------------
     def status(self) -> dict[str, Any]:

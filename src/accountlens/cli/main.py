@@ -255,6 +255,10 @@ from accountlens.cli.metrics_cmd import register as _register_metrics  # noqa: E
 
 _register_metrics(app)
 
+from accountlens.cli.export_cmd import register as _register_export  # noqa: E402
+
+_register_export(app)
+
 
 def main() -> None:
     app()

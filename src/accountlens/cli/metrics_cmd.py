@@ -22,6 +22,10 @@ FilterOption = Annotated[list[str] | None, typer.Option(
                      "plan, size_band, maturity, deployment_scale); repeat to combine.")]
 ParamOption = Annotated[list[str] | None, typer.Option(
     "--param", "-p", help="KEY=VALUE metric parameter, e.g. period=month for retention.")]
+EngineOption = Annotated[str, typer.Option(
+    "--engine", "-e", help="duckdb (the workspace) or spark (its Parquet export, docs/spark.md).")]
+ParquetOption = Annotated[str | None, typer.Option(
+    "--parquet", help="Parquet export the engine reads (default: [spark] parquet_dir).")]
 
 
 def _pairs(values: list[str] | None, option: str) -> dict[str, list[str]]:
@@ -55,11 +59,14 @@ def metrics(
     filters: FilterOption = None,
     params: ParamOption = None,
     fmt: FormatOption = OutputFormat.table,
+    engine: EngineOption = "duckdb",
+    parquet: ParquetOption = None,
 ) -> None:
     """Compute metrics (SPEC §5) at a level, as of a day, for filtered accounts."""
     from accountlens.cli.analysis_cmd import frame_records
     from accountlens.cli.main import _fail, _open
     from accountlens.metrics.registry import MetricError, available, available_levels, run
+    from accountlens.store.base import StoreError
 
     with _open(directory) as ws:
         model = ws.config.analysis.model
@@ -72,8 +79,9 @@ def metrics(
         for name in names:
             try:
                 req = _request(name, level, as_of, filters, params)
-                frame = run(ws.store, ws.config.metrics, ws.config.analysis, req)
-            except MetricError as exc:
+                store = ws.engine(engine, parquet)
+                frame = run(store, ws.config.metrics, ws.config.analysis, req)
+            except (MetricError, StoreError) as exc:
                 _fail(str(exc))
             outputs.append((name, frame_records(frame)))
     if len(outputs) == 1 or fmt is OutputFormat.table:

@@ -35,6 +35,9 @@ def request(name: str, level: str | None = None, as_of: str | dt.date | None = N
 
 
 def metric(ws: Workspace, name: str, level: str | None = None,
-           as_of: str | dt.date | None = None, **kwargs: Any) -> pd.DataFrame:
-    """`ws.metric("seat_utilization", level="account", as_of="2024-03-31", industry="retail")`."""
-    return run(ws.store, ws.config.metrics, ws.config.analysis, request(name, level, as_of, **kwargs))
+           as_of: str | dt.date | None = None, engine: str = "duckdb",
+           parquet: str | None = None, **kwargs: Any) -> pd.DataFrame:
+    """`ws.metric("seat_utilization", level="account", as_of="2024-03-31", industry="retail")`;
+    `engine="spark"` runs it on Spark over the workspace's Parquet export (docs/spark.md)."""
+    return run(ws.engine(engine, parquet), ws.config.metrics, ws.config.analysis,
+               request(name, level, as_of, **kwargs))

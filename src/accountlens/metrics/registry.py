@@ -159,9 +159,8 @@ def available(model: str) -> list[Metric]:
 
 
 def latest_day(store: Store, use_rollup: bool) -> dt.date | None:
-    source = rollup.ROLLUP if use_rollup else "events"
-    column = "day" if use_rollup else "CAST(timestamp AS DATE)"
-    return store.scalar(f"SELECT max({column}) FROM {source}")
+    day = rollup.table(rollup.ROLLUP).day if use_rollup else rollup.table("events").timestamp.date()
+    return store.run_expr(day.max().name("day")).column(0)[0].as_py()
 
 
 def normalize_filters(filters: Mapping[str, Any] | None) -> dict[str, list[str]]:
@@ -234,8 +233,7 @@ def run(store: Store, settings: MetricsSection, analysis: AnalysisSection,
         fresh = False
     as_of = _resolve_as_of(store, request, fresh)
     expr, level = build_expression(metric, request, settings, analysis.model, as_of, inline=not fresh)
-    store.execute("SET TimeZone = 'UTC'")
-    frame = _plain_types(store.arrow(ibis.to_sql(expr, dialect="duckdb"))).to_pandas()
+    frame = _plain_types(store.run_expr(expr)).to_pandas()
     keys = [c for c in frame.columns if c in (*lv.LEVELS, "scope", "account_id", "user_id",
                                                "cohort", "period", "stage_order", "stage", "entitlement")]
     return frame.sort_values(keys, kind="stable").reset_index(drop=True) if keys else frame
@@ -252,7 +250,7 @@ def _plain_types(result: pa.Table) -> pa.Table:
 
 def explain(store: Store | None, settings: MetricsSection, analysis: AnalysisSection,
             request: MetricRequest, dialect: str = "duckdb") -> dict[str, Any]:
-    """Definition, inputs and the SQL a metric runs (data lineage)."""
+    """Definition, inputs and the SQL a metric runs (data lineage): the store's SQL, if given."""
     metric = get(request.name)
     as_of = request.as_of
     if as_of is None and store is not None:
@@ -263,5 +261,5 @@ def explain(store: Store | None, settings: MetricsSection, analysis: AnalysisSec
         "name": metric.name, "family": metric.family, "definition": metric.definition,
         "inputs": list(metric.inputs), "levels": list(available_levels(metric, analysis.model)),
         "level": level, "as_of": as_of.isoformat(),
-        "sql": ibis.to_sql(expr, dialect=dialect),
+        "sql": store.compile(expr) if store is not None else ibis.to_sql(expr, dialect=dialect),
     }

@@ -88,12 +88,6 @@ _DDL = [
 ]
 
 
-def _exists(store: Store, name: str) -> bool:
-    return bool(store.scalar(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary", [name]
-    ))
-
-
 def _temp_exists(store: Store, name: str) -> bool:
     return bool(store.scalar(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND temporary", [name]
@@ -145,7 +139,9 @@ def rebuild(store: Store) -> None:
 
 
 def is_fresh(store: Store) -> bool:
-    if not (_exists(store, ROLLUP) and _exists(store, STATE)):
+    if not store.writable:  # a Parquet export: its rollup was made current when it was written
+        return store.has_table(ROLLUP)
+    if not (store.has_table(ROLLUP) and store.has_table(STATE)):
         return False
     mark = store.scalar(f"SELECT value FROM {STATE} WHERE key = 'reattribution_mark'")
     return mark is not None and int(mark) >= _reattribution_mark(store)
@@ -155,7 +151,7 @@ def ensure_fresh(store: Store, read_only: bool = False) -> bool:
     """Make the materialized rollup current; False when it cannot be (read-only: query inline)."""
     if is_fresh(store):
         return True
-    if read_only:
+    if read_only or not store.writable:
         return False
     rebuild(store)
     return True
@@ -163,7 +159,7 @@ def ensure_fresh(store: Store, read_only: bool = False) -> bool:
 
 def update_daily_rollup(store: Store, cfg, result) -> None:
     """Pipeline step: refresh the days of new events and of events re-attributed in this load."""
-    if not (_exists(store, ROLLUP) and _exists(store, STATE)):
+    if not (store.has_table(ROLLUP) and store.has_table(STATE)):
         return  # built whole on first metric query; nothing to keep current yet
     changed = []
     if _temp_exists(store, "_changed_users"):

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import importlib
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
 
 from accountlens.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+if TYPE_CHECKING:  # ibis is imported lazily: the ingestion path must stay light
+    import ibis.expr.types as ir
+
+# Engines that read a Parquet export (docs/spark.md), imported only when asked for. DuckDB is
+# the workspace's own store; adding an engine is adding its module and one line here.
+PARQUET_ENGINES = {"spark": "accountlens.store.spark:SparkStore"}
+ENGINES = ("duckdb", *PARQUET_ENGINES)
 
 
 class StoreError(RuntimeError):
@@ -20,6 +30,9 @@ class StoreError(RuntimeError):
 
 class Store(abc.ABC):
     """A relational store holding one workspace's tables."""
+
+    dialect = "duckdb"  # the Ibis / sqlglot dialect its SQL is written in
+    writable = True  # False: an analytics snapshot (a Parquet export); ingestion needs DuckDB
 
     def __init__(self) -> None:
         # One writer at a time inside a process: the loader thread and import commands share it.
@@ -41,6 +54,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None: ...
 
+    @abc.abstractmethod
+    def has_table(self, name: str) -> bool:
+        """Whether a (non-temporary) table or view `name` exists."""
+
     # --- shared behaviour -----------------------------------------------------------------------
     def df(self, sql: str, params: Sequence[Any] | dict | None = None) -> pd.DataFrame:
         return self.arrow(sql, params).to_pandas()
@@ -48,6 +65,23 @@ class Store(abc.ABC):
     def scalar(self, sql: str, params: Sequence[Any] | dict | None = None) -> Any:
         rows = self.arrow(sql, params).to_pylist()
         return next(iter(rows[0].values())) if rows else None
+
+    def compile(self, expr: ir.Expr) -> str:
+        """The SQL this engine runs for an Ibis expression over unbound tables."""
+        import ibis
+
+        return ibis.to_sql(expr, dialect=self.dialect)
+
+    def run_expr(self, expr: ir.Expr) -> pa.Table:
+        """Run an Ibis expression (a metric, the rollup) on this engine.
+
+        The result has the column types the expression declares, whichever engine ran it (one
+        returns a decimal or a time zone where another does not).
+        """
+        from ibis.formats.pyarrow import PyArrowData
+
+        table = expr.as_table()
+        return PyArrowData.convert_table(self.arrow(self.compile(table)), table.schema())
 
     @contextlib.contextmanager
     def registered(self, name: str, table: pa.Table) -> Iterator[str]:
@@ -99,3 +133,12 @@ class Store(abc.ABC):
                     "INSERT INTO schema_version VALUES (?, ?, now())", [version, description]
                 )
         return SCHEMA_VERSION - current
+
+
+def open_parquet_engine(engine: str, location: str | Path, **settings: Any) -> Store:
+    """A read-only store of `engine` over the Parquet export at `location`."""
+    if engine not in PARQUET_ENGINES:
+        raise StoreError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)} "
+                         "(duckdb reads the workspace itself, the others its Parquet export)")
+    module, _, name = PARQUET_ENGINES[engine].partition(":")
+    return getattr(importlib.import_module(module), name)(location, **settings)

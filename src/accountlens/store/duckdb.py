@@ -10,7 +10,9 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from accountlens.store import parquet
 from accountlens.store.base import Store, StoreError
+from accountlens.store.schema import SCHEMA_VERSION
 
 
 class DuckDBStore(Store):
@@ -33,6 +35,7 @@ class DuckDBStore(Store):
         cursor = getattr(self._local, "cursor", None)
         if cursor is None:
             cursor = self._con.cursor()
+            cursor.execute("SET TimeZone = 'UTC'")  # SPEC §5: time is UTC, whatever the host's zone
             self._local.cursor = cursor
         return cursor
 
@@ -50,3 +53,45 @@ class DuckDBStore(Store):
 
     def close(self) -> None:
         self._con.close()
+
+    def has_table(self, name: str) -> bool:
+        return bool(self.scalar(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary", [name]))
+
+    def export_parquet(self, directory: Path, tables: Sequence[str], partition: str = "day",
+                       overwrite: bool = False) -> dict[str, Any]:
+        """Write `tables` as Parquet that Spark and DuckDB read (layout: store/parquet.py).
+
+        JSON columns become text (Spark has no JSON type; both engines parse it on read).
+        Returns the manifest, which names each table's file and row count.
+        """
+        if partition not in parquet.PARTITIONS:
+            raise StoreError(f"partition by {' or '.join(parquet.PARTITIONS)}, not {partition!r}")
+        parquet.prepare(directory, overwrite)
+        column, value = parquet.PARTITIONS[partition]
+        rows = {}
+        with self.transaction():  # one snapshot: counts and files agree while loads go on
+            for name in tables:
+                rows[name] = self._export_table(directory, name, column, value)
+        return parquet.write_manifest(directory, rows, partition, SCHEMA_VERSION)
+
+    def _export_table(self, directory: Path, name: str, column: str, value: str) -> int:
+        relation = self._cursor().sql(f'SELECT {self._text_json_columns(name)} FROM "{name}"')
+        target = str(directory / parquet.table_file(name))
+        if name == parquet.EVENTS:
+            # Sorted by time, so each partition's file holds its rows in order.
+            relation = relation.select(f"*, {value} AS {column}").order("timestamp")
+            relation.write_parquet(target, compression="zstd", partition_by=[column],
+                                   overwrite=True, per_thread_output=False)
+        else:
+            relation.write_parquet(target, compression="zstd")
+        return int(self.scalar(f'SELECT count(*) FROM "{name}"'))
+
+    def _text_json_columns(self, table: str) -> str:
+        columns = self.arrow(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name = ? ORDER BY ordinal_position", [table]).to_pylist()
+        if not columns:
+            raise StoreError(f"no table {table!r} to export")
+        return ", ".join(f'CAST("{c["column_name"]}" AS VARCHAR) AS "{c["column_name"]}"'
+                         if c["data_type"] == "JSON" else f'"{c["column_name"]}"' for c in columns)

@@ -1,0 +1,213 @@
+"""Apache Spark as a read-only analytics engine over a workspace's Parquet export (docs/spark.md).
+
+Metrics run here as the same Ibis expressions as on DuckDB, compiled to Spark SQL. Ingestion
+stays on DuckDB: this store refuses writes. pyspark is imported only when a store is opened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from accountlens.store import parquet
+from accountlens.store.base import Store, StoreError
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
+    from pyspark.sql import SparkSession
+
+DEFAULT_MASTER = "local[2]"
+READ_ONLY = ("the Spark engine is read-only (it reads a Parquet export); ingestion and imports "
+             "run on the workspace's DuckDB store — write there, then `accountlens export parquet` again")
+_QUERIES = ("SELECT", "WITH", "SHOW", "DESCRIBE", "EXPLAIN", "SET", "(", "VALUES")
+
+
+class SparkStore(Store):
+    """A Spark session with one temporary view per exported table, named as in the DuckDB schema.
+
+    The events view has the partition column (`event_date` or `event_month`) besides the
+    schema's columns; JSON columns are text.
+    """
+
+    dialect = "pyspark"
+    writable = False
+
+    def __init__(self, location: str | Path, session: SparkSession | None = None,
+                 master: str = DEFAULT_MASTER, remote: str = "", conf: dict[str, str] | None = None):
+        super().__init__()
+        self.location = str(location)
+        # Check a local folder before paying for a JVM start.
+        manifest = None if parquet.is_uri(location) else parquet.read_manifest(Path(location))
+        active = session or _active_session()  # one session per process: reuse it
+        self._owns_session = active is None
+        self.session = active or _session(master, remote, conf or {})
+        if manifest is None:
+            manifest = self._remote_manifest()
+        self.manifest = manifest
+        self._bind()
+
+    # Temporary views are named like the tables, so two stores sharing a session (two exports)
+    # take turns: the store that queries re-binds the names to its own files first.
+    _bound: dict[int, int] = {}  # id(session) -> id(store) whose views are registered
+
+    def _bind(self) -> None:
+        for name, entry in self.manifest["tables"].items():
+            path = f"{self.location.rstrip('/')}/{entry['path']}"
+            reader = self.session.read
+            if name == parquet.EVENTS:  # partition folders become the partition column
+                reader = reader.option("basePath", path)
+            reader.parquet(path).createOrReplaceTempView(name)
+        SparkStore._bound[id(self.session)] = id(self)
+
+    def _remote_manifest(self) -> dict[str, Any]:
+        uri = f"{self.location.rstrip('/')}/{parquet.MANIFEST}"
+        try:
+            text = self.session.read.text(uri, wholetext=True).first()[0]
+        except Exception as exc:  # noqa: BLE001 - Spark wraps every I/O failure differently
+            raise StoreError(f"cannot read {uri}: is {self.location} an accountlens Parquet "
+                             f"export? ({exc})") from exc
+        return parquet.parse_manifest(text, uri)
+
+    # --- the Store interface --------------------------------------------------------------------
+    def execute(self, sql: str, params: Sequence[Any] | dict | None = None) -> Any:
+        if not sql.lstrip().upper().startswith(_QUERIES):
+            raise StoreError(READ_ONLY)
+        return self.session.sql(sql, args=params)
+
+    def _ensure_bound(self) -> None:
+        if SparkStore._bound.get(id(self.session)) != id(self):
+            self._bind()
+
+    def arrow(self, sql: str, params: Sequence[Any] | dict | None = None) -> pa.Table:
+        self._ensure_bound()
+        return self.execute(sql, params).toArrow()
+
+    def register(self, name: str, table: pa.Table) -> None:
+        self.session.createDataFrame(table).createOrReplaceTempView(name)
+
+    def unregister(self, name: str) -> None:
+        self.session.catalog.dropTempView(name)
+
+    def has_table(self, name: str) -> bool:
+        self._ensure_bound()
+        return bool(self.session.catalog.tableExists(name))
+
+    def compile(self, expr: ir.Expr) -> str:
+        compiler = _compiler()
+        return compiler.to_sqlglot(expr.unbind()).sql(dialect=compiler.dialect, pretty=True)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        raise StoreError(READ_ONLY)
+        yield  # pragma: no cover - a generator for contextmanager
+
+    def migrate(self) -> int:
+        raise StoreError(READ_ONLY)
+
+    def close(self) -> None:
+        """Stop the session if this store started it (a session it was given lives on)."""
+        if SparkStore._bound.get(id(self.session)) == id(self):
+            del SparkStore._bound[id(self.session)]
+        if self._owns_session:
+            self.session.stop()
+
+
+def _pyspark_sql():
+    try:
+        import pyspark.sql
+    except ImportError as exc:
+        raise StoreError("the Spark engine needs pyspark: pip install 'accountlens[spark]' "
+                         "(and Java 17 or newer)") from exc
+    return pyspark.sql
+
+
+def _active_session() -> SparkSession | None:
+    return _pyspark_sql().SparkSession.getActiveSession()
+
+
+def _session(master: str, remote: str, conf: dict[str, str]) -> SparkSession:
+    SparkSession = _pyspark_sql().SparkSession  # noqa: N806 - the class, named as pyspark does
+    # Python workers (pandas UDFs, if any) must run this interpreter, not the system's python.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName("accountlens")
+    builder = builder.remote(remote) if remote else builder.master(master)
+    settings = {
+        "spark.sql.session.timeZone": "UTC",  # SPEC §5: days are UTC days
+        "spark.ui.showConsoleProgress": "false",
+        **conf,
+    }
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    try:
+        session = builder.getOrCreate()
+    except Exception as exc:  # noqa: BLE001 - a missing Java shows up as a gateway error
+        raise StoreError(f"cannot start Spark ({remote or master}): {exc}; the Spark engine "
+                         "needs Java 17 or newer on PATH (or JAVA_HOME)") from exc
+    session.conf.set("spark.sql.session.timeZone", "UTC")  # also when the session pre-existed
+    return session
+
+
+@functools.cache
+def _compiler():
+    """Ibis's Spark SQL compiler, reading JSON text through Spark 4's VARIANT functions.
+
+    Ibis's own Spark JSON unwrapping calls Python UDFs that fail on string values (Spark's
+    get_json_object returns them unquoted); these native forms follow DuckDB's semantics: a
+    value of the wrong JSON type is NULL.
+    """
+    import ibis
+    import ibis.expr.operations as ops
+    import sqlglot as sg
+    import sqlglot.expressions as sge
+    from ibis.backends.sql.compilers.base import NULL
+    from ibis.backends.sql.compilers.pyspark import PySparkCompiler
+
+    unwraps = (ops.UnwrapJSONString, ops.UnwrapJSONInt64, ops.UnwrapJSONFloat64,
+               ops.UnwrapJSONBoolean)
+    integers = ("TINYINT", "SMALLINT", "INT", "BIGINT")
+
+    class VariantJSONCompiler(PySparkCompiler):
+        SIMPLE_OPS = {op: name for op, name in PySparkCompiler.SIMPLE_OPS.items()
+                      if op not in unwraps}
+
+        def _typed(self, arg, types: Sequence[str], target: str, decimals: bool = False):
+            value = self.f.try_parse_json(arg)
+            kind = self.f.schema_of_variant(value)
+            test = kind.isin(*map(sge.convert, types))
+            if decimals:
+                test = test.or_(kind.like(sge.convert("DECIMAL%")))
+            return self.if_(test, self.f.try_variant_get(value, "$", target), NULL)
+
+        def visit_JSONGetItem(self, op, *, arg, index):
+            path = self.f.format_string("$[%s]" if op.index.dtype.is_integer() else "$.%s", index)
+            return self.f.to_json(self.f.try_variant_get(self.f.try_parse_json(arg), path))
+
+        def visit_UnwrapJSONString(self, op, *, arg):
+            return self._typed(arg, ("STRING",), "string")
+
+        def visit_UnwrapJSONInt64(self, op, *, arg):
+            return self._typed(arg, integers, "bigint")
+
+        def visit_UnwrapJSONFloat64(self, op, *, arg):
+            return self._typed(arg, (*integers, "FLOAT", "DOUBLE"), "double", decimals=True)
+
+        def visit_UnwrapJSONBoolean(self, op, *, arg):
+            return self._typed(arg, ("BOOLEAN",), "boolean")
+
+        def visit_ToJSONArray(self, op, *, arg):
+            value = self.f.try_parse_json(arg)
+            item = sg.to_identifier("json_item")
+            array = sge.Cast(this=value, to=sge.DataType.build("ARRAY<VARIANT>", dialect="spark"))
+            items = self.f.transform(array,
+                                     sge.Lambda(this=self.f.to_json(item), expressions=[item]))
+            return self.if_(self.f.schema_of_variant(value).like(sge.convert("ARRAY%")), items, NULL)
+
+    ibis.pyspark  # noqa: B018 - loading the backend defines ibis.options.pyspark, read by the compiler
+    return VariantJSONCompiler()
