@@ -176,7 +176,7 @@ def test_default_as_of_and_explain_use_the_engine(generated, spark) -> None:  # 
     from accountlens.metrics.registry import explain
 
     info = explain(spark, cfg.metrics, cfg.analysis, MetricRequest(name="referrals", level="account"))
-    assert "try_variant_get" in info["sql"] and "`daily_activity`" in info["sql"]
+    assert "try_variant_get" in info["sql"].lower() and "`daily_activity`" in info["sql"]
 
 
 # ---- interfaces --------------------------------------------------------------------------------
