@@ -221,9 +221,6 @@ def test_generated_workspace_has_the_edge_cases(raw) -> None:
     assert len(ev[ev.name == "User Invited"]) > 5
 
 
-@pytest.mark.xfail(strict=True, reason="funnel moments come from the daily rollup's first/last "
-                   "timestamps: a stage whose day straddles the previous stage's moment is taken "
-                   "as reached at that moment (docs/metrics.md, funnel); needs raw events")
 def test_funnel_stage_moment_inside_a_day(tmp_path) -> None:
     ws = Workspace.init(tmp_path / "ws", name="straddle")
 

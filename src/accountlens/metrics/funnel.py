@@ -14,9 +14,8 @@ import ibis.expr.types as ir
 
 from accountlens.metrics.activation import account_acquisition, days_between
 from accountlens.metrics.levels import SLICES, UNIT_KINDS
-from accountlens.metrics import levels as lv
 from accountlens.metrics.registry import Context, Metric, ratio, register
-from accountlens.metrics.rollup import TS, table
+from accountlens.metrics.rollup import ACTIVE_TYPES, TS, table
 
 LEVELS = ("user", "account", "role", "unit", *UNIT_KINDS, *SLICES)
 
@@ -26,14 +25,9 @@ def invites(ctx: Context) -> ir.Table:
     s = ctx.settings
     events, accounts, users, members = (table("events"), table("accounts"), table("users"),
                                         table("memberships"))
-    end = ibis.timestamp(dt.datetime.combine(ctx.as_of + dt.timedelta(days=1), dt.time(),
-                                             tzinfo=dt.UTC))
+    end = _end_of(ctx.as_of)
     rows = events.filter(events.type == "track", events.name == s.referral_event,
                          events.timestamp < end, events.actor_kind == "human")
-    if any(k != "user" for k in ctx.filters):
-        rows = rows.filter(rows.account_id.isin(ctx.accounts.account_id))
-    if "user" in ctx.filters:
-        rows = rows.filter(rows.user_id.isin(ctx.filters["user"]))
     rows = rows.mutate(invitee_email=rows.properties[s.referral_email_property].str.lower())
     rows = rows.mutate(invitee_domain=rows.invitee_email.split("@")[1])
     domains = accounts.select(account_id=accounts.account_id, account_domain=accounts.domain.lower())
@@ -52,7 +46,7 @@ def invites(ctx: Context) -> ir.Table:
     rows = joined.mutate(referred_account=ibis.cases((~joined.internal, joined.r_account),
                                                      else_=None)).drop("r_user", "r_account", "r_from")
     rows = rows.distinct(on="message_id", keep="first")
-    return lv.activity_entity(rows, ctx.level, ctx.accounts)
+    return ctx.scoped(rows)
 
 
 def _build_referrals(ctx: Context) -> ir.Table:
@@ -79,9 +73,23 @@ register(Metric(
 
 
 # ----------------------------------------------------------------------------------------------
-def _subject_rows(ctx: Context) -> tuple[ir.Table, list[str]]:
-    """Activity rows of funnel subjects and the subject key columns."""
-    a = _one_funnel(ctx, ctx.activity)
+def _end_of(day: dt.date) -> ir.TimestampValue:
+    """The first instant after `day` (UTC)."""
+    return ibis.timestamp(dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC))
+
+
+def _raw_activity(ctx: Context) -> ir.Table:
+    """Active raw events up to as_of, shaped like rollup rows (one per event), scoped like
+    `ctx.activity`: the exact moments inside a day, where the rollup keeps only first and last."""
+    events = table("events")
+    raw = events.filter(events.type.isin(ACTIVE_TYPES), events.timestamp < _end_of(ctx.as_of))
+    return ctx.scoped(raw.mutate(day=raw.timestamp.date(), first_at=raw.timestamp,
+                                 last_at=raw.timestamp))
+
+
+def _subject_rows(ctx: Context, activity: ir.Table | None = None) -> tuple[ir.Table, list[str]]:
+    """Activity rows of funnel subjects (default: the rollup's) and the subject key columns."""
+    a = _one_funnel(ctx, ctx.activity if activity is None else activity)
     if ctx.account_level:
         return a.filter(a.account_id.notnull()), ["entity", "account_id"]
     return a.filter(Context.human(a)), ["entity", "user_id"]
@@ -114,12 +122,17 @@ def _candidate_rows(ctx: Context, stage: str, rows: ir.Table, keys: list[str]) -
         acquired = ctx.per_account(account_acquisition(ctx))
         acquired = acquired.filter(acquired.acquired_at.notnull())
         return acquired.select(*keys, first_at=acquired.acquired_at, last_at=acquired.acquired_at)
-    return rows.select(*keys, "first_at", "last_at")
+    return rows.select(*keys, "day", "first_at", "last_at")
 
 
 def _reached(ctx: Context, stage: str, rows: ir.Table, keys: list[str],
              previous: ir.Table | None) -> ir.Table:
-    """(keys…, at): the first moment each subject satisfies `stage` at or after the previous."""
+    """(keys…, at): the first moment each subject satisfies `stage` at or after the previous.
+
+    A rollup row (one day) whose first moment is before the earliest allowed moment and whose
+    last is after it holds the answer somewhere in between: those days alone are looked up
+    in the raw events.
+    """
     candidates = _stage_rows(ctx, stage, rows, keys)
     if previous is None:
         return candidates.group_by(keys).aggregate(at=candidates.first_at.min())
@@ -127,8 +140,16 @@ def _reached(ctx: Context, stage: str, rows: ir.Table, keys: list[str],
     joined = previous.rename(prev_at="at").inner_join(candidates, keys)
     joined = joined.mutate(earliest=joined.prev_at + delay)
     joined = joined.filter(joined.last_at >= joined.earliest)
-    return joined.group_by(keys).aggregate(
-        at=ibis.greatest(joined.first_at, joined.earliest).min())
+    after = joined.filter(joined.first_at >= joined.earliest)
+    moments = after.select(*keys, at=after.first_at)
+    if "day" in candidates.columns:  # activity rows: some days may straddle the earliest moment
+        straddling = joined.filter(joined.first_at < joined.earliest).select(
+            *keys, "day", "earliest")
+        raw, _ = _subject_rows(ctx, _raw_activity(ctx))
+        exact = straddling.inner_join(_stage_rows(ctx, stage, raw, keys), [*keys, "day"])
+        exact = exact.filter(exact.first_at >= exact.earliest)
+        moments = moments.union(exact.select(*keys, at=exact.first_at))
+    return moments.group_by(keys).aggregate(at=moments.at.min())
 
 
 def _build_funnel(ctx: Context) -> ir.Table:

@@ -104,6 +104,15 @@ class Context:
     def human(t: ir.Table) -> ir.BooleanValue:
         return (t.actor_kind == "human") & t.user_id.notnull()
 
+    def scoped(self, rows: ir.Table) -> ir.Table:
+        """Activity-shaped `rows` (rollup rows or raw events) filtered as the request says,
+        with the level's `entity`; rows that belong to no entity dropped."""
+        if any(key != "user" for key in self.filters):
+            rows = rows.filter(rows.account_id.isin(self.accounts.account_id))
+        if "user" in self.filters:
+            rows = rows.filter(rows.user_id.isin(self.filters["user"]))
+        return lv.activity_entity(rows, self.level, self.accounts)
+
     def entities(self) -> ir.Table:
         """Every entity of the level that exists on as_of (so metrics can report zeros)."""
         if self.account_level:
@@ -202,16 +211,11 @@ def build_expression(metric: Metric, request: MetricRequest, settings: MetricsSe
             accounts = accounts.filter(accounts.account_id.isin(values))
         elif key != "user":
             accounts = accounts.filter(accounts[key].isin(values))
-    activity = upto
-    if any(key != "user" for key in filters):
-        activity = activity.filter(activity.account_id.isin(accounts.account_id))
-    if "user" in filters:
-        activity = activity.filter(activity.user_id.isin(filters["user"]))
     if level in lv.ACCOUNT_LEVELS:
         accounts = lv.account_entity(accounts, level)
     ctx = Context(as_of=as_of, level=level, settings=settings, params=params, activity_all=upto,
-                  activity=lv.activity_entity(activity, level, accounts), accounts=accounts,
-                  filters=filters)
+                  activity=upto, accounts=accounts, filters=filters)
+    ctx.activity = ctx.scoped(upto)
     expr = metric.build(ctx)
     key = "scope" if level == "all" else level
     return expr.rename({key: "entity"}) if "entity" in expr.columns else expr, level
