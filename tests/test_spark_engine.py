@@ -1,5 +1,6 @@
 """The Spark engine on real Spark in local[2] mode (STYLE 7): the Parquet export, and every
-registered metric at every level it supports giving the same answer on DuckDB and on Spark."""
+registered metric, at a level of each kind it supports, giving the same answer on DuckDB and on
+Spark."""
 
 from __future__ import annotations
 
@@ -117,9 +118,18 @@ def _param_variants(metric) -> list[dict]:
     return variants
 
 
+# Levels that go through different code: each entity mapping (user, account, role, unit, a unit
+# kind, a stored and a computed account slice, the whole workspace). The other unit kinds and
+# slices share these paths; the DuckDB contract test covers them. The funnel's plan takes Spark
+# ~25 s to optimize whatever the data, so it runs at one level per mapping family.
+LEVELS = ("user", "account", "role", "unit", "department", "industry", "deployment_scale", "all")
+SLOW_PLANS = {"funnel": ("user", "account", "role", "industry")}
+
+
 def _cases(model: str) -> list[tuple[str, str, dict]]:
     return [(m.name, level, params) for m in load_all().values()
-            for level in available_levels(m, model) for params in _param_variants(m)]
+            for level in available_levels(m, model)
+            if level in SLOW_PLANS.get(m.name, LEVELS) for params in _param_variants(m)]
 
 
 def _value(value):
@@ -150,7 +160,8 @@ def _same(a: pd.DataFrame, b: pd.DataFrame) -> bool:
 def test_every_metric_at_every_level_agrees_on_duckdb_and_spark(generated, spark) -> None:  # noqa: F811
     cfg = generated.config
     cases = _cases(cfg.analysis.model)
-    assert len(cases) > 200  # 24+ metrics × their levels × retention periods
+    assert len(cases) > 100  # 24+ metrics × their levels × retention periods
+    assert {name for name, _, _ in cases} == set(load_all())  # every metric
 
     def both(case):
         name, level, params = case
