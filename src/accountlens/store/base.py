@@ -78,10 +78,14 @@ class Store(abc.ABC):
         The result has the column types the expression declares, whichever engine ran it (one
         returns a decimal or a time zone where another does not).
         """
+        table = expr.as_table()
+        return self.run_compiled(self.compile(table), table.schema())
+
+    def run_compiled(self, sql: str, schema: Any) -> pa.Table:
+        """Run SQL compiled from an expression; the result gets the expression's `schema`."""
         from ibis.formats.pyarrow import PyArrowData
 
-        table = expr.as_table()
-        return PyArrowData.convert_table(self.arrow(self.compile(table)), table.schema())
+        return PyArrowData.convert_table(self.arrow(sql), schema)
 
     @contextlib.contextmanager
     def registered(self, name: str, table: pa.Table) -> Iterator[str]:
