@@ -218,29 +218,23 @@ def account_table(tables: dict[str, pd.DataFrame], settings: MetricsSection) -> 
 
 # --- funnel -----------------------------------------------------------------------------------
 def _reach(previous: pd.Series, candidates: pd.DataFrame, delay: pd.Timedelta) -> pd.DataFrame:
-    """(at, prev_at) per account: the first moment at or after previous + delay."""
+    """(at, prev_at) per account: the first event at or after previous + delay."""
     joined = candidates.join(previous.rename("prev_at"), on="account_id", how="inner")
-    joined["earliest"] = joined["prev_at"] + delay
-    joined = joined[joined["last_at"] >= joined["earliest"]]
-    joined["at"] = joined["first_at"].where(joined["first_at"] > joined["earliest"],
-                                            joined["earliest"])
+    joined = joined[joined["at"] >= joined["prev_at"] + delay]
     return joined.groupby("account_id").agg(at=("at", "min"), prev_at=("prev_at", "first"))
 
 
 def funnel(tables: dict[str, pd.DataFrame], settings: MetricsSection) -> pd.DataFrame:
     """The default AARRR funnel over all accounts, one row per stage."""
     act, as_of = _active(tables)
-    # The funnel's moments: first and last event per day, as the engine's rollup keeps them.
-    moments = act.groupby(["day", "account_id", "user_id", "unit_id", "role", "name", "product",
-                           "actor_kind"], observed=True, dropna=False)["timestamp"].agg(
-        first_at="min", last_at="max").reset_index()
+    # A stage is reached at the first qualifying event at or after the previous stage.
+    moments = act[["account_id", "name", "timestamp"]].rename(columns={"timestamp": "at"})
     moments["account_id"] = moments["account_id"].astype(str)
     acquired = _acquisition(tables, act, as_of).dropna()
     subs = tables["subscriptions"]
     paid = subs[(subs["arr"] > 0) & (subs["start_date"] <= as_of.tz_localize(None))]
     paid_at = paid["start_date"].dt.tz_localize("UTC").astype("datetime64[us, UTC]")
-    revenue = pd.DataFrame({"account_id": paid["account_id"], "first_at": paid_at,
-                            "last_at": paid_at})
+    revenue = pd.DataFrame({"account_id": paid["account_id"], "at": paid_at})
     steps = [
         ("activation", moments[moments["name"].isin(settings.value_events)], 0),
         ("retention", moments, settings.retention_after_days),
@@ -250,8 +244,7 @@ def funnel(tables: dict[str, pd.DataFrame], settings: MetricsSection) -> pd.Data
     rows = [("acquisition", len(acquired), None)]
     previous = acquired
     for stage, candidates, delay_days in steps:
-        reached = _reach(previous, candidates[["account_id", "first_at", "last_at"]],
-                         delay_days * DAY)
+        reached = _reach(previous, candidates[["account_id", "at"]], delay_days * DAY)
         days = (reached["at"] - reached["prev_at"]).dt.total_seconds() / 86400
         rows.append((stage, len(reached), days.median() if len(days) else None))
         previous = reached["at"]

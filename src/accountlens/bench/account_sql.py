@@ -167,25 +167,18 @@ LEFT JOIN (SELECT * FROM period_start WHERE start_arr > 0) ps USING (account_id)
 ORDER BY account
 """
 
-# The funnel works on the moments the engine's rollup keeps: per day and (account, user, unit,
-# role, name, product, actor kind), the first and last event.
+# A stage is reached at the first qualifying event at or after the previous stage (+ delay).
 FUNNEL_SQL = _HEAD + """,
-moments AS (
-    SELECT account_id, name, min(timestamp) AS first_at, max(timestamp) AS last_at
-    FROM act GROUP BY day, account_id, user_id, unit_id, role, name, product, actor_kind),
 s1 AS (SELECT account_id, acquired_at AS reached_at FROM acq WHERE acquired_at IS NOT NULL),
-s2 AS (SELECT s.account_id, any_value(s.reached_at) AS prev_at,
-              min(greatest(m.first_at, s.reached_at)) AS reached_at
-       FROM s1 s JOIN moments m USING (account_id)
-       WHERE m.name IN $value_events AND m.last_at >= s.reached_at GROUP BY s.account_id),
-s3 AS (SELECT s.account_id, any_value(s.reached_at) AS prev_at,
-              min(greatest(m.first_at, s.reached_at + to_days($retention_days))) AS reached_at
-       FROM s2 s JOIN moments m USING (account_id)
-       WHERE m.last_at >= s.reached_at + to_days($retention_days) GROUP BY s.account_id),
-s4 AS (SELECT s.account_id, any_value(s.reached_at) AS prev_at,
-              min(greatest(m.first_at, s.reached_at)) AS reached_at
-       FROM s3 s JOIN moments m USING (account_id)
-       WHERE m.name = $referral_event AND m.last_at >= s.reached_at GROUP BY s.account_id),
+s2 AS (SELECT s.account_id, any_value(s.reached_at) AS prev_at, min(m.timestamp) AS reached_at
+       FROM s1 s JOIN act m USING (account_id)
+       WHERE m.name IN $value_events AND m.timestamp >= s.reached_at GROUP BY s.account_id),
+s3 AS (SELECT s.account_id, any_value(s.reached_at) AS prev_at, min(m.timestamp) AS reached_at
+       FROM s2 s JOIN act m USING (account_id)
+       WHERE m.timestamp >= s.reached_at + to_days($retention_days) GROUP BY s.account_id),
+s4 AS (SELECT s.account_id, any_value(s.reached_at) AS prev_at, min(m.timestamp) AS reached_at
+       FROM s3 s JOIN act m USING (account_id)
+       WHERE m.name = $referral_event AND m.timestamp >= s.reached_at GROUP BY s.account_id),
 s5 AS (SELECT s.account_id, any_value(s.reached_at) AS prev_at,
               min(CAST(p.start_date AS TIMESTAMPTZ)) AS reached_at
        FROM s4 s JOIN subscriptions p USING (account_id), day

@@ -147,8 +147,9 @@ def metrics_benchmark(ctx: Context) -> list[Row]:
     at account level (`ws.metric("funnel", level="account")`), reading its daily rollup.
     Baseline (a): one hand-written DuckDB SQL query for the table and one for the funnel, run
     on the workspace's own connection, reading the raw tables (events, accounts, users,
-    memberships, subscriptions; the funnel query groups events per day as the rollup does,
-    since the funnel's moments are defined on it). Baseline (b): the same computations in pandas
+    memberships, subscriptions; the funnel's stage moments are exact event times there, as in
+    the engine, which reads its rollup and looks up in raw events only the days where a stage's
+    moment falls inside a day). Baseline (b): the same computations in pandas
     over DataFrames of those raw tables (event strings as categoricals; the invitee e-mail
     extracted from the JSON properties while loading); loading them is reported on its own.
     Before any figure is reported the benchmark asserts that the SQL and pandas results equal
