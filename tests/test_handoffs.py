@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 
@@ -75,3 +76,22 @@ def test_as_of_before_data_and_bad_level(ws) -> None:
     assert handoffs(ws, as_of=dt.date(2023, 1, 1)).empty
     with pytest.raises(AnalysisError, match="supports --level"):
         handoffs(ws, level="account")
+
+
+def test_results_are_kept_until_the_data_or_settings_change(ws, tmp_path) -> None:
+    first = ws.analysis("handoffs", view="pairs")
+    first.loc[:, "handoffs"] = -1  # callers get copies: changing one does not touch the kept one
+    again = ws.analysis("handoffs", view="pairs")
+    assert (again.handoffs > 0).all()
+    assert again.equals(ws.analysis("handoffs", view="pairs", cached=False))
+    # A new load changes the data version: the next answer includes the new handoff.
+    before = pairs(again)[("editor", "approver")].handoffs
+    extra = [fixtures_b2b.ev("x1", "ann", "Document Edited", "2024-03-20T09:00:00Z", "w9"),
+             fixtures_b2b.ev("x2", "bob", "Workflow Approved", "2024-03-20T10:00:00Z", "w9")]
+    path = tmp_path / "more.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in extra))
+    ws.import_events(path)
+    assert pairs(ws.analysis("handoffs", view="pairs"))[("editor", "approver")].handoffs == before + 1
+    # Settings are part of the key too: a one-day lookback leaves only the new handoff.
+    ws.config.handoffs.lookback_days = 1
+    assert list(ws.analysis("handoffs", view="pairs").handoffs) == [1]

@@ -102,11 +102,15 @@ class Workspace:
         return importers.import_entities(self.store, kind, Path(path))
 
     # --- analyses -------------------------------------------------------------------------
-    def analysis(self, name: str, **params: Any):
-        """Run a registered analysis (handoffs, collaboration, sequences, paths, champions)."""
+    def analysis(self, name: str, cached: bool = True, **params: Any):
+        """Run a registered analysis (handoffs, collaboration, sequences, paths, champions).
+
+        A result is kept until the workspace's data or settings change; `cached=False`
+        computes it anew.
+        """
         from accountlens.analysis.registry import run_analysis
 
-        return run_analysis(self.store, self.config, name, **params)
+        return run_analysis(self.store, self.config, name, cached=cached, **params)
 
     def metric(self, name: str, level: str | None = None, as_of: Any = None,
                engine: str = "duckdb", parquet: str | Path | None = None, **kwargs: Any):

@@ -72,7 +72,16 @@ def resolve_as_of(store: Store, as_of: dt.date | None) -> dt.date | None:
     return latest
 
 
-def run_analysis(store: Store, settings: Any, name: str, **params: Any) -> pd.DataFrame:
+# Results of recent requests, valid while the store's data and the settings are unchanged:
+# the dashboard asks the same questions on every load, and at millions of events each takes
+# seconds. Keyed by the store's data version, so any committed load or import invalidates.
+_RESULTS: dict[tuple, pd.DataFrame] = {}
+_RESULTS_MAX = 64
+
+
+def run_analysis(store: Store, settings: Any, name: str, cached: bool = True,
+                 **params: Any) -> pd.DataFrame:
+    """Run analysis `name`; `cached=False` computes it even when a valid result is kept."""
     analyses = load_all()
     if name not in analyses:
         raise AnalysisError(f"unknown analysis {name!r}; known: {', '.join(sorted(analyses))}")
@@ -82,10 +91,17 @@ def run_analysis(store: Store, settings: Any, name: str, **params: Any) -> pd.Da
             f"{name} supports --level {', '.join(analysis.levels)}, not {params['level']!r}"
         )
     request = analysis.request(**params)
-    try:
-        return analysis.run(store, settings, request)
-    except OverflowError as exc:
-        raise AnalysisError(f"dates out of range for this request: {exc}") from exc
+    key = (store.instance, store.data_version, name, request.model_dump_json(),
+           settings.model_dump_json() if isinstance(settings, BaseModel) else repr(settings))
+    if key not in _RESULTS or not cached:
+        try:
+            result = analysis.run(store, settings, request)
+        except OverflowError as exc:
+            raise AnalysisError(f"dates out of range for this request: {exc}") from exc
+        if len(_RESULTS) >= _RESULTS_MAX:
+            _RESULTS.pop(next(iter(_RESULTS)))
+        _RESULTS[key] = result
+    return _RESULTS[key].copy()
 
 
 UNIT_KINDS = ("team", "department", "business_unit")

@@ -47,7 +47,7 @@ def analyses_benchmark(ctx: Context) -> list[Row]:
                     core, "s", baseline="analyses.metrics_table")]
         for name, params in ANALYSES:
             ws.analysis(name, **params)  # warm up as the metrics were (imports such as scipy)
-            seconds, _ = timed(lambda n=name, p=params: ws.analysis(n, **p))
+            seconds, _ = timed(lambda n=name, p=params: ws.analysis(n, cached=False, **p))
             label = analysis_label(name, params)
             key = "analyses." + label.replace(" ", ".").replace("=", "_")
             target = Target("<=", 3.0) if name in ("handoffs", "sequences") else None

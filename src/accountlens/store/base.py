@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import importlib
+import itertools
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -24,6 +25,9 @@ PARQUET_ENGINES = {"spark": "accountlens.store.spark:SparkStore"}
 ENGINES = ("duckdb", *PARQUET_ENGINES)
 
 
+_INSTANCES = itertools.count()
+
+
 class StoreError(RuntimeError):
     """The store cannot be opened or used; the message says why and what to do."""
 
@@ -37,6 +41,10 @@ class Store(abc.ABC):
     def __init__(self) -> None:
         # One writer at a time inside a process: the loader thread and import commands share it.
         self.write_lock = threading.RLock()
+        # Bumped by every committed write transaction: results cached under an older version
+        # are stale (see analysis/registry.py).
+        self.data_version = 0
+        self.instance = next(_INSTANCES)  # tells stores apart in caches (ids are reused)
 
     # --- what an engine implements -------------------------------------------------------------
     @abc.abstractmethod
@@ -106,6 +114,7 @@ class Store(abc.ABC):
                 self.execute("ROLLBACK")
                 raise
             self.execute("COMMIT")
+            self.data_version += 1
 
     def schema_version(self) -> int:
         exists = self.scalar(
