@@ -42,17 +42,25 @@ def stop_workspace(live: LiveWorkspace) -> None:
 def build_app(roots: list[Path]):
     from accountlens.api.app import create_app
 
+    from accountlens.api.warmer import DashboardWarmer
+
     lives: list[LiveWorkspace] = []
+    warmers: list[DashboardWarmer] = []
 
     @contextlib.asynccontextmanager
     async def lifespan(app) -> AsyncIterator[None]:
         try:
             yield
         finally:
+            for warmer in warmers:
+                warmer.stop()
             for live in lives:
                 stop_workspace(live)
 
     lives.extend(start_workspace(root) for root in roots)
+    warmers.extend(DashboardWarmer(live) for live in lives)
+    for warmer in warmers:
+        warmer.start()
     return CollectorFront(Collector(lives), create_app(lives, lifespan=lifespan))
 
 

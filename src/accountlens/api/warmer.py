@@ -1,0 +1,60 @@
+"""Keeps the dashboard's analyses computed: when a workspace's data has been quiet for a few
+seconds after a change (or at start), the analyses the dashboard shows are run once, so that
+opening the dashboard answers from the kept results (analysis/registry.py) instead of waiting
+for each computation (seconds each at millions of events)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from accountlens.ingest.collector import LiveWorkspace
+
+log = logging.getLogger("accountlens.warmer")
+
+# What web/static/app.js asks for, in its order (tests/test_dashboard.py checks they agree).
+DASHBOARD_ANALYSES: tuple[tuple[str, dict], ...] = (
+    ("handoffs", {"view": "bottlenecks", "limit": 10, "min_handoffs": 3}),
+    ("champions", {"limit": 12}),
+    ("sequences", {"outcome": "renewal", "limit": 10}),
+    ("paths", {"view": "ttv", "limit": 20}),
+    ("collaboration", {"limit": 12}),
+    ("handoffs", {"view": "stalls", "limit": 10}),
+)
+
+
+class DashboardWarmer:
+    """A background thread per served workspace; `quiet_seconds` without new data first."""
+
+    def __init__(self, live: LiveWorkspace, quiet_seconds: float = 5.0, poll_seconds: float = 1.0):
+        self.live, self.quiet, self.poll = live, quiet_seconds, poll_seconds
+        self.warmed_version: int | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="accountlens-warmer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+    def _loop(self) -> None:
+        store = self.live.workspace.store
+        seen, since = store.data_version, time.monotonic()
+        while not self._stop.wait(self.poll):
+            if store.data_version != seen:
+                seen, since = store.data_version, time.monotonic()
+            elif seen != self.warmed_version and time.monotonic() - since >= self.quiet:
+                self.warm(seen)
+
+    def warm(self, version: int) -> None:
+        for name, params in DASHBOARD_ANALYSES:
+            if self._stop.is_set() or self.live.workspace.store.data_version != version:
+                return  # stopping, or new data: warm again once it is quiet
+            try:
+                self.live.workspace.analysis(name, **params)
+            except Exception:  # noqa: BLE001 - the dashboard will show the error when asked
+                log.exception("warming %s failed", name)
+        self.warmed_version = version
