@@ -189,3 +189,26 @@ def test_read_only_workspace_queries_events_inline(tmp_path) -> None:
     ws.close()
     with Workspace.open(root, read_only=True) as ro:
         assert values(ro, "mau", "account", "mau") == {"acme": 3, "botco": 0, "globex": 2, "noseat": 1}
+
+
+def test_activation_windows_include_their_last_moment(tmp_path) -> None:
+    """"Within N days" includes exactly N days, at user (14) and account (30) level alike."""
+    from accountlens.workspace import Workspace
+
+    ws = Workspace.init(tmp_path / "ws", name="boundary")
+
+    def value(mid: str, user: str, name: str, ts: str) -> dict:
+        return {"type": "track", "messageId": mid, "userId": user, "event": name,
+                "timestamp": ts, "context": {"groupId": "a"}}
+
+    events = [value("1", "u", "Dashboard Viewed", "2024-03-01T10:00:00Z"),
+              value("2", "u", "Report Created", "2024-03-31T10:00:00Z"),   # account day 30 exactly
+              value("3", "v", "Dashboard Viewed", "2024-03-02T10:00:00Z"),
+              value("4", "v", "Report Created", "2024-03-16T10:00:00Z")]  # user day 14 exactly
+    (tmp_path / "e.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    ws.import_events(tmp_path / "e.jsonl")
+    account = ws.metric("activation", level="account", as_of="2024-04-30").iloc[0]
+    users = ws.metric("activation", level="user", as_of="2024-04-30").set_index("user")
+    ws.close()
+    assert bool(account.activated) and str(account.activated_on) == "2024-03-31"
+    assert bool(users.loc["v", "activated"]) and not bool(users.loc["u", "activated"])

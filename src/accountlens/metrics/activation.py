@@ -54,7 +54,7 @@ def account_activation(ctx: Context, within_days: int | None) -> ir.Table:
     users = value_users(ctx).inner_join(acquired, "account_id").select(~ibis.selectors.endswith("_right"))
     if within_days is not None:
         users = users.filter(
-            users.first_value_at < users.acquired_at + ibis.interval(days=within_days))
+            users.first_value_at <= users.acquired_at + ibis.interval(days=within_days))
         users = users.mutate(rank=ibis.row_number().over(
             group_by=users.account_id, order_by=[users.first_value_at, users.user_id]) + 1)
     counted = users.group_by("account_id").aggregate(
