@@ -35,7 +35,9 @@ TINY_DATA = {
     "spark.sql.adaptive.enabled": "false",
     "spark.sql.codegen.wholeStage": "false",
     "spark.ui.enabled": "false",
-    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+    "spark.driver.extraJavaOptions": ("-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+                                      # C1 alone reserves 48 MB of code cache: too little
+                                      " -XX:ReservedCodeCacheSize=256m"),
 }
 
 
