@@ -95,3 +95,24 @@ def test_results_are_kept_until_the_data_or_settings_change(ws, tmp_path) -> Non
     # Settings are part of the key too: a one-day lookback leaves only the new handoff.
     ws.config.handoffs.lookback_days = 1
     assert list(ws.analysis("handoffs", view="pairs").handoffs) == [1]
+
+
+def test_the_same_request_at_the_same_time_is_computed_once(ws, monkeypatch) -> None:
+    """Two threads asking the same question (the dashboard and the warmer): one computes, the
+    other waits for its result. Counted on the real store's statements."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from accountlens.analysis import handoffs as module
+
+    calls = []
+    real = module.handoff_tables
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "handoff_tables", counted)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        frames = list(pool.map(lambda _: ws.analysis("handoffs", view="bottlenecks"), range(4)))
+    assert len(calls) == 1
+    assert all(f.equals(frames[0]) for f in frames)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import threading
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,6 +78,10 @@ def resolve_as_of(store: Store, as_of: dt.date | None) -> dt.date | None:
 # seconds. Keyed by the store's data version, so any committed load or import invalidates.
 _RESULTS: dict[tuple, pd.DataFrame] = {}
 _RESULTS_MAX = 64
+# A request being computed: others asking the same wait for it rather than compute it again
+# (the dashboard and the background warmer often ask at the same moment).
+_COMPUTING: dict[tuple, threading.Event] = {}
+_LOCK = threading.Lock()
 
 
 def run_analysis(store: Store, settings: Any, name: str, cached: bool = True,
@@ -93,15 +98,28 @@ def run_analysis(store: Store, settings: Any, name: str, cached: bool = True,
     request = analysis.request(**params)
     key = (store.instance, store.data_version, name, request.model_dump_json(),
            settings.model_dump_json() if isinstance(settings, BaseModel) else repr(settings))
-    if key not in _RESULTS or not cached:
-        try:
-            result = analysis.run(store, settings, request)
-        except OverflowError as exc:
-            raise AnalysisError(f"dates out of range for this request: {exc}") from exc
-        if len(_RESULTS) >= _RESULTS_MAX:
-            _RESULTS.pop(next(iter(_RESULTS)))
-        _RESULTS[key] = result
-    return _RESULTS[key].copy()
+    while cached:
+        with _LOCK:
+            if key in _RESULTS:
+                return _RESULTS[key].copy()
+            computing = _COMPUTING.get(key)
+            if computing is None:
+                _COMPUTING[key] = threading.Event()
+                break
+        computing.wait()  # then look again: kept, or computed by us if that run failed
+    try:
+        result = analysis.run(store, settings, request)
+        with _LOCK:  # kept before the waiters are woken
+            if len(_RESULTS) >= _RESULTS_MAX:
+                _RESULTS.pop(next(iter(_RESULTS)))
+            _RESULTS[key] = result
+    except OverflowError as exc:
+        raise AnalysisError(f"dates out of range for this request: {exc}") from exc
+    finally:
+        if cached:
+            with _LOCK:
+                _COMPUTING.pop(key).set()
+    return result.copy()
 
 
 UNIT_KINDS = ("team", "department", "business_unit")
