@@ -7,8 +7,13 @@ import datetime as dt
 import ibis
 import ibis.expr.types as ir
 
-from accountlens.metrics.levels import ACCOUNT_LEVELS, SLICES, UNIT_KINDS, subscriptions_on
-from accountlens.metrics.registry import Context, Metric, ratio, register
+from accountlens.metrics.levels import (
+    ACCOUNT_LEVELS,
+    SLICES,
+    UNIT_KINDS,
+    subscriptions_on,
+)
+from accountlens.metrics.registry import Context, Metric, end_of, ratio, register
 
 GROUP_LEVELS = ("account", "role", "unit", *UNIT_KINDS, *SLICES, "all")
 ALL_LEVELS = ("user", *GROUP_LEVELS)
@@ -145,7 +150,7 @@ def members_on(as_of: dt.date) -> ir.Table:
     from accountlens.metrics.rollup import table
 
     m = table("memberships")
-    end = ibis.timestamp(dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC))
+    end = end_of(as_of)
     live = m.filter(m.valid_from < end, m.valid_to.isnull() | (m.valid_to >= end))
     return live.select("account_id", "user_id").distinct()
 

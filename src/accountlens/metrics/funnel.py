@@ -7,14 +7,12 @@ after stage k−1 was reached; conversion and time between stages follow from th
 
 from __future__ import annotations
 
-import datetime as dt
-
 import ibis
 import ibis.expr.types as ir
 
 from accountlens.metrics.activation import account_acquisition, days_between
 from accountlens.metrics.levels import SLICES, UNIT_KINDS
-from accountlens.metrics.registry import Context, Metric, ratio, register
+from accountlens.metrics.registry import Context, Metric, end_of, ratio, register
 from accountlens.metrics.rollup import ACTIVE_TYPES, TS, table
 
 LEVELS = ("user", "account", "role", "unit", *UNIT_KINDS, *SLICES)
@@ -25,7 +23,7 @@ def invites(ctx: Context) -> ir.Table:
     s = ctx.settings
     events, accounts, users, members = (table("events"), table("accounts"), table("users"),
                                         table("memberships"))
-    end = _end_of(ctx.as_of)
+    end = end_of(ctx.as_of)
     rows = events.filter(events.type == "track", events.name == s.referral_event,
                          events.timestamp < end, events.actor_kind == "human")
     rows = rows.mutate(invitee_email=rows.properties[s.referral_email_property].str.lower())
@@ -73,16 +71,11 @@ register(Metric(
 
 
 # ----------------------------------------------------------------------------------------------
-def _end_of(day: dt.date) -> ir.TimestampValue:
-    """The first instant after `day` (UTC)."""
-    return ibis.timestamp(dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC))
-
-
 def _raw_activity(ctx: Context) -> ir.Table:
     """Active raw events up to as_of, shaped like rollup rows (one per event), scoped like
     `ctx.activity`: the exact moments inside a day, where the rollup keeps only first and last."""
     events = table("events")
-    raw = events.filter(events.type.isin(ACTIVE_TYPES), events.timestamp < _end_of(ctx.as_of))
+    raw = events.filter(events.type.isin(ACTIVE_TYPES), events.timestamp < end_of(ctx.as_of))
     return ctx.scoped(raw.mutate(day=raw.timestamp.date(), first_at=raw.timestamp,
                                  last_at=raw.timestamp))
 

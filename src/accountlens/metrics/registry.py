@@ -133,6 +133,11 @@ class Context:
             ~ibis.selectors.endswith("_right"))
 
 
+def end_of(day: dt.date) -> ir.TimestampValue:
+    """The first instant after `day` (UTC midnight): events up to `day` are before it."""
+    return ibis.timestamp(dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC))
+
+
 def ratio(numerator: ir.NumericValue, denominator: ir.NumericValue) -> ir.FloatingValue:
     """numerator ÷ denominator, NULL when the denominator is 0 or missing."""
     return ibis.cases((denominator > 0, numerator.cast("float64") / denominator), else_=None)
