@@ -76,8 +76,7 @@ def _raw_activity(ctx: Context) -> ir.Table:
     `ctx.activity`: the exact moments inside a day, where the rollup keeps only first and last."""
     events = table("events")
     raw = events.filter(events.type.isin(ACTIVE_TYPES), events.timestamp < end_of(ctx.as_of))
-    return ctx.scoped(raw.mutate(day=raw.timestamp.date(), first_at=raw.timestamp,
-                                 last_at=raw.timestamp))
+    return ctx.scoped(raw.mutate(first_at=raw.timestamp, last_at=raw.timestamp))
 
 
 def _subject_rows(ctx: Context, activity: ir.Table | None = None) -> tuple[ir.Table, list[str]]:
@@ -93,66 +92,94 @@ def _one_funnel(ctx: Context, t: ir.Table) -> ir.Table:
     return t.mutate(entity=ibis.literal("all")) if ctx.level in ("user", "account") else t
 
 
-def _stage_rows(ctx: Context, stage: str, rows: ir.Table, keys: list[str]) -> ir.Table:
-    """(keys…, first_at, last_at) of the moments that can satisfy `stage`."""
-    return _one_funnel(ctx, _candidate_rows(ctx, stage, rows, keys))
-
-
-def _candidate_rows(ctx: Context, stage: str, rows: ir.Table, keys: list[str]) -> ir.Table:
+def _condition(ctx: Context, stage: str, rows: ir.Table) -> ir.BooleanValue | None:
+    """Which activity rows can satisfy `stage`; None for stages reached outside activity
+    (account acquisition and account revenue)."""
     s = ctx.settings
     names = {"awareness": s.awareness_events, "activation": s.value_events,
              "referral": [s.referral_event]}
     if stage in names:
-        rows = rows.filter(rows.name.isin(names[stage]))
-    elif stage == "revenue" and not ctx.account_level:
-        rows = rows.filter(rows.name == s.monetization_event)
-    elif stage == "revenue":
+        return rows.name.isin(names[stage])
+    if stage == "revenue":
+        return None if ctx.account_level else rows.name == s.monetization_event
+    if stage == "acquisition" and ctx.account_level:
+        return None
+    return ibis.literal(True)  # user acquisition, retention: any active event
+
+
+def _moments(ctx: Context, stage: str, keys: list[str]) -> ir.Table:
+    """(keys…, at) of the moments outside activity that satisfy `stage`."""
+    if stage == "revenue":
         subs = table("subscriptions")
         paid = subs.filter(subs.arr > 0, subs.start_date <= ctx.as_of)
-        paid = ctx.per_account(paid.select("account_id", first_at=paid.start_date.cast(TS)))
-        return paid.select(*keys, first_at=paid.first_at, last_at=paid.first_at)
-    elif stage == "acquisition" and ctx.account_level:
-        acquired = ctx.per_account(account_acquisition(ctx))
-        acquired = acquired.filter(acquired.acquired_at.notnull())
-        return acquired.select(*keys, first_at=acquired.acquired_at, last_at=acquired.acquired_at)
-    return rows.select(*keys, "day", "first_at", "last_at")
+        paid = ctx.per_account(paid.select("account_id", at=paid.start_date.cast(TS)))
+    else:
+        paid = ctx.per_account(account_acquisition(ctx)).rename(at="acquired_at")
+        paid = paid.filter(paid.at.notnull())
+    return _one_funnel(ctx, paid).select(*keys, "at")
 
 
-def _reached(ctx: Context, stage: str, rows: ir.Table, keys: list[str],
+def _by_day(ctx: Context, stages: list[str], rows: ir.Table, keys: list[str]) -> ir.Table:
+    """One row per subject and day: first (`f<i>`) and last (`l<i>`) moment of each activity
+    stage i that day — the rollup read once for every stage."""
+    aggregates = {}
+    for i, stage in enumerate(stages):
+        condition = _condition(ctx, stage, rows)
+        if condition is not None:  # CASE, not FILTER: the engine aggregates it faster
+            aggregates[f"f{i}"] = ibis.cases((condition, rows.first_at), else_=None).min()
+            aggregates[f"l{i}"] = ibis.cases((condition, rows.last_at), else_=None).max()
+    return rows.group_by([*keys, "day"]).aggregate(**aggregates)
+
+
+def _reached(ctx: Context, stage: str, i: int, by_day: ir.Table, keys: list[str],
              previous: ir.Table | None) -> ir.Table:
-    """(keys…, at): the first moment each subject satisfies `stage` at or after the previous.
+    """(keys…, at): the first moment each subject satisfies stage `i` at or after the previous.
 
-    A rollup row (one day) whose first moment is before the earliest allowed moment and whose
-    last is after it holds the answer somewhere in between: those days alone are looked up
-    in the raw events.
+    A day whose first moment of the stage is before the earliest allowed moment and whose last
+    is after it (only the earliest moment's own day can) holds the answer somewhere in between:
+    that day alone is looked up in the raw events.
     """
-    candidates = _stage_rows(ctx, stage, rows, keys)
+    if f"f{i}" not in by_day.columns:
+        candidates = _moments(ctx, stage, keys)
+        if previous is None:
+            return candidates.group_by(keys).aggregate(at=candidates.at.min())
+        joined = previous.rename(prev_at="at").inner_join(candidates, keys)
+        joined = joined.filter(joined.at >= joined.prev_at)
+        return joined.group_by(keys).aggregate(at=joined.at.min())
+    first, last = f"f{i}", f"l{i}"
+    days = by_day.filter(by_day[first].notnull()).select(*keys, "day", first, last)
     if previous is None:
-        return candidates.group_by(keys).aggregate(at=candidates.first_at.min())
+        return days.group_by(keys).aggregate(at=days[first].min())
     delay = ibis.interval(days=ctx.settings.retention_after_days if stage == "retention" else 0)
-    joined = previous.rename(prev_at="at").inner_join(candidates, keys)
+    joined = previous.rename(prev_at="at").inner_join(days, keys)
     joined = joined.mutate(earliest=joined.prev_at + delay)
-    joined = joined.filter(joined.last_at >= joined.earliest)
-    after = joined.filter(joined.first_at >= joined.earliest)
-    moments = after.select(*keys, at=after.first_at)
-    if "day" in candidates.columns:  # activity rows: some days may straddle the earliest moment
-        straddling = joined.filter(joined.first_at < joined.earliest).select(
-            *keys, "day", "earliest")
-        raw, _ = _subject_rows(ctx, _raw_activity(ctx))
-        exact = straddling.inner_join(_stage_rows(ctx, stage, raw, keys), [*keys, "day"])
-        exact = exact.filter(exact.first_at >= exact.earliest)
-        moments = moments.union(exact.select(*keys, at=exact.first_at))
-    return moments.group_by(keys).aggregate(at=moments.at.min())
+    joined = joined.filter(joined[last] >= joined.earliest)
+    per = joined.group_by(keys).aggregate(
+        later=joined[first].min(where=joined[first] >= joined.earliest),
+        straddling=joined.day.min(where=joined[first] < joined.earliest),
+        earliest=joined.earliest.min())
+    lookup = per.filter(per.straddling.notnull())
+    raw, _ = _subject_rows(ctx, _raw_activity(ctx))
+    condition = _condition(ctx, stage, raw)
+    raw = raw.filter(condition) if condition is not None else raw
+    # Raw times compared with the day's bounds: no date of every raw event to compute.
+    lookup = lookup.mutate(day_end=lookup.straddling.cast(TS) + ibis.interval(days=1))
+    exact = lookup.inner_join(raw, [*[lookup[k] == raw[k] for k in keys],
+                                    raw.first_at >= lookup.earliest, raw.first_at < lookup.day_end])
+    exact = exact.group_by(keys).aggregate(exact_at=exact.first_at.min())
+    out = per.left_join(exact, keys).select(~ibis.selectors.endswith("_right"))
+    return out.select(*keys, at=out.exact_at.fill_null(out.later))
 
 
 def _build_funnel(ctx: Context) -> ir.Table:
     rows, keys = _subject_rows(ctx)
     stages = [s for s in ctx.settings.funnel_stages
               if s != "awareness" or ctx.settings.awareness_events]
+    by_day = _by_day(ctx, stages, rows, keys)
     parts, labels, previous = [], [], None
     for order, stage in enumerate(stages, start=1):
         labels.append((stage, order))
-        reached = _reached(ctx, stage, rows, keys, previous)
+        reached = _reached(ctx, stage, order - 1, by_day, keys, previous)
         if previous is None:
             step = reached.mutate(days=ibis.null("float64"))
         else:
