@@ -7,7 +7,7 @@ import ibis.expr.types as ir
 
 from accountlens.metrics.levels import ACCOUNT_LEVELS, SLICES
 from accountlens.metrics.registry import Context, Metric, ratio, register
-from accountlens.metrics.rollup import TS, table
+from accountlens.metrics.rollup import TS
 
 LEVELS = ("user", "account", *SLICES, "all")
 DAY_SECONDS = 86400
@@ -27,15 +27,9 @@ def user_acquisition(ctx: Context) -> ir.Table:
 
 def account_acquisition(ctx: Context) -> ir.Table:
     """(account_id, acquired_at): earliest of first subscription start and first attributed event."""
-    subs = table("subscriptions")
-    subs = subs.filter(subs.start_date <= ctx.as_of)
-    first_sub = subs.group_by("account_id").aggregate(first_sub=subs.start_date.min().cast(TS))
-    a = ctx.activity_all.filter(ctx.activity_all.account_id.notnull())
-    first_event = a.group_by("account_id").aggregate(first_event=a.first_at.min())
-    acc = ctx.accounts.select("account_id")
-    acc = acc.left_join(first_sub, "account_id").select(~ibis.selectors.endswith("_right"))
-    acc = acc.left_join(first_event, "account_id").select(~ibis.selectors.endswith("_right"))
-    return acc.select("account_id", acquired_at=ibis.least(acc.first_sub, acc.first_event))
+    acc = ctx.accounts
+    return acc.select("account_id",
+                      acquired_at=ibis.least(acc.first_contract.cast(TS), acc.first_event))
 
 
 def value_users(ctx: Context) -> ir.Table:

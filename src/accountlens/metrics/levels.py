@@ -61,49 +61,53 @@ def unit_ancestor(kind: str) -> ir.Table:
     return chain.select(unit_id=chain.unit_id, ancestor_id=ibis.cases(*branches, else_=None))
 
 
-def account_attributes(as_of: dt.date, activity: ir.Table, settings: MetricsSection) -> ir.Table:
-    """Every account known on `as_of` with its slice values.
+def account_attributes(as_of: dt.date, activity: ir.Table, settings: MetricsSection,
+                       slices: frozenset[str] = frozenset(SLICES)) -> ir.Table:
+    """Every account known on `as_of` with its first contract day, first event and slice values.
 
     An account is known once its earliest date (created, first contract, first activity) is
-    on or before `as_of`. `activity` is the rollup up to `as_of`.
+    on or before `as_of`. `activity` is the rollup up to `as_of`. Only the `slices` a request
+    groups or filters by are computed (deployment_scale reads the last 30 days of activity).
     """
-    accounts, subs = table("accounts"), table("subscriptions")
-    past_subs = subs.filter(subs.start_date <= as_of)
+    accounts = table("accounts")
+    past_subs = table("subscriptions").filter(table("subscriptions").start_date <= as_of)
     first_contract = past_subs.group_by("account_id").aggregate(first_contract=past_subs.start_date.min())
-    live = subscriptions_on(as_of)
-    live_plan = live.group_by("account_id").aggregate(sub_plan=live.plan.argmax(live.arr))
     attributed = activity.filter(activity.account_id.notnull())
-    first_active = attributed.group_by("account_id").aggregate(first_day=attributed.day.min())
-    recent = attributed.filter(attributed.day > as_of - dt.timedelta(days=30),
-                               attributed.actor_kind == "human", attributed.user_id.notnull())
-    mau = recent.group_by("account_id").aggregate(mau=recent.user_id.nunique())
+    first_active = attributed.group_by("account_id").aggregate(first_event=attributed.first_at.min())
     created = accounts.filter(accounts.created_at.notnull()).select(
         account_id=accounts.account_id, day=accounts.created_at.date())
     ids = (created.select("account_id")
            .union(first_contract.select("account_id"), distinct=True)
            .union(first_active.select("account_id"), distinct=True))
-    base = ids.left_join(accounts, "account_id").select(
+    joined = ids.left_join(accounts, "account_id").select(
         "account_id", "industry", "region", "employees", "plan", "created_at")
-    joined = (base.left_join(first_contract, "account_id").select(~ibis.selectors.endswith("_right"))
-              .left_join(first_active, "account_id").select(~ibis.selectors.endswith("_right"))
-              .left_join(live_plan, "account_id").select(~ibis.selectors.endswith("_right"))
-              .left_join(mau, "account_id").select(~ibis.selectors.endswith("_right")))
-    since = ibis.least(joined.created_at.date(), joined.first_contract, joined.first_day)
-    bands = settings
-    return joined.filter(since <= as_of).select(
-        account_id=joined.account_id,
-        acquired_on=ibis.least(joined.first_contract, joined.first_day),
-        industry=joined.industry.fill_null(NONE),
-        region=joined.region.fill_null(NONE),
-        plan=joined.plan.fill_null(joined.sub_plan).fill_null(NONE),
-        size_band=ibis.cases((joined.employees.isnull(), NONE),
-                             else_=band(joined.employees, bands.size_bands)),
-        maturity=ibis.cases(
+    parts = [first_contract, first_active]
+    if "plan" in slices:
+        live = subscriptions_on(as_of)
+        parts.append(live.group_by("account_id").aggregate(sub_plan=live.plan.argmax(live.arr)))
+    if "deployment_scale" in slices:
+        recent = attributed.filter(attributed.day > as_of - dt.timedelta(days=30),
+                                   attributed.actor_kind == "human", attributed.user_id.notnull())
+        parts.append(recent.group_by("account_id").aggregate(mau=recent.user_id.nunique()))
+    for part in parts:
+        joined = joined.left_join(part, "account_id").select(~ibis.selectors.endswith("_right"))
+    since = ibis.least(joined.created_at.date(), joined.first_contract, joined.first_event.date())
+    values = {
+        "industry": lambda: joined.industry.fill_null(NONE),
+        "region": lambda: joined.region.fill_null(NONE),
+        "plan": lambda: joined.plan.fill_null(joined.sub_plan).fill_null(NONE),
+        "size_band": lambda: ibis.cases((joined.employees.isnull(), NONE),
+                                        else_=band(joined.employees, settings.size_bands)),
+        "maturity": lambda: ibis.cases(
             (joined.first_contract.isnull(), NONE),
-            else_=band(full_months(joined.first_contract, as_of), bands.maturity_bands_months,
+            else_=band(full_months(joined.first_contract, as_of), settings.maturity_bands_months,
                        " months")),
-        deployment_scale=band(joined.mau.fill_null(0), bands.deployment_scale_bands, " users"),
-    )
+        "deployment_scale": lambda: band(joined.mau.fill_null(0), settings.deployment_scale_bands,
+                                         " users"),
+    }
+    return joined.filter(since <= as_of).select(
+        "account_id", "first_contract", "first_event",
+        **{name: values[name]() for name in SLICES if name in slices})
 
 
 def activity_entity(activity: ir.Table, level: str, accounts: ir.Table) -> ir.Table:

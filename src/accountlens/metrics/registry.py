@@ -210,7 +210,8 @@ def build_expression(metric: Metric, request: MetricRequest, settings: MetricsSe
     source = rollup.rollup_expression(rollup.table("events")) if inline else rollup.table(rollup.ROLLUP)
     upto = source.filter(source.day <= as_of)
     filters = dict(request.filters)
-    accounts = lv.account_attributes(as_of, upto, settings)
+    slices = frozenset(key for key in (level, *filters) if key in lv.SLICES)
+    accounts = lv.account_attributes(as_of, upto, settings, slices)
     for key, values in filters.items():
         if key == "account":
             accounts = accounts.filter(accounts.account_id.isin(values))
