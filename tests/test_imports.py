@@ -156,3 +156,24 @@ def test_entity_import_replaces_by_key_and_keeps_extra_traits(ws: Workspace, tmp
     sub = ws.store.arrow("SELECT * FROM subscriptions").to_pylist()[0]
     assert (sub["seats"], sub["arr"], str(sub["start_date"])) == (10, 1200.5, "2024-01-01")
     assert json.loads(sub["entitlements"]) == {"modules": ["reports"]}
+
+
+def test_duplicates_in_one_file_missing_ids_and_quarantined_raw(ws: Workspace, tmp_path: Path) -> None:
+    """The file is parsed once, straight from disk: in-file duplicates load once, events without
+    a messageId get a stable one, and a quarantined event keeps its raw JSON for replay."""
+    no_id = {"type": "track", "userId": "u3", "event": "Opened", "timestamp": "2024-01-02T00:00:00Z"}
+    bad = {"type": "track", "messageId": "m9", "userId": "u3", "timestamp": "2024-01-02T00:00:00Z",
+           "properties": {"kept": True}}
+    path = tmp_path / "dups.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in [EVENTS[0], EVENTS[0], no_id, bad, EVENTS[1]]))
+    first = ws.import_events(path)
+    assert (first.received, first.inserted, first.duplicates, first.quarantined) == (5, 3, 1, 1)
+    again = ws.import_events(path)
+    assert (again.inserted, again.duplicates) == (0, 4)
+    assert ws.store.scalar("SELECT count(*) FROM events WHERE message_id LIKE 'h-%'") == 1
+    sources = ws.store.arrow("SELECT source FROM events ORDER BY source").column("source").to_pylist()
+    assert sources == ["import:dups.jsonl:1", "import:dups.jsonl:3", "import:dups.jsonl:5"]
+    (quarantined,) = ws.quarantine()
+    assert json.loads(quarantined["raw"]) == bad
+    ws.replay_quarantine(patch={"event": "Fixed"})
+    assert ws.store.scalar("SELECT name FROM events WHERE message_id = 'm9'") == "Fixed"

@@ -60,10 +60,10 @@ def timed_steps(seconds: dict[str, float]) -> Iterator[None]:
     original = list(pipeline.STEPS)
 
     def timed(step):
-        def run(store, cfg, result):
+        def run(store, cfg, batch):
             started = time.perf_counter()
             try:
-                step(store, cfg, result)
+                step(store, cfg, batch)
             finally:
                 seconds[step.__name__] = seconds.get(step.__name__, 0.0) + time.perf_counter() - started
         return run

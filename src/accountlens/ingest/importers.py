@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 
 from accountlens.config import IngestSection
-from accountlens.ingest.pipeline import STAGING, LoadResult, run_pipeline
+from accountlens.ingest.pipeline import MALFORMED, STAGING, LoadResult, run_pipeline
 from accountlens.model import attribution
 from accountlens.store.base import Store
 
@@ -56,23 +56,15 @@ def _jsonl_problems(path: Path, limit: int = 50) -> list[str]:
     return problems
 
 
-def _stage_jsonl(store: Store, path: Path) -> None:
-    try:
-        store.execute(
-            f"""CREATE OR REPLACE TEMP TABLE {STAGING} AS
-                SELECT row_number() OVER () AS line_no, json AS raw,
-                       ? || ':' || row_number() OVER () AS source, now() AS received_fallback
-                FROM read_ndjson_objects(?)""",
-            ["import:" + path.name, str(path)],
-        )
-    except Exception as exc:
-        problems = _jsonl_problems(path) or [f"{path}: {exc}"]
-        raise ImportError_(path, problems) from exc
-    problems = _jsonl_problems(path) if store.scalar(
-        f"SELECT count(*) FROM {STAGING} WHERE raw IS NULL OR json_type(raw) <> 'OBJECT'"
-    ) else []
-    if problems:
-        raise ImportError_(path, problems)
+def _jsonl_source(store: Store, path: Path) -> tuple[str, list]:
+    """The file's lines as the pipeline's raw events, read by DuckDB as the pipeline parses them
+    (no staging copy). Malformed lines are found by the pipeline; see `import_events`."""
+    return (
+        """(SELECT row_number() OVER () AS line_no, json AS raw,
+                   ? || ':' || row_number() OVER () AS source, now() AS received_fallback
+            FROM read_ndjson_objects(?))""",
+        ["import:" + path.name, str(path)],
+    )
 
 
 def _nested_json_expr(columns: list[str]) -> str:
@@ -97,7 +89,7 @@ def _nested_json_expr(columns: list[str]) -> str:
     return "to_json(" + build(tree) + ")"
 
 
-def _stage_table(store: Store, path: Path, reader: str) -> None:
+def _stage_table(store: Store, path: Path, reader: str) -> tuple[str, list]:
     try:
         columns = [
             row["column_name"]
@@ -115,12 +107,14 @@ def _stage_table(store: Store, path: Path, reader: str) -> None:
         )
     except Exception as exc:
         raise ImportError_(path, [f"{path}: {exc}"]) from exc
+    return STAGING, []
 
 
-EVENT_READERS: dict[str, Callable[[Store, Path], None]] = {
-    ".jsonl": _stage_jsonl,
-    ".ndjson": _stage_jsonl,
-    ".json": _stage_jsonl,
+# Each reader gives the pipeline its source: (a table or a query, its parameters).
+EVENT_READERS: dict[str, Callable[[Store, Path], tuple[str, list]]] = {
+    ".jsonl": _jsonl_source,
+    ".ndjson": _jsonl_source,
+    ".json": _jsonl_source,
     ".csv": lambda store, path: _stage_table(store, path, "read_csv"),
     ".parquet": lambda store, path: _stage_table(store, path, "read_parquet"),
 }
@@ -135,9 +129,16 @@ def import_events(store: Store, cfg: IngestSection, path: Path) -> LoadResult:
     if not path.exists():
         raise ImportError_(path, [f"{path}: no such file"])
     with store.transaction():
-        reader(store, path)
-        result = run_pipeline(store, cfg)
-        store.execute(f"DROP TABLE {STAGING}")
+        source, params = reader(store, path)
+        try:
+            result = run_pipeline(store, cfg, source, params)
+        except Exception as exc:
+            if reader is _jsonl_source and (problems := _jsonl_problems(path)):
+                raise ImportError_(path, problems) from exc
+            raise
+        if any(reason in result.quarantine_reasons for reason in MALFORMED):
+            raise ImportError_(path, _jsonl_problems(path) or [f"{path}: malformed lines"])
+        store.execute(f"DROP TABLE IF EXISTS {STAGING}")
         _record_import(store, "events", path, result.received, result.inserted, result.quarantined)
     return result
 

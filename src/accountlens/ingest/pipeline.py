@@ -1,22 +1,41 @@
 """The load pipeline: raw JSON events → validated, timestamp-corrected, deduplicated, attributed rows.
 
-Every source (the collector's durable log, bulk imports, quarantine replay) fills a staging
-table `_staging(line_no, raw, source, received_fallback)` and calls `run_pipeline`. The steps are
-small SQL functions run in order inside the caller's transaction, so a load is all-or-nothing
-and can be repeated without effect (dedup by message id).
+Every source (the collector's durable log, bulk imports, quarantine replay) names a relation of
+raw events `(line_no, raw, source, received_fallback)` — the staging table `_staging`, or a query
+straight over a file — and calls `run_pipeline`. The steps are small SQL functions run in order
+inside the caller's transaction, so a load is all-or-nothing and can be repeated without effect
+(dedup by message id).
+
+The raw JSON is parsed once, into `_checked` (every column of the events table, plus the reason
+an event cannot be loaded); the later steps work on the narrow `_new` (the rows to insert, with
+only what profiles, memberships and attribution need), and the write joins the two.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
 
 from accountlens.config import IngestSection
-from accountlens.model import attribution, memberships, profiles
 from accountlens.metrics.rollup import update_daily_rollup
+from accountlens.model import attribution, memberships, profiles
 from accountlens.store.base import Store
 
 STAGING = "_staging"
+
+# The top-level fields of an event, parsed from the raw JSON in one pass (`from_json`).
+_EVENT_SHAPE = orjson.dumps({
+    "type": "VARCHAR", "messageId": "VARCHAR", "userId": "VARCHAR", "anonymousId": "VARCHAR",
+    "previousId": "VARCHAR", "groupId": "VARCHAR", "event": "VARCHAR", "name": "VARCHAR",
+    "originalTimestamp": "VARCHAR", "timestamp": "VARCHAR", "sentAt": "VARCHAR",
+    "receivedAt": "VARCHAR", "properties": "JSON", "traits": "JSON", "context": "JSON",
+}).decode()
+_CONTEXT_SHAPE = orjson.dumps({"groupId": "VARCHAR", "traits": "JSON"}).decode()
+# Reasons that mean the line itself is not an event (a bulk import refuses the file for them).
+MALFORMED = ("invalid JSON", "not a JSON object")
 
 
 @dataclass
@@ -36,116 +55,107 @@ class LoadResult:
             self.quarantine_reasons[reason] = self.quarantine_reasons.get(reason, 0) + count
 
 
+@dataclass
+class Batch:
+    """One run of the pipeline: where its raw events come from, and what became of them."""
+
+    source: str = STAGING  # a table name, or a parenthesized query using `params`
+    params: Sequence[Any] = ()
+    result: LoadResult = field(default_factory=LoadResult)
+
+
 def _json_path(prop: str) -> str:
     return '$."' + prop.replace('"', '\\"') + '"'
 
 
+def parse(store: Store, cfg: IngestSection, batch: Batch) -> None:
+    """Parse the raw JSON once (vectorized, in DuckDB) into typed columns, correct timestamps
+    (SPEC §4: `timestamp = receivedAt − (sentAt − originalTimestamp)` when `sentAt` is present)
+    and give every event either no reason (valid) or the first reason it cannot be loaded.
 
-
-# Text fields pulled out of every raw event in one JSON parse (list extraction).
-_TEXT_PATHS = [
-    "$.type", "$.messageId", "$.userId", "$.anonymousId", "$.previousId", "$.context.groupId",
-    "$.groupId", "$.event", "$.name", "$.properties.name", "$.originalTimestamp", "$.timestamp",
-    "$.sentAt", "$.receivedAt", "$.properties.actor_kind",
-]
-_JSON_PATHS = ["$.properties", "$.traits", "$.context.traits", "$.context"]
-
-
-def extract(store: Store, cfg: IngestSection, result: LoadResult) -> None:
-    """Pull typed fields out of the raw JSON (DuckDB does the parsing, vectorized)."""
-    text = ", ".join(f"'{p}'" for p in _TEXT_PATHS)
-    nested = ", ".join(f"'{p}'" for p in _JSON_PATHS)
+    The raw text is kept only where it is still needed: for quarantine, and to derive a stable
+    message id for events that came without one."""
+    property_paths = ["$.name", "$.actor_kind", _json_path(cfg.object_id_property),
+                      _json_path(cfg.product_property)]
     store.execute(
         f"""
-        CREATE OR REPLACE TEMP VIEW _parsed AS
-        WITH lists AS (
-            SELECT line_no, raw, source, received_fallback,
-                   json_extract_string(raw, [{text}]) AS t,
-                   json_extract(raw, [{nested}]) AS j
-            FROM {STAGING}
+        CREATE OR REPLACE TEMP TABLE _checked AS
+        WITH fields AS (
+            SELECT line_no, raw, source, received_fallback, e.*,
+                   json_extract_string(e.properties, ?) AS p,
+                   from_json(e.context, '{_CONTEXT_SHAPE}') AS c
+            FROM (SELECT *, from_json(raw, '{_EVENT_SHAPE}') AS e FROM {batch.source})
         ),
         base AS (
             SELECT line_no, raw, source, received_fallback,
-                   lower(t[1]) AS type, t[2] AS given_message_id,
-                   nullif(t[3], '') AS sent_user_id, nullif(t[4], '') AS anonymous_id,
-                   nullif(t[5], '') AS previous_id,
-                   nullif(coalesce(t[6], CASE WHEN lower(t[1]) = 'group' THEN t[7] END), '')
+                   lower(type) AS type, messageId AS given_message_id,
+                   nullif(userId, '') AS sent_user_id, nullif(anonymousId, '') AS anonymous_id,
+                   nullif(previousId, '') AS previous_id,
+                   nullif(coalesce(c.groupId, CASE WHEN lower(type) = 'group' THEN groupId END), '')
                        AS group_id,
-                   t[8] AS event_name, coalesce(t[9], t[10]) AS page_name,
-                   j[1] AS properties, coalesce(j[2], j[3]) AS traits, j[4] AS context,
-                   coalesce(t[11], t[12]) AS ts_text, t[13] AS sent_text, t[14] AS received_text,
-                   t[15] AS actor_kind_property
-            FROM lists
+                   event AS event_name, coalesce(name, p[1]) AS page_name,
+                   properties, coalesce(traits, c.traits) AS traits, context,
+                   coalesce(originalTimestamp, timestamp) AS ts_text, sentAt AS sent_text,
+                   receivedAt AS received_text, p[2] AS actor_kind_property,
+                   p[3] AS object_id, p[4] AS product
+            FROM fields
+        ),
+        typed AS (
+            SELECT *,
+                   TRY_CAST(ts_text AS TIMESTAMPTZ) AS original_timestamp,
+                   TRY_CAST(sent_text AS TIMESTAMPTZ) AS sent_at,
+                   coalesce(TRY_CAST(received_text AS TIMESTAMPTZ), received_fallback) AS received_at
+            FROM base
+        ),
+        checked AS (
+            SELECT *, CASE
+                WHEN raw IS NULL THEN 'invalid JSON'
+                -- the reader validated the JSON and trimmed it: an object starts with a brace
+                WHEN left(raw, 1) <> '{{' THEN 'not a JSON object'
+                WHEN type IS NULL THEN 'missing type'
+                WHEN type NOT IN ('track', 'page', 'screen', 'identify', 'group', 'alias')
+                    THEN 'unknown type ' || type
+                WHEN ts_text IS NOT NULL AND original_timestamp IS NULL
+                    THEN 'invalid timestamp ' || ts_text
+                WHEN sent_text IS NOT NULL AND sent_at IS NULL THEN 'invalid sentAt ' || sent_text
+                WHEN received_at IS NULL THEN 'invalid receivedAt ' || received_text
+                WHEN type = 'track' AND coalesce(event_name, '') = '' THEN 'track without event name'
+                WHEN type = 'group' AND group_id IS NULL THEN 'group without groupId'
+                WHEN type = 'alias' AND (previous_id IS NULL OR sent_user_id IS NULL)
+                    THEN 'alias without previousId and userId'
+                WHEN type = 'identify' AND sent_user_id IS NULL AND anonymous_id IS NULL
+                    THEN 'identify without userId or anonymousId'
+                WHEN sent_user_id IS NULL AND anonymous_id IS NULL AND group_id IS NULL
+                    THEN 'no userId, anonymousId or groupId'
+                END AS reason
+            FROM typed
         )
-        SELECT *,
+        SELECT line_no, source, type, sent_user_id, anonymous_id, previous_id, group_id,
                -- hashing the raw event is costly: only for events without a message id
                CASE WHEN given_message_id IS NULL THEN 'h-' || md5(CAST(raw AS VARCHAR))
                     ELSE given_message_id END AS message_id,
                CASE WHEN type = 'track' THEN event_name ELSE page_name END AS name,
-               TRY_CAST(ts_text AS TIMESTAMPTZ) AS original_timestamp,
-               TRY_CAST(sent_text AS TIMESTAMPTZ) AS sent_at,
-               coalesce(TRY_CAST(received_text AS TIMESTAMPTZ), received_fallback) AS received_at,
+               properties, traits, context, object_id, product,
+               original_timestamp, sent_at, received_at,
+               CASE WHEN sent_at IS NOT NULL AND original_timestamp IS NOT NULL
+                         AND received_text IS NOT NULL
+                    THEN received_at - (sent_at - original_timestamp)
+                    ELSE coalesce(original_timestamp, received_at) END AS timestamp,
                CASE WHEN actor_kind_property = 'automation'
                          OR (sent_user_id IS NULL AND group_id IS NOT NULL)
-                    THEN 'automation' ELSE 'human' END AS actor_kind
-        FROM base
-        """
-    )
-
-
-def validate(store: Store, cfg: IngestSection, result: LoadResult) -> None:
-    """Give every event either no reason (valid) or the first reason it cannot be loaded.
-
-    This is where the parsed batch is materialized, once, without the raw JSON.
-    """
-    store.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE _checked AS
-        SELECT * EXCLUDE (raw),
-            json_extract_string(properties, ?) AS object_id,
-            json_extract_string(properties, ?) AS product,
-            CASE
-            WHEN raw IS NULL THEN 'invalid JSON'
-            WHEN type IS NULL THEN 'missing type'
-            WHEN type NOT IN ('track', 'page', 'screen', 'identify', 'group', 'alias')
-                THEN 'unknown type ' || type
-            WHEN ts_text IS NOT NULL AND original_timestamp IS NULL
-                THEN 'invalid timestamp ' || ts_text
-            WHEN sent_text IS NOT NULL AND sent_at IS NULL THEN 'invalid sentAt ' || sent_text
-            WHEN received_at IS NULL THEN 'invalid receivedAt ' || received_text
-            WHEN type = 'track' AND coalesce(event_name, '') = '' THEN 'track without event name'
-            WHEN type = 'group' AND group_id IS NULL THEN 'group without groupId'
-            WHEN type = 'alias' AND (previous_id IS NULL OR sent_user_id IS NULL)
-                THEN 'alias without previousId and userId'
-            WHEN type = 'identify' AND sent_user_id IS NULL AND anonymous_id IS NULL
-                THEN 'identify without userId or anonymousId'
-            WHEN sent_user_id IS NULL AND anonymous_id IS NULL AND group_id IS NULL
-                THEN 'no userId, anonymousId or groupId'
-            END AS reason
-        FROM _parsed
+                    THEN 'automation' ELSE 'human' END AS actor_kind,
+               reason,
+               CASE WHEN reason IS NOT NULL THEN raw END AS raw
+        FROM checked
         """,
-        [_json_path(cfg.object_id_property), _json_path(cfg.product_property)],
+        [property_paths, *batch.params],
     )
-    result.received = store.scalar("SELECT count(*) FROM _checked")
+    batch.result.received = store.scalar("SELECT count(*) FROM _checked")
 
 
-def correct_timestamps(store: Store, cfg: IngestSection, result: LoadResult) -> None:
-    """timestamp = receivedAt − (sentAt − originalTimestamp) when the client sent `sentAt` (SPEC §4)."""
-    store.execute(
-        """
-        CREATE OR REPLACE TEMP VIEW _timed AS
-        SELECT *, CASE
-            WHEN sent_at IS NOT NULL AND original_timestamp IS NOT NULL AND received_text IS NOT NULL
-                THEN received_at - (sent_at - original_timestamp)
-            ELSE coalesce(original_timestamp, received_at)
-            END AS timestamp
-        FROM _checked WHERE reason IS NULL
-        """
-    )
-
-
-def quarantine(store: Store, cfg: IngestSection, result: LoadResult) -> None:
+def quarantine(store: Store, cfg: IngestSection, batch: Batch) -> None:
     """Invalid events are kept with their reason, once per message id, never dropped."""
+    result = batch.result
     rows = store.arrow(
         "SELECT reason, count(*) AS n FROM _checked WHERE reason IS NOT NULL GROUP BY reason"
     ).to_pylist()
@@ -154,12 +164,12 @@ def quarantine(store: Store, cfg: IngestSection, result: LoadResult) -> None:
     if not result.quarantined:
         return
     store.execute(
-        f"""
+        """
         INSERT INTO quarantine
         SELECT nextval('quarantine_seq'), message_id, reason,
                coalesce(raw, to_json(source)), received_at, source, now(), NULL
         FROM (
-            SELECT c.*, s.raw FROM _checked c JOIN {STAGING} s USING (line_no)
+            SELECT * FROM _checked c
             WHERE reason IS NOT NULL
               AND NOT EXISTS (SELECT 1 FROM quarantine q
                               WHERE q.message_id = c.message_id AND q.replayed_at IS NULL)
@@ -169,31 +179,37 @@ def quarantine(store: Store, cfg: IngestSection, result: LoadResult) -> None:
     )
 
 
-def dedup(store: Store, cfg: IngestSection, result: LoadResult) -> None:
-    """Keep the first copy of each message id in the batch and drop ids already stored."""
+def dedup(store: Store, cfg: IngestSection, batch: Batch) -> None:
+    """`_new`: the valid events to insert — the first copy of each message id in the batch, and
+    none already stored — with the columns profiles, memberships and attribution read."""
     store.execute(
         """
         CREATE OR REPLACE TEMP TABLE _new AS
-        WITH firsts AS (
-            SELECT * FROM _timed
-            QUALIFY line_no = min(line_no) OVER (PARTITION BY message_id)
+        WITH repeated AS (  -- usually empty: grouping is cheaper than a window over every row
+            SELECT message_id, min(line_no) AS first_line FROM _checked
+            WHERE reason IS NULL GROUP BY message_id HAVING count(*) > 1
         )
-        -- a hash anti-join: cheap even against many millions of stored events
-        SELECT * FROM firsts t
-        WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.message_id = t.message_id)
+        SELECT line_no, message_id, type, sent_user_id, anonymous_id, previous_id, group_id,
+               timestamp, traits
+        FROM _checked c
+        WHERE reason IS NULL
+          AND NOT EXISTS (SELECT 1 FROM repeated r
+                          WHERE r.message_id = c.message_id AND r.first_line <> c.line_no)
+          -- a hash anti-join: cheap even against many millions of stored events
+          AND NOT EXISTS (SELECT 1 FROM events e WHERE e.message_id = c.message_id)
         """
     )
-    new = store.scalar("SELECT count(*) FROM _new")
-    result.duplicates = result.received - result.quarantined - new
-    result.inserted = new
+    result = batch.result
+    result.inserted = store.scalar("SELECT count(*) FROM _new")
+    result.duplicates = result.received - result.quarantined - result.inserted
 
 
-def update_profiles(store: Store, cfg: IngestSection, result: LoadResult) -> None:
+def update_profiles(store: Store, cfg: IngestSection, batch: Batch) -> None:
     """Users, accounts and identities learned from identify/group/alias calls."""
     profiles.apply_new_events(store, "_new")
 
 
-def derive_memberships(store: Store, cfg: IngestSection, result: LoadResult) -> None:
+def derive_memberships(store: Store, cfg: IngestSection, batch: Batch) -> None:
     changed = memberships.rebuild_from_sdk(store, "_new")
     if changed:
         store.execute(
@@ -202,65 +218,67 @@ def derive_memberships(store: Store, cfg: IngestSection, result: LoadResult) -> 
         )
 
 
-def attribute_new(store: Store, cfg: IngestSection, result: LoadResult) -> None:
-    """Resolve account, unit and role of the new events before they are written."""
-    attribution.resolve(store, "SELECT line_no AS key, * EXCLUDE (line_no) FROM _new")
+def reattribute_changed(store: Store, cfg: IngestSection, batch: Batch) -> None:
+    """Stored events of users whose memberships, email or identity just changed.
 
-
-def write_events(store: Store, cfg: IngestSection, result: LoadResult) -> None:
-    store.execute(
-        """
-        INSERT INTO events
-        SELECT n.message_id, n.type, n.name, r.uid, n.anonymous_id, n.sent_user_id, n.group_id,
-               r.account_id, r.attribution, r.unit_id, r.role, n.product, n.object_id,
-               n.actor_kind, n.timestamp, n.original_timestamp, n.sent_at, n.received_at,
-               n.properties, n.traits, n.context, n.source
-        FROM _new n JOIN _attr_result r ON r.key = n.line_no
-        """
-    )
-    store.execute("DROP TABLE _attr_result")
-
-
-def reattribute_changed(store: Store, cfg: IngestSection, result: LoadResult) -> None:
-    """Earlier events of users whose memberships, email or identity just changed."""
+    Runs before the batch is written, so only earlier events are scanned."""
     if not store.scalar(
         "SELECT (SELECT count(*) FROM _changed_users) + (SELECT count(*) FROM _new_identities)"
     ):
         return
     attribution.attribute(
         store,
-        """message_id NOT IN (SELECT message_id FROM _new) AND (
-               user_id IN (SELECT user_id FROM _changed_users)
+        """user_id IN (SELECT user_id FROM _changed_users)
             OR sent_user_id IN (SELECT user_id FROM _changed_users)
-            OR anonymous_id IN (SELECT anonymous_id FROM _new_identities))""",
+            OR anonymous_id IN (SELECT anonymous_id FROM _new_identities)""",
     )
 
 
-Step = Callable[[Store, IngestSection, LoadResult], None]
+def attribute_new(store: Store, cfg: IngestSection, batch: Batch) -> None:
+    """Resolve account, unit and role of the new events before they are written."""
+    attribution.resolve(store, "SELECT line_no AS key, * EXCLUDE (line_no) FROM _new")
+
+
+def write_events(store: Store, cfg: IngestSection, batch: Batch) -> None:
+    """Insert the new events: parsed columns from `_checked`, attribution of the rows in `_new`."""
+    store.execute(
+        """
+        INSERT INTO events
+        SELECT c.message_id, c.type, c.name, r.uid, c.anonymous_id, c.sent_user_id, c.group_id,
+               r.account_id, r.attribution, r.unit_id, r.role, c.product, c.object_id,
+               c.actor_kind, c.timestamp, c.original_timestamp, c.sent_at, c.received_at,
+               c.properties, c.traits, c.context, c.source
+        FROM _checked c JOIN _attr_result r ON r.key = c.line_no
+        """
+    )
+    store.execute("DROP TABLE _attr_result")
+
+
+def refresh_rollup(store: Store, cfg: IngestSection, batch: Batch) -> None:
+    update_daily_rollup(store, cfg, batch.result)
+
+
+Step = Callable[[Store, IngestSection, Batch], None]
 
 STEPS: list[Step] = [
-    extract,
-    validate,
-    correct_timestamps,
+    parse,
     quarantine,
     dedup,
     update_profiles,
     derive_memberships,
+    reattribute_changed,
     attribute_new,
     write_events,
-    reattribute_changed,
-    update_daily_rollup,
+    refresh_rollup,
 ]
 
 
-def run_pipeline(store: Store, cfg: IngestSection) -> LoadResult:
-    """Run every step over `_staging`; the caller holds the transaction."""
-    result = LoadResult()
+def run_pipeline(store: Store, cfg: IngestSection, source: str = STAGING,
+                 params: Sequence[Any] = ()) -> LoadResult:
+    """Run every step over the raw events of `source`; the caller holds the transaction."""
+    batch = Batch(source, params)
     for step in STEPS:
-        step(store, cfg, result)
-    store.execute("DROP VIEW IF EXISTS _timed")
-    store.execute("DROP VIEW IF EXISTS _parsed")
-    store.execute("DROP TABLE IF EXISTS _checked")
-    for table in ("_new", "_changed_users", "_new_identities"):
+        step(store, cfg, batch)
+    for table in ("_checked", "_new", "_changed_users", "_new_identities"):
         store.execute(f"DROP TABLE IF EXISTS {table}")
-    return result
+    return batch.result
