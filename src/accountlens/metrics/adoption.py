@@ -47,7 +47,7 @@ def _mau_per_account(ctx: Context) -> ir.Table:
 
 
 def _build_active_accounts(ctx: Context) -> ir.Table:
-    a = ctx.activity.filter(ctx.activity.account_id.notnull())
+    a = ctx.activity.filter(ctx.activity.account_id.notnull() & ctx.window(ctx.activity, 30))
     columns = {}
     for days in (1, 7, 30):
         columns[f"active_{days}d"] = a.account_id.nunique(where=ctx.window(a, days))
