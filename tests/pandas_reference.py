@@ -421,17 +421,19 @@ def invites(raw: Raw, level: str) -> pd.DataFrame:
     member = pairs[pairs.account_id == pairs.account_id_m].message_id
     rows["internal"] = rows.domain_match | rows.message_id.isin(member)
     later = pairs[(pairs.account_id != pairs.account_id_m) & (pairs.valid_from >= pairs.timestamp)]
-    later = later.groupby("message_id").account_id_m.first()
-    rows["referred_account"] = rows.message_id.map(later).where(~rows.internal)
-    return raw.with_entity(rows, level)
+    later = later[["message_id", "account_id_m"]].drop_duplicates()
+    rows = rows.merge(later, on="message_id", how="left")  # one row per referred account
+    rows["referred_account"] = rows.account_id_m.where(~rows.internal)
+    return raw.with_entity(rows.drop(columns="account_id_m"), level)
 
 
 @reference("referrals", levels=("user", "account", "role", "region"))
 def referrals(raw: Raw, level: str) -> pd.DataFrame:
     rows = invites(raw, level)
-    g = rows.groupby("entity").agg(invites=("message_id", "nunique"), internal=("internal", "sum"),
-                                   referred_accounts=("referred_account", "nunique"))
-    g["external"] = rows.groupby("entity").size() - g.internal
+    sent = rows.drop_duplicates(["entity", "message_id"])
+    g = sent.groupby("entity").agg(invites=("message_id", "nunique"), internal=("internal", "sum"))
+    g["external"] = sent.groupby("entity").size() - g.internal
+    g["referred_accounts"] = rows.groupby("entity").referred_account.nunique()
     return finish(g.reset_index(), level)
 
 

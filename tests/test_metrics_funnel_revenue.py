@@ -94,9 +94,16 @@ def test_external_invitee_joining_a_new_account_is_a_referred_acquisition(tmp_pa
             "user_id,account_id,unit_id,role,valid_from,valid_to\nnew,otherco,,admin,2024-03-30,\n")
         ws.import_entities("memberships", tmp_path / "m.csv")
         rows = records(ws.metric("referrals", level="user", as_of=AS_OF), "user")
+        # The same invitee later joins a second account too: one invite, two referred accounts.
+        (tmp_path / "m2.csv").write_text(
+            "user_id,account_id,unit_id,role,valid_from,valid_to\nnew,thirdco,,admin,2024-03-31,\n")
+        ws.import_entities("memberships", tmp_path / "m2.csv")
+        twice = records(ws.metric("referrals", level="user", as_of=AS_OF), "user")
     finally:
         ws.close()
     assert rows["bob"]["referred_accounts"] == 1
+    assert (twice["bob"]["invites"], twice["bob"]["external"]) == (1, 1)
+    assert twice["bob"]["referred_accounts"] == 2
 
 
 def test_retention_cohorts(metrics_ws) -> None:

@@ -19,7 +19,8 @@ LEVELS = ("user", "account", "role", "unit", *UNIT_KINDS, *SLICES)
 
 
 def invites(ctx: Context) -> ir.Table:
-    """Invite events up to as_of with `entity`, `internal` and `referred_account` (SPEC §5)."""
+    """Invite events up to as_of with `entity`, `internal` and `referred_account` (SPEC §5):
+    one row per invite and account it referred (count invites with nunique(message_id))."""
     s = ctx.settings
     events, accounts, users, members = (table("events"), table("accounts"), table("users"),
                                         table("memberships"))
@@ -35,15 +36,19 @@ def invites(ctx: Context) -> ir.Table:
     live = members.filter(members.valid_from < end)
     same = live.select(m_user=live.user_id, m_account=live.account_id).distinct()
     rows = rows.left_join(same, [rows.invitee_id == same.m_user, rows.account_id == same.m_account])
-    rows = rows.mutate(internal=(rows.invitee_domain == rows.account_domain).fill_null(False)
-                       | rows.m_user.notnull()).drop("m_user", "m_account")
+    internal = ((rows.invitee_domain == rows.account_domain).fill_null(False)
+                | rows.m_user.notnull()).cast("int8")
+    # Users sharing the invitee's e-mail: the invite is internal when any of them makes it so.
+    rows = rows.mutate(internal=internal.max().over(group_by=rows.message_id) > 0).drop(
+        "m_user", "m_account")
     later = live.select(r_user=live.user_id, r_account=live.account_id, r_from=live.valid_from)
     joined = rows.left_join(later, [rows.invitee_id == later.r_user,
                                     rows.account_id != later.r_account,
                                     later.r_from >= rows.timestamp])
     rows = joined.mutate(referred_account=ibis.cases((~joined.internal, joined.r_account),
                                                      else_=None)).drop("r_user", "r_account", "r_from")
-    rows = rows.distinct(on="message_id", keep="first")
+    # One row per invite and account it referred (an external invitee may join several).
+    rows = rows.distinct(on=["message_id", "referred_account"], keep="first")
     return ctx.scoped(rows)
 
 
