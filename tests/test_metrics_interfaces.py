@@ -46,12 +46,16 @@ def test_cli_rest_python_agree_and_explain(tmp_path) -> None:
         assert "seat_utilization" in names
         body = client.get("/api/v1/metrics/seat_utilization",
                           params={"as_of": AS_OF, "level": "account", "industry": "retail"}).json()
-        assert body["rows"] == cli_rows
+        assert body["rows"] == cli_rows and body["engine"] == "duckdb"
         monthly = client.get("/api/v1/metrics/retention",
                              params={"as_of": AS_OF, "level": "user", "period": "month"}).json()
         assert {r["cohort"][:10] for r in monthly["rows"]} == {"2024-02-01", "2024-03-01"}
         assert client.get("/api/v1/metrics/mau", params={"level": "user"}).status_code == 422
         assert client.get("/api/v1/metrics/mau", params={"bogus": 1}).status_code == 422
+        assert client.get("/api/v1/metrics/mau", params={"engine": "presto"}).status_code == 422
+        no_export = client.get("/api/v1/metrics/mau", params={"engine": "spark"})
+        assert no_export.status_code == 400  # checked before any JVM starts
+        assert "not an accountlens Parquet export" in no_export.json()["error"]
         lineage = client.get("/api/v1/metrics/mau/explain", params={"level": "role"}).json()
         assert lineage["level"] == "role" and "daily_activity" in lineage["sql"]
         assert "/api/v1/metrics/funnel" in client.get("/openapi.json").json()["paths"]

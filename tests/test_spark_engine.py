@@ -214,6 +214,22 @@ def test_python_api_engine_argument(generated, spark, export) -> None:  # noqa: 
     assert _same(frame, generated.metric("dau", level="role", as_of=AS_OF))
 
 
+def test_rest_engine_parameter(generated, spark, export) -> None:  # noqa: F811
+    from fastapi.testclient import TestClient
+
+    from accountlens.api.app import create_app
+    from accountlens.ingest.collector import LiveWorkspace
+
+    generated.config.spark.parquet_dir = str(export[0])
+    client = TestClient(create_app([LiveWorkspace(workspace=generated, log=None, loader=None)]))
+    query = {"level": "industry", "as_of": str(AS_OF)}
+    on_spark = client.get("/api/v1/metrics/seat_utilization", params={**query, "engine": "spark"})
+    on_duckdb = client.get("/api/v1/metrics/seat_utilization", params=query)
+    assert on_spark.status_code == 200, on_spark.text
+    assert on_spark.json()["engine"] == "spark" and on_duckdb.json()["engine"] == "duckdb"
+    assert on_spark.json()["rows"] == on_duckdb.json()["rows"] != []
+
+
 def test_cli_help_does_not_import_spark() -> None:
     code = "import sys, accountlens.cli.main; sys.exit('pyspark' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

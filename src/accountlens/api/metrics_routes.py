@@ -16,6 +16,9 @@ from accountlens.metrics.registry import (
     Metric, MetricError, MetricRequest, available, available_levels, explain, load_all,
     normalize_filters, run,
 )
+from accountlens.store.base import ENGINES, StoreError
+
+EngineName = Literal[ENGINES]  # type: ignore[valid-type]
 
 
 class MetricInfo(BaseModel):
@@ -30,6 +33,7 @@ class MetricResult(BaseModel):
     metric: str
     level: str | None = Field(description="the level asked for (null: the metric's default)")
     as_of: dt.date | None = Field(description="the day asked for (null: the latest event day)")
+    engine: str = Field(description="the engine that computed it")
     rows: list[dict[str, Any]]
 
 
@@ -50,6 +54,9 @@ def _query_model(metric: Metric) -> type[BaseModel]:
         "as_of": (dt.date | None, Field(default=None, description="last day included")),
         "level": (Literal[metric.levels] | None,  # type: ignore[valid-type]
                   Field(default=None, description="grouping level")),
+        "engine": (EngineName, Field(default="duckdb", description=(
+            "duckdb: the workspace; spark: its Parquet export at [spark] parquet_dir "
+            "(docs/spark.md)"))),
     }
     for key in FILTERS:
         fields[key] = (list[str] | None, Field(default=None, description=f"keep only {key} values"))
@@ -60,7 +67,7 @@ def _query_model(metric: Metric) -> type[BaseModel]:
 
 
 def _request(name: str, query: BaseModel) -> MetricRequest:
-    values = query.model_dump(exclude_none=True)
+    values = query.model_dump(exclude_none=True, exclude={"engine"})
     filters = {k: values.pop(k) for k in FILTERS if k in values}
     return MetricRequest(name=name, level=values.pop("level", None), as_of=values.pop("as_of", None),
                          filters=normalize_filters(filters), params=values)
@@ -94,11 +101,12 @@ def _endpoint(name: str, query_model: type[BaseModel], live_workspace: Callable)
         ws = live.workspace
         try:
             request = _request(name, query)
-            frame = run(ws.store, ws.config.metrics, ws.config.analysis, request)
-        except MetricError as exc:
+            store = ws.engine(query.engine)
+            frame = run(store, ws.config.metrics, ws.config.analysis, request)
+        except (MetricError, StoreError) as exc:
             raise HTTPException(400, str(exc)) from exc
         return {"metric": name, "level": request.level, "as_of": request.as_of,
-                "rows": frame_records(frame)}
+                "engine": query.engine, "rows": frame_records(frame)}
 
     endpoint.__name__ = f"metric_{name}"
     return endpoint
