@@ -14,7 +14,13 @@ from pathlib import Path
 import orjson
 
 from accountlens.config import IngestSection
-from accountlens.ingest.pipeline import MALFORMED, STAGING, LoadResult, run_pipeline
+from accountlens.ingest.pipeline import (
+    MALFORMED,
+    STAGING,
+    LoadResult,
+    run_pipeline,
+    stage_jsonl,
+)
 from accountlens.model import attribution
 from accountlens.store.base import Store
 
@@ -56,15 +62,13 @@ def _jsonl_problems(path: Path, limit: int = 50) -> list[str]:
     return problems
 
 
-def _jsonl_source(store: Store, path: Path) -> tuple[str, list]:
-    """The file's lines as the pipeline's raw events, read by DuckDB as the pipeline parses them
-    (no staging copy). Malformed lines are found by the pipeline; see `import_events`."""
-    return (
-        """(SELECT row_number() OVER () AS line_no, json AS raw,
-                   ? || ':' || row_number() OVER () AS source, now() AS received_fallback
-            FROM read_ndjson_objects(?))""",
-        ["import:" + path.name, str(path)],
-    )
+def _stage_jsonl(store: Store, path: Path) -> None:
+    """Stage the file's lines; lines that are not JSON objects are found by the pipeline."""
+    try:
+        stage_jsonl(store, path)
+    except Exception as exc:
+        problems = _jsonl_problems(path) or [f"{path}: {exc}"]
+        raise ImportError_(path, problems) from exc
 
 
 def _nested_json_expr(columns: list[str]) -> str:
@@ -89,7 +93,7 @@ def _nested_json_expr(columns: list[str]) -> str:
     return "to_json(" + build(tree) + ")"
 
 
-def _stage_table(store: Store, path: Path, reader: str) -> tuple[str, list]:
+def _stage_table(store: Store, path: Path, reader: str) -> None:
     try:
         columns = [
             row["column_name"]
@@ -107,14 +111,12 @@ def _stage_table(store: Store, path: Path, reader: str) -> tuple[str, list]:
         )
     except Exception as exc:
         raise ImportError_(path, [f"{path}: {exc}"]) from exc
-    return STAGING, []
 
 
-# Each reader gives the pipeline its source: (a table or a query, its parameters).
-EVENT_READERS: dict[str, Callable[[Store, Path], tuple[str, list]]] = {
-    ".jsonl": _jsonl_source,
-    ".ndjson": _jsonl_source,
-    ".json": _jsonl_source,
+EVENT_READERS: dict[str, Callable[[Store, Path], None]] = {
+    ".jsonl": _stage_jsonl,
+    ".ndjson": _stage_jsonl,
+    ".json": _stage_jsonl,
     ".csv": lambda store, path: _stage_table(store, path, "read_csv"),
     ".parquet": lambda store, path: _stage_table(store, path, "read_parquet"),
 }
@@ -129,16 +131,11 @@ def import_events(store: Store, cfg: IngestSection, path: Path) -> LoadResult:
     if not path.exists():
         raise ImportError_(path, [f"{path}: no such file"])
     with store.transaction():
-        source, params = reader(store, path)
-        try:
-            result = run_pipeline(store, cfg, source, params)
-        except Exception as exc:
-            if reader is _jsonl_source and (problems := _jsonl_problems(path)):
-                raise ImportError_(path, problems) from exc
-            raise
+        reader(store, path)
+        result = run_pipeline(store, cfg, label="import:" + path.name)
         if any(reason in result.quarantine_reasons for reason in MALFORMED):
             raise ImportError_(path, _jsonl_problems(path) or [f"{path}: malformed lines"])
-        store.execute(f"DROP TABLE IF EXISTS {STAGING}")
+        store.execute(f"DROP TABLE {STAGING}")
         _record_import(store, "events", path, result.received, result.inserted, result.quarantined)
     return result
 

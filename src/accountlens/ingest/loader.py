@@ -8,7 +8,7 @@ from pathlib import Path
 
 from accountlens.config import IngestSection
 from accountlens.ingest.log import EventLog
-from accountlens.ingest.pipeline import LoadResult, run_pipeline
+from accountlens.ingest.pipeline import STAGING, LoadResult, run_pipeline, stage_jsonl
 from accountlens.store.base import Store
 
 log = logging.getLogger("accountlens.loader")
@@ -20,13 +20,9 @@ def load_segment(store: Store, cfg: IngestSection, path: Path) -> LoadResult | N
         if store.scalar("SELECT count(*) FROM ingest_segments WHERE segment = ?", [path.name]):
             result = None
         else:
-            # DuckDB reads the segment as the pipeline parses it: no staging copy.
-            result = run_pipeline(
-                store, cfg,
-                """(SELECT row_number() OVER () AS line_no, json AS raw, ? AS source,
-                           now() AS received_fallback FROM read_ndjson_objects(?))""",
-                ["collector:" + path.name, str(path)],
-            )
+            stage_jsonl(store, path, source="collector:" + path.name)
+            result = run_pipeline(store, cfg)
+            store.execute(f"DROP TABLE {STAGING}")
             # Recording the segment in the same transaction makes a reload after a crash a no-op.
             store.execute(
                 "INSERT INTO ingest_segments VALUES (?, now(), ?, ?, ?, ?)",

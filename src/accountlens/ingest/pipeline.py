@@ -1,21 +1,21 @@
 """The load pipeline: raw JSON events → validated, timestamp-corrected, deduplicated, attributed rows.
 
-Every source (the collector's durable log, bulk imports, quarantine replay) names a relation of
-raw events `(line_no, raw, source, received_fallback)` — the staging table `_staging`, or a query
-straight over a file — and calls `run_pipeline`. The steps are small SQL functions run in order
+Every source (the collector's durable log, bulk imports, quarantine replay) fills a staging
+table `_staging(line_no, raw, source, received_fallback)` and calls `run_pipeline`. The steps are small SQL functions run in order
 inside the caller's transaction, so a load is all-or-nothing and can be repeated without effect
 (dedup by message id).
 
 The raw JSON is parsed once, into `_checked` (every column of the events table, plus the reason
 an event cannot be loaded); the later steps work on the narrow `_new` (the rows to insert, with
-only what profiles, memberships and attribution need), and the write joins the two.
+only what profiles, memberships and attribution need), and the write joins the two. Staging only numbers the
+raw lines (a window over the file runs on one thread); the parse then runs on every core.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
 
 import orjson
 
@@ -57,11 +57,22 @@ class LoadResult:
 
 @dataclass
 class Batch:
-    """One run of the pipeline: where its raw events come from, and what became of them."""
+    """One run of the pipeline: how its events are labelled, and what became of them."""
 
-    source: str = STAGING  # a table name, or a parenthesized query using `params`
-    params: Sequence[Any] = ()
+    # When set, a staged event without a `source` gets `label:line_no`.
+    label: str | None = None
     result: LoadResult = field(default_factory=LoadResult)
+
+
+def stage_jsonl(store: Store, path: Path, source: str | None = None) -> None:
+    """Stage the lines of a JSONL file (DuckDB validates the JSON; blank lines are skipped)."""
+    store.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {STAGING} AS
+            SELECT row_number() OVER () AS line_no, json AS raw, CAST(? AS VARCHAR) AS source,
+                   now() AS received_fallback
+            FROM read_ndjson_objects(?)""",
+        [source, str(path)],
+    )
 
 
 def _json_path(prop: str) -> str:
@@ -84,7 +95,7 @@ def parse(store: Store, cfg: IngestSection, batch: Batch) -> None:
             SELECT line_no, raw, source, received_fallback, e.*,
                    json_extract_string(e.properties, ?) AS p,
                    from_json(e.context, '{_CONTEXT_SHAPE}') AS c
-            FROM (SELECT *, from_json(raw, '{_EVENT_SHAPE}') AS e FROM {batch.source})
+            FROM (SELECT *, from_json(raw, '{_EVENT_SHAPE}') AS e FROM {STAGING})
         ),
         base AS (
             SELECT line_no, raw, source, received_fallback,
@@ -148,9 +159,16 @@ def parse(store: Store, cfg: IngestSection, batch: Batch) -> None:
                CASE WHEN reason IS NOT NULL THEN raw END AS raw
         FROM checked
         """,
-        [property_paths, *batch.params],
+        [property_paths],
     )
     batch.result.received = store.scalar("SELECT count(*) FROM _checked")
+
+
+def _source_column(batch: Batch) -> tuple[str, list]:
+    """SQL for the `source` of a `_checked c` row, and its parameters."""
+    if batch.label is None:
+        return "c.source", []
+    return "coalesce(c.source, ? || ':' || c.line_no)", [batch.label]
 
 
 def quarantine(store: Store, cfg: IngestSection, batch: Batch) -> None:
@@ -163,19 +181,21 @@ def quarantine(store: Store, cfg: IngestSection, batch: Batch) -> None:
     result.quarantined = sum(result.quarantine_reasons.values())
     if not result.quarantined:
         return
+    source, params = _source_column(batch)
     store.execute(
-        """
+        f"""
         INSERT INTO quarantine
         SELECT nextval('quarantine_seq'), message_id, reason,
                coalesce(raw, to_json(source)), received_at, source, now(), NULL
         FROM (
-            SELECT * FROM _checked c
+            SELECT c.* REPLACE ({source} AS source) FROM _checked c
             WHERE reason IS NOT NULL
               AND NOT EXISTS (SELECT 1 FROM quarantine q
                               WHERE q.message_id = c.message_id AND q.replayed_at IS NULL)
-            QUALIFY row_number() OVER (PARTITION BY message_id ORDER BY line_no) = 1
+            QUALIFY row_number() OVER (PARTITION BY message_id ORDER BY c.line_no) = 1
         )
-        """
+        """,
+        params,
     )
 
 
@@ -241,15 +261,17 @@ def attribute_new(store: Store, cfg: IngestSection, batch: Batch) -> None:
 
 def write_events(store: Store, cfg: IngestSection, batch: Batch) -> None:
     """Insert the new events: parsed columns from `_checked`, attribution of the rows in `_new`."""
+    source, params = _source_column(batch)
     store.execute(
-        """
+        f"""
         INSERT INTO events
         SELECT c.message_id, c.type, c.name, r.uid, c.anonymous_id, c.sent_user_id, c.group_id,
                r.account_id, r.attribution, r.unit_id, r.role, c.product, c.object_id,
                c.actor_kind, c.timestamp, c.original_timestamp, c.sent_at, c.received_at,
-               c.properties, c.traits, c.context, c.source
+               c.properties, c.traits, c.context, {source}
         FROM _checked c JOIN _attr_result r ON r.key = c.line_no
-        """
+        """,
+        params,
     )
     store.execute("DROP TABLE _attr_result")
 
@@ -273,10 +295,9 @@ STEPS: list[Step] = [
 ]
 
 
-def run_pipeline(store: Store, cfg: IngestSection, source: str = STAGING,
-                 params: Sequence[Any] = ()) -> LoadResult:
-    """Run every step over the raw events of `source`; the caller holds the transaction."""
-    batch = Batch(source, params)
+def run_pipeline(store: Store, cfg: IngestSection, label: str | None = None) -> LoadResult:
+    """Run every step over `_staging`; the caller holds the transaction."""
+    batch = Batch(label)
     for step in STEPS:
         step(store, cfg, batch)
     for table in ("_checked", "_new", "_changed_users", "_new_identities"):
