@@ -124,44 +124,35 @@ def _moments(ctx: Context, stage: str, keys: list[str]) -> ir.Table:
     return _one_funnel(ctx, paid).select(*keys, "at")
 
 
-def _by_day(ctx: Context, stages: list[str], rows: ir.Table, keys: list[str]) -> ir.Table:
-    """One row per subject and day: first (`f<i>`) and last (`l<i>`) moment of each activity
-    stage i that day — the rollup read once for every stage."""
-    aggregates = {}
-    for i, stage in enumerate(stages):
-        condition = _condition(ctx, stage, rows)
-        if condition is not None:  # CASE, not FILTER: the engine aggregates it faster
-            aggregates[f"f{i}"] = ibis.cases((condition, rows.first_at), else_=None).min()
-            aggregates[f"l{i}"] = ibis.cases((condition, rows.last_at), else_=None).max()
-    return rows.group_by([*keys, "day"]).aggregate(**aggregates)
-
-
-def _reached(ctx: Context, stage: str, i: int, by_day: ir.Table, keys: list[str],
+def _reached(ctx: Context, stage: str, rows: ir.Table, keys: list[str],
              previous: ir.Table | None) -> ir.Table:
-    """(keys…, at): the first moment each subject satisfies stage `i` at or after the previous.
+    """(keys…, at): the first moment each subject satisfies `stage` at or after the previous.
 
-    A day whose first moment of the stage is before the earliest allowed moment and whose last
-    is after it (only the earliest moment's own day can) holds the answer somewhere in between:
-    that day alone is looked up in the raw events.
+    `rows` are the subjects' rollup rows (one day each). A day whose first moment of the stage
+    is before the earliest allowed moment and whose last is after it (only the earliest
+    moment's own day can) holds the answer somewhere in between: that day alone is looked up
+    in the raw events.
     """
-    if f"f{i}" not in by_day.columns:
+    condition = _condition(ctx, stage, rows)
+    if condition is None:
         candidates = _moments(ctx, stage, keys)
         if previous is None:
             return candidates.group_by(keys).aggregate(at=candidates.at.min())
         joined = previous.rename(prev_at="at").inner_join(candidates, keys)
         joined = joined.filter(joined.at >= joined.prev_at)
         return joined.group_by(keys).aggregate(at=joined.at.min())
-    first, last = f"f{i}", f"l{i}"
-    days = by_day.filter(by_day[first].notnull()).select(*keys, "day", first, last)
+    days = rows.filter(condition).select(*keys, "day", "first_at", "last_at")
     if previous is None:
-        return days.group_by(keys).aggregate(at=days[first].min())
+        return days.group_by(keys).aggregate(at=days.first_at.min())
     delay = ibis.interval(days=ctx.settings.retention_after_days if stage == "retention" else 0)
-    joined = previous.rename(prev_at="at").inner_join(days, keys)
-    joined = joined.mutate(earliest=joined.prev_at + delay)
-    joined = joined.filter(joined[last] >= joined.earliest)
+    # Time arithmetic once per subject, not per joined row (zone-aware, it is not cheap).
+    previous = previous.mutate(earliest=previous.at + delay).drop("at")
+    joined = previous.inner_join(days, [*[previous[k] == days[k] for k in keys],
+                                        days.last_at >= previous.earliest])
+    after = joined.first_at >= joined.earliest  # CASE, not FILTER: aggregated faster
     per = joined.group_by(keys).aggregate(
-        later=joined[first].min(where=joined[first] >= joined.earliest),
-        straddling=joined.day.min(where=joined[first] < joined.earliest),
+        later=ibis.cases((after, joined.first_at), else_=None).min(),
+        straddling=ibis.cases((~after, joined.day), else_=None).min(),
         earliest=joined.earliest.min())
     lookup = per.filter(per.straddling.notnull())
     raw, _ = _subject_rows(ctx, _raw_activity(ctx))
@@ -180,11 +171,10 @@ def _build_funnel(ctx: Context) -> ir.Table:
     rows, keys = _subject_rows(ctx)
     stages = [s for s in ctx.settings.funnel_stages
               if s != "awareness" or ctx.settings.awareness_events]
-    by_day = _by_day(ctx, stages, rows, keys)
     parts, labels, previous = [], [], None
     for order, stage in enumerate(stages, start=1):
         labels.append((stage, order))
-        reached = _reached(ctx, stage, order - 1, by_day, keys, previous)
+        reached = _reached(ctx, stage, rows, keys, previous)
         if previous is None:
             step = reached.mutate(days=ibis.null("float64"))
         else:
