@@ -27,28 +27,29 @@ def invites(ctx: Context) -> ir.Table:
     end = end_of(ctx.as_of)
     rows = events.filter(events.type == "track", events.name == s.referral_event,
                          events.timestamp < end, events.actor_kind == "human")
-    rows = rows.mutate(invitee_email=rows.properties[s.referral_email_property].str.lower())
-    rows = rows.mutate(invitee_domain=rows.invitee_email.split("@")[1])
+    rows = rows.select("message_id", "account_id", "user_id", "unit_id", "role", "timestamp",
+                       invitee_email=rows.properties[s.referral_email_property].str.lower())
     domains = accounts.select(account_id=accounts.account_id, account_domain=accounts.domain.lower())
     rows = rows.left_join(domains, "account_id").select(~ibis.selectors.endswith("_right"))
-    invitee = users.select(invitee_email=users.email.lower(), invitee_id=users.user_id)
-    rows = rows.left_join(invitee, "invitee_email").select(~ibis.selectors.endswith("_right"))
     live = members.filter(members.valid_from < end)
-    same = live.select(m_user=live.user_id, m_account=live.account_id).distinct()
-    rows = rows.left_join(same, [rows.invitee_id == same.m_user, rows.account_id == same.m_account])
-    internal = ((rows.invitee_domain == rows.account_domain).fill_null(False)
-                | rows.m_user.notnull()).cast("int8")
-    # Users sharing the invitee's e-mail: the invite is internal when any of them makes it so.
-    rows = rows.mutate(internal=internal.max().over(group_by=rows.message_id) > 0).drop(
-        "m_user", "m_account")
-    later = live.select(r_user=live.user_id, r_account=live.account_id, r_from=live.valid_from)
-    joined = rows.left_join(later, [rows.invitee_id == later.r_user,
+    emails = users.select(m_user=users.user_id, m_email=users.email.lower())
+    live = live.inner_join(emails, live.user_id == emails.m_user)  # memberships by e-mail
+    # An invite is internal when a user with the invitee's e-mail is or was a member of the
+    # inviting account, or the e-mail's domain is the account's.
+    member_emails = live.select(m_email="m_email", m_account="account_id").distinct()
+    rows = rows.left_join(member_emails, [rows.invitee_email == member_emails.m_email,
+                                          rows.account_id == member_emails.m_account])
+    rows = rows.mutate(internal=(rows.invitee_email.split("@")[1] == rows.account_domain)
+                       .fill_null(False) | rows.m_email.notnull()).drop(
+        "m_email", "m_account", "account_domain")
+    # Accounts an external invitee joined after the invite (they may join several).
+    later = live.select(r_email="m_email", r_account="account_id", r_from="valid_from")
+    joined = rows.left_join(later, [rows.invitee_email == later.r_email,
                                     rows.account_id != later.r_account,
                                     later.r_from >= rows.timestamp])
     rows = joined.mutate(referred_account=ibis.cases((~joined.internal, joined.r_account),
-                                                     else_=None)).drop("r_user", "r_account", "r_from")
-    # One row per invite and account it referred (an external invitee may join several).
-    rows = rows.distinct(on=["message_id", "referred_account"], keep="first")
+                                                     else_=None)).drop("r_email", "r_account", "r_from")
+    rows = rows.distinct()  # plain columns only: one row per invite and referred account
     return ctx.scoped(rows)
 
 
