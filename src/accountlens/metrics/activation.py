@@ -32,25 +32,31 @@ def account_acquisition(ctx: Context) -> ir.Table:
                       acquired_at=ibis.least(acc.first_contract.cast(TS), acc.first_event))
 
 
-def value_users(ctx: Context) -> ir.Table:
-    """(account_id, user_id, first_value_at, rank) of users' first value event in each account."""
+def human_rows_before(ctx: Context, acquired: ir.Table, days: int | None,
+                      names: list[str] | None = None, inclusive: bool = True) -> ir.Table:
+    """Human rollup rows of each acquired account (of `names`, if given) whose first moment is
+    at most `days` after its acquisition (less than, unless `inclusive`; any time if None)."""
     a = ctx.activity
-    rows = a.filter(Context.human(a) & a.account_id.notnull() & a.name.isin(ctx.settings.value_events))
-    firsts = rows.group_by("account_id", "user_id").aggregate(first_value_at=rows.first_at.min())
-    return firsts.mutate(rank=ibis.row_number().over(
-        group_by=firsts.account_id, order_by=[firsts.first_value_at, firsts.user_id]) + 1)
+    rows = a.filter(Context.human(a) & a.account_id.notnull())
+    if names is not None:
+        rows = rows.filter(rows.name.isin(names))
+    if days is None:
+        return rows
+    # The deadline once per account (zone-aware time arithmetic is not cheap per row).
+    deadline = acquired.select(d_account="account_id",
+                               deadline=acquired.acquired_at + ibis.interval(days=days))
+    in_time = rows.first_at <= deadline.deadline if inclusive else rows.first_at < deadline.deadline
+    return rows.inner_join(deadline, [rows.account_id == deadline.d_account, in_time])
 
 
 def account_activation(ctx: Context, within_days: int | None) -> ir.Table:
     """(account_id, acquired_at, value_users, activated_at) — activated_at when the
     min_users-th user performed a value event (within `within_days` of acquisition, if given)."""
     acquired = account_acquisition(ctx)
-    users = value_users(ctx).inner_join(acquired, "account_id").select(~ibis.selectors.endswith("_right"))
-    if within_days is not None:
-        users = users.filter(
-            users.first_value_at <= users.acquired_at + ibis.interval(days=within_days))
-        users = users.mutate(rank=ibis.row_number().over(
-            group_by=users.account_id, order_by=[users.first_value_at, users.user_id]) + 1)
+    rows = human_rows_before(ctx, acquired, within_days, ctx.settings.value_events)
+    firsts = rows.group_by("account_id", "user_id").aggregate(first_value_at=rows.first_at.min())
+    users = firsts.mutate(rank=ibis.row_number().over(
+        group_by=firsts.account_id, order_by=[firsts.first_value_at, firsts.user_id]) + 1)
     counted = users.group_by("account_id").aggregate(
         value_users=users.user_id.nunique(),
         activated_at=users.first_value_at.max(where=users.rank == ctx.settings.min_users),
@@ -122,11 +128,8 @@ register(Metric(
 def _build_adoption_velocity(ctx: Context) -> ir.Table:
     weeks = ctx.settings.velocity_weeks
     acquired = account_acquisition(ctx)
-    a = ctx.activity
-    rows = a.filter(Context.human(a) & a.account_id.notnull())
-    firsts = rows.group_by("account_id", "user_id").aggregate(first_at=rows.first_at.min())
-    firsts = firsts.inner_join(acquired, "account_id").select(~ibis.selectors.endswith("_right"))
-    early = firsts.filter(firsts.first_at < firsts.acquired_at + ibis.interval(days=7 * weeks))
+    # A user first active within the weeks is one with any activity before their end.
+    early = human_rows_before(ctx, acquired, 7 * weeks, inclusive=False)
     early = early.group_by("account_id").aggregate(early_users=early.user_id.nunique())
     per = ctx.per_account(acquired.select("account_id"))
     per = per.left_join(early, "account_id").select(~ibis.selectors.endswith("_right"))
