@@ -43,13 +43,13 @@ def invites(ctx: Context) -> ir.Table:
                        .fill_null(False) | rows.m_email.notnull()).drop(
         "m_email", "m_account", "account_domain")
     # Accounts an external invitee joined after the invite (they may join several).
-    later = live.select(r_email="m_email", r_account="account_id", r_from="valid_from")
-    joined = rows.left_join(later, [rows.invitee_email == later.r_email,
+    # One row per (e-mail, account): joined there on or after the invite iff its latest start is.
+    later = live.group_by(r_email=live.m_email, r_account=live.account_id).aggregate(
+        r_from=live.valid_from.max())
+    joined = rows.left_join(later, [~rows.internal, rows.invitee_email == later.r_email,
                                     rows.account_id != later.r_account,
                                     later.r_from >= rows.timestamp])
-    rows = joined.mutate(referred_account=ibis.cases((~joined.internal, joined.r_account),
-                                                     else_=None)).drop("r_email", "r_account", "r_from")
-    rows = rows.distinct()  # plain columns only: one row per invite and referred account
+    rows = joined.rename(referred_account="r_account").drop("r_email", "r_from")
     return ctx.scoped(rows)
 
 
