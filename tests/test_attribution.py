@@ -168,3 +168,33 @@ def test_anonymous_events_resolve_through_identify(ws: Workspace, tmp_path: Path
     ]))
     row = ws.store.arrow("SELECT user_id, account_id, attribution FROM events WHERE message_id = 'p1'").to_pylist()[0]
     assert row == {"user_id": "u9", "account_id": "acme", "attribution": "domain"}
+
+
+def test_calls_sharing_a_batch_merge_in_time_order(ws: Workspace, tmp_path: Path) -> None:
+    """Several identify/group calls of one user or account in one load merge their traits as if
+    loaded one by one; an account's new domain re-attributes the users of the old one."""
+    write_jsonl(tmp_path / "calls.jsonl", [
+        {"type": "identify", "messageId": "i1", "userId": "u1", "timestamp": "2024-01-01T00:00:00Z",
+         "traits": {"email": "u1@acme.com", "role": "admin"}},
+        {"type": "identify", "messageId": "i2", "userId": "u1", "timestamp": "2024-01-01T00:01:00Z",
+         "traits": {"role": "owner"}},
+        {"type": "group", "messageId": "g1", "userId": "u9", "groupId": "acme",
+         "timestamp": "2024-01-01T00:00:00Z", "traits": {"name": "Acme", "domain": "acme.com"}},
+        {"type": "group", "messageId": "g2", "userId": "u9", "groupId": "acme",
+         "timestamp": "2024-01-01T00:02:00Z", "traits": {"industry": "retail"}},
+        track("t1", "2024-01-02T00:00:00Z", "u1"),
+    ])
+    ws.import_events(tmp_path / "calls.jsonl")
+    user = ws.store.arrow("SELECT email, traits->>'role' AS role FROM users WHERE user_id = 'u1'")
+    assert user.to_pylist() == [{"email": "u1@acme.com", "role": "owner"}]
+    account = ws.store.arrow("SELECT domain, industry, name FROM accounts").to_pylist()
+    assert account == [{"domain": "acme.com", "industry": "retail", "name": "Acme"}]
+    # u1 is in no account by membership; u9 is (group call): u1's event goes by domain
+    rule = "SELECT account_id, attribution FROM events WHERE message_id = 't1'"
+    assert ws.store.arrow(rule).to_pylist() == [{"account_id": "acme", "attribution": "domain"}]
+    write_jsonl(tmp_path / "moved.jsonl", [
+        {"type": "group", "messageId": "g3", "userId": "u9", "groupId": "acme",
+         "timestamp": "2024-01-03T00:00:00Z", "traits": {"domain": "acme.io"}},
+    ])
+    ws.import_events(tmp_path / "moved.jsonl")
+    assert ws.store.arrow(rule).to_pylist() == [{"account_id": None, "attribution": "unattributed"}]

@@ -177,3 +177,31 @@ def test_duplicates_in_one_file_missing_ids_and_quarantined_raw(ws: Workspace, t
     assert json.loads(quarantined["raw"]) == bad
     ws.replay_quarantine(patch={"event": "Fixed"})
     assert ws.store.scalar("SELECT name FROM events WHERE message_id = 'm9'") == "Fixed"
+
+
+def test_log_segments_load_as_one_batch_exactly_once(ws: Workspace) -> None:
+    """The loader takes several sealed segments in one pipeline run and records each segment
+    with its own counts; loading the same segments again changes nothing."""
+    from accountlens.ingest.loader import load_segments
+    from accountlens.ingest.log import EventLog
+
+    event_log = EventLog(ws.log_dir, segment_bytes=1)  # every append fills a segment
+    try:
+        for batch in ([EVENTS[0], EVENTS[1]], [EVENTS[1], EVENTS[2]]):
+            event_log.append(b"".join(json.dumps(e).encode() + b"\n" for e in batch)).result()
+        paths = event_log.seal()
+        copies = [(p, p.read_bytes()) for p in paths]
+        result = load_segments(ws.store, ws.config.ingest, paths)
+    finally:
+        event_log.close()
+    assert (result.received, result.inserted, result.duplicates, result.quarantined) == (4, 2, 1, 1)
+    rows = ws.store.arrow("SELECT segment, received, inserted, duplicates, quarantined "
+                          "FROM ingest_segments ORDER BY segment").to_pylist()
+    assert [tuple(r.values())[1:] for r in rows] == [(2, 2, 0, 0), (2, 0, 1, 1)]
+    assert [r["segment"] for r in rows] == [p.name for p in paths]
+    assert ws.store.scalar("SELECT min(source) FROM events") == "collector:" + paths[0].name
+    for path, data in copies:  # as if a crash came after the commit, before the files went
+        path.write_bytes(data)
+    again = load_segments(ws.store, ws.config.ingest, [p for p, _ in copies])
+    assert again.received == 0 and counts(ws) == (2, 1)
+    assert not any(p.exists() for p, _ in copies)

@@ -65,7 +65,7 @@ def _jsonl_problems(path: Path, limit: int = 50) -> list[str]:
 def _stage_jsonl(store: Store, path: Path) -> None:
     """Stage the file's lines; lines that are not JSON objects are found by the pipeline."""
     try:
-        stage_jsonl(store, path)
+        stage_jsonl(store, [path])
     except Exception as exc:
         problems = _jsonl_problems(path) or [f"{path}: {exc}"]
         raise ImportError_(path, problems) from exc

@@ -1,44 +1,89 @@
-"""Moves sealed log segments into the store, exactly once, in large set-based batches."""
+"""Moves sealed log segments into the store, exactly once, in large set-based batches.
+
+Several segments load as one batch (one pipeline run, one transaction): the per-batch work
+that grows with the store (dedup against stored message ids, membership and attribution
+lookups) is then paid once per batch, not once per 8 MB segment. While requests are
+arriving, the background loader leaves the active segment open and waits until a few
+segments are full, so the collector keeps most of the CPU; once the log is quiet it loads
+everything.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 
 from accountlens.config import IngestSection
 from accountlens.ingest.log import EventLog
-from accountlens.ingest.pipeline import STAGING, LoadResult, run_pipeline, stage_jsonl
+from accountlens.ingest.pipeline import STAGING, Batch, LoadResult, run_pipeline, stage_jsonl
 from accountlens.store.base import Store
 
 log = logging.getLogger("accountlens.loader")
 
+SOURCE_PREFIX = "collector:"
+BATCH_BYTES = 64 << 20  # segments loaded together; bounds the loader's memory
+BUSY_BATCH_SEGMENTS = 4  # while requests arrive, wait for this many full segments …
+BUSY_MAX_DELAY_INTERVALS = 10  # … but no longer than this many load intervals
 
-def load_segment(store: Store, cfg: IngestSection, path: Path) -> LoadResult | None:
-    """Load one segment; None if it was already loaded (then it is only removed)."""
+
+def _record_segments(store: Store, cfg: IngestSection, batch: Batch) -> None:
+    """Pipeline step: one `ingest_segments` row per segment, in the load's own transaction,
+    so that loading a segment again after a crash is a no-op."""
+    store.execute(
+        """
+        INSERT INTO ingest_segments
+        SELECT segment, now(), received, inserted, received - inserted - quarantined, quarantined
+        FROM (SELECT substr(c.source, ?) AS segment, count(*) AS received,
+                     count(n.line_no) AS inserted,
+                     count(*) FILTER (WHERE c.reason IS NOT NULL) AS quarantined
+              FROM _checked c LEFT JOIN _new n USING (line_no) GROUP BY c.source)
+        """,
+        [len(SOURCE_PREFIX) + 1],
+    )
+
+
+def load_segments(store: Store, cfg: IngestSection, paths: list[Path]) -> LoadResult:
+    """Load the segments `paths` as one batch (those already loaded are only removed)."""
+    result = LoadResult()
     with store.transaction():
-        if store.scalar("SELECT count(*) FROM ingest_segments WHERE segment = ?", [path.name]):
-            result = None
-        else:
-            stage_jsonl(store, path, source="collector:" + path.name)
-            result = run_pipeline(store, cfg)
+        loaded = {row["segment"] for row in store.arrow(
+            "SELECT segment FROM ingest_segments WHERE list_contains(?, segment)",
+            [[path.name for path in paths]]).to_pylist()}
+        todo = [path for path in paths if path.name not in loaded and path.stat().st_size]
+        if todo:
+            stage_jsonl(store, todo, source_prefix=SOURCE_PREFIX)
+            result = run_pipeline(store, cfg, then=(_record_segments,))
             store.execute(f"DROP TABLE {STAGING}")
-            # Recording the segment in the same transaction makes a reload after a crash a no-op.
-            store.execute(
-                "INSERT INTO ingest_segments VALUES (?, now(), ?, ?, ?, ?)",
-                [path.name, result.received, result.inserted, result.duplicates,
-                 result.quarantined],
-            )
-    path.unlink(missing_ok=True)
+    for path in paths:
+        path.unlink(missing_ok=True)
     return result
 
 
+def _batches(paths: list[Path]) -> list[list[Path]]:
+    """Consecutive runs of segments of up to BATCH_BYTES (at least one segment each)."""
+    batches: list[list[Path]] = []
+    size = BATCH_BYTES
+    for path in paths:
+        length = path.stat().st_size
+        if size + length > BATCH_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append(path)
+        size += length
+    return batches
+
+
 def load_pending(store: Store, cfg: IngestSection, event_log: EventLog) -> LoadResult:
+    """Seal the active segment and load every sealed one."""
+    return _load(store, cfg, event_log.seal())
+
+
+def _load(store: Store, cfg: IngestSection, paths: list[Path]) -> LoadResult:
     total = LoadResult()
-    for path in event_log.seal():
-        result = load_segment(store, cfg, path)
-        if result is not None:
-            total.add(result)
+    for batch in _batches(paths):
+        total.add(load_segments(store, cfg, batch))
     return total
 
 
@@ -57,9 +102,12 @@ class BackgroundLoader:
         self._thread.start()
 
     def flush(self) -> LoadResult:
+        return self._run(self.event_log.seal)
+
+    def _run(self, pending) -> LoadResult:
         with self._run_lock:
             try:
-                result = load_pending(self.store, self.cfg, self.event_log)
+                result = _load(self.store, self.cfg, pending())
                 self.last_error = None
             except Exception as exc:  # keep serving; the log keeps the data for the next try
                 self.last_error = f"{type(exc).__name__}: {exc}"
@@ -68,12 +116,25 @@ class BackgroundLoader:
             self.totals.add(result)
             return result
 
+    def _busy_pending(self) -> list[Path]:
+        """While requests arrive: the full segments, once there are a few of them."""
+        sealed = self.event_log.sealed()
+        return sealed if len(sealed) >= BUSY_BATCH_SEGMENTS else []
+
     def _loop(self) -> None:
-        while not self._stop.wait(self.cfg.load_interval_seconds):
+        interval = self.cfg.load_interval_seconds
+        last_load = time.monotonic()
+        while not self._stop.wait(interval):
+            now = time.monotonic()
+            busy = now - self.event_log.last_append < interval
+            overdue = now - last_load >= BUSY_MAX_DELAY_INTERVALS * interval
             try:
-                self.flush()
+                result = self._run(self._busy_pending if busy and not overdue
+                                   else self.event_log.seal)
             except Exception:
-                pass
+                continue
+            if result.received or not busy:
+                last_load = now
 
     def stop(self) -> None:
         self._stop.set()

@@ -13,6 +13,7 @@ import os
 import queue
 import re
 import threading
+import time
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -40,6 +41,7 @@ class EventLog:
         self.segment_bytes = segment_bytes
         directory.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self.last_append = 0.0  # time.monotonic() of the latest append: is traffic arriving?
         self._queue: queue.Queue[tuple[bytes, Future] | None] = queue.Queue()
         self._recover()
         self._open_new_segment()
@@ -86,6 +88,11 @@ class EventLog:
             if self._active_size > 0:
                 self._file.close()
                 self._open_new_segment()
+        return self.sealed()
+
+    def sealed(self) -> list[Path]:
+        """The segments no longer appended to, oldest first (the active one stays open)."""
+        with self._lock:
             active = self._active
         return [p for p in self.segments() if p != active]
 
@@ -96,6 +103,7 @@ class EventLog:
         if not data:
             future.set_result(None)
             return future
+        self.last_append = time.monotonic()
         self._queue.put((data, future))
         return future
 

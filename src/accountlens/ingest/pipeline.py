@@ -64,14 +64,15 @@ class Batch:
     result: LoadResult = field(default_factory=LoadResult)
 
 
-def stage_jsonl(store: Store, path: Path, source: str | None = None) -> None:
-    """Stage the lines of a JSONL file (DuckDB validates the JSON; blank lines are skipped)."""
+def stage_jsonl(store: Store, paths: list[Path], source_prefix: str | None = None) -> None:
+    """Stage the lines of JSONL files, in order (DuckDB validates the JSON; blank lines are
+    skipped). With `source_prefix`, each event's source is the prefix and its file's name."""
     store.execute(
         f"""CREATE OR REPLACE TEMP TABLE {STAGING} AS
-            SELECT row_number() OVER () AS line_no, json AS raw, CAST(? AS VARCHAR) AS source,
-                   now() AS received_fallback
-            FROM read_ndjson_objects(?)""",
-        [source, str(path)],
+            SELECT row_number() OVER () AS line_no, json AS raw,
+                   ? || parse_filename(filename) AS source, now() AS received_fallback
+            FROM read_ndjson_objects(?, filename = true)""",
+        [source_prefix, [str(path) for path in paths]],
     )
 
 
@@ -295,10 +296,12 @@ STEPS: list[Step] = [
 ]
 
 
-def run_pipeline(store: Store, cfg: IngestSection, label: str | None = None) -> LoadResult:
-    """Run every step over `_staging`; the caller holds the transaction."""
+def run_pipeline(store: Store, cfg: IngestSection, label: str | None = None,
+                 then: tuple[Step, ...] = ()) -> LoadResult:
+    """Run every step, and the caller's steps `then`, over `_staging`; the caller holds the
+    transaction."""
     batch = Batch(label)
-    for step in STEPS:
+    for step in (*STEPS, *then):
         step(store, cfg, batch)
     for table in ("_checked", "_new", "_changed_users", "_new_identities"):
         store.execute(f"DROP TABLE IF EXISTS {table}")

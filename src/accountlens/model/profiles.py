@@ -4,12 +4,30 @@ from __future__ import annotations
 
 from accountlens.store.base import Store
 
+# An account's domain from a group call's `domain` (or `website`) trait: host only, lower case.
+_DOMAIN_OF_TRAITS = (
+    "lower(regexp_replace(coalesce(traits->>'domain', traits->>'website'), "
+    "'^(https?://)?(www\\.)?([^/]+).*$', '\\3'))"
+)
+
+
+def _merged_traits(call_type: str) -> str:
+    """Aggregate: the traits of a batch's `call_type` calls merged in time order (NULL if none),
+    as if the calls had been loaded one by one."""
+    return (
+        f"CASE WHEN count(traits) FILTER (WHERE type = '{call_type}') > 0 THEN list_reduce("
+        f"list(traits ORDER BY timestamp) FILTER (WHERE type = '{call_type}' AND traits IS NOT NULL), "
+        "lambda a, b: json_merge_patch(a, b), CAST('{}' AS JSON)) END"
+    )
+
 
 def apply_new_events(store: Store, new: str) -> None:
     """Upsert profiles from the batch in table `new` (latest call wins).
 
-    Leaves `_changed_users(user_id)` — stored users whose email or account domain changed —
-    and `_new_identities(anonymous_id)`, whose earlier events must be attributed again.
+    Leaves `_changed_users(user_id)` — stored users whose email changed, or whose email domain
+    is the new or the old domain of an account whose domain changed (a repeated group call with
+    the same domain changes nothing) — and `_new_identities(anonymous_id)`, whose earlier events
+    must be attributed again.
     """
     store.execute(
         f"""
@@ -19,9 +37,12 @@ def apply_new_events(store: Store, new: str) -> None:
           AND u.email IS DISTINCT FROM n.traits->>'email'
         UNION
         SELECT u.user_id FROM users u JOIN (
-            SELECT lower(coalesce(traits->>'domain', traits->>'website')) AS domain
-            FROM {new} WHERE type = 'group'
-        ) d ON lower(split_part(u.email, '@', 2)) = d.domain
+            SELECT d.domain AS new_domain, lower(a.domain) AS old_domain
+            FROM (SELECT DISTINCT group_id, {_DOMAIN_OF_TRAITS} AS domain
+                  FROM {new} WHERE type = 'group') d
+            LEFT JOIN accounts a ON a.account_id = d.group_id
+            WHERE d.domain IS NOT NULL AND d.domain IS DISTINCT FROM lower(a.domain)
+        ) c ON lower(split_part(u.email, '@', 2)) IN (c.new_domain, c.old_domain)
         """
     )
     store.execute(
@@ -30,9 +51,16 @@ def apply_new_events(store: Store, new: str) -> None:
         SELECT sent_user_id, traits->>'email', traits->>'name',
                coalesce(TRY_CAST(traits->>'createdAt' AS TIMESTAMPTZ), timestamp),
                traits, timestamp, 'sdk'
-        FROM {new} WHERE sent_user_id IS NOT NULL AND type <> 'alias'
-        QUALIFY row_number() OVER (PARTITION BY sent_user_id
-                                   ORDER BY (type = 'identify') DESC, timestamp DESC) = 1
+        FROM (  -- the traits of the user's identify calls, else of the latest call
+            SELECT sent_user_id,
+                   CASE WHEN bool_or(type = 'identify')
+                        THEN {_merged_traits("identify")} ELSE arg_max(traits, timestamp) END
+                       AS traits,
+                   coalesce(max(timestamp) FILTER (WHERE type = 'identify'), max(timestamp))
+                       AS timestamp
+            FROM {new} WHERE sent_user_id IS NOT NULL AND type <> 'alias'
+            GROUP BY sent_user_id
+        )
         ON CONFLICT (user_id) DO UPDATE SET
             email = coalesce(excluded.email, users.email),
             name = coalesce(excluded.name, users.name),
@@ -78,20 +106,19 @@ def apply_new_events(store: Store, new: str) -> None:
                               parent_account_id, created_at, traits, updated_at, source)
         SELECT group_id,
                traits->>'name',
-               lower(regexp_replace(coalesce(traits->>'domain', traits->>'website'),
-                                    '^(https?://)?(www\\.)?([^/]+).*$', '\\3')),
+               {_DOMAIN_OF_TRAITS},
                traits->>'industry', traits->>'region',
                TRY_CAST(traits->>'employees' AS BIGINT), traits->>'plan',
                coalesce(traits->>'parent_account_id', traits->>'parentId'),
                coalesce(TRY_CAST(traits->>'createdAt' AS TIMESTAMPTZ), first_ts),
                traits, timestamp, 'sdk'
-        FROM (
-            SELECT group_id, CASE WHEN type = 'group' THEN traits END AS traits, timestamp,
-                   min(timestamp) OVER (PARTITION BY group_id) AS first_ts,
-                   (type = 'group') AS is_group
+        FROM (  -- the traits of the account's group calls; the time of the latest
+            SELECT group_id, min(timestamp) AS first_ts, {_merged_traits("group")} AS traits,
+                   coalesce(max(timestamp) FILTER (WHERE type = 'group'), max(timestamp))
+                       AS timestamp
             FROM {new} WHERE group_id IS NOT NULL
+            GROUP BY group_id
         )
-        QUALIFY row_number() OVER (PARTITION BY group_id ORDER BY is_group DESC, timestamp DESC) = 1
         ON CONFLICT (account_id) DO UPDATE SET
             name = coalesce(excluded.name, accounts.name),
             domain = coalesce(excluded.domain, accounts.domain),
