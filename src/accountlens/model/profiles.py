@@ -37,12 +37,12 @@ def apply_new_events(store: Store, new: str) -> None:
           AND u.email IS DISTINCT FROM n.traits->>'email'
         UNION
         SELECT u.user_id FROM users u JOIN (
-            SELECT d.domain AS new_domain, lower(a.domain) AS old_domain
+            SELECT unnest([d.domain, lower(a.domain)]) AS domain  -- the new and the old one
             FROM (SELECT DISTINCT group_id, {_DOMAIN_OF_TRAITS} AS domain
                   FROM {new} WHERE type = 'group') d
             LEFT JOIN accounts a ON a.account_id = d.group_id
             WHERE d.domain IS NOT NULL AND d.domain IS DISTINCT FROM lower(a.domain)
-        ) c ON lower(split_part(u.email, '@', 2)) IN (c.new_domain, c.old_domain)
+        ) c ON lower(split_part(u.email, '@', 2)) = c.domain
         """
     )
     store.execute(
