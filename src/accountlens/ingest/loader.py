@@ -23,7 +23,7 @@ from accountlens.store.base import Store
 log = logging.getLogger("accountlens.loader")
 
 SOURCE_PREFIX = "collector:"
-BATCH_BYTES = 64 << 20  # segments loaded together; bounds the loader's memory
+BATCH_BYTES = 32 << 20  # segments loaded together; bounds the loader's memory
 BUSY_BATCH_SEGMENTS = 4  # while requests arrive, wait for this many full segments …
 BUSY_MAX_DELAY_INTERVALS = 10  # … but no longer than this many load intervals
 
