@@ -64,7 +64,8 @@ def spark(export):
 def test_export_has_every_table_with_the_stores_row_counts(generated, export, spark) -> None:  # noqa: F811
     target, manifest = export
     assert set(manifest["tables"]) == {"accounts", "org_units", "users", "memberships",
-                                       "subscriptions", "outcomes", "events", "daily_activity"}
+                                       "subscriptions", "outcomes", "events", "daily_activity",
+                                       "account_firsts"}
     for name, entry in manifest["tables"].items():
         stored = generated.store.scalar(f"SELECT count(*) FROM {name}")
         read_back = duckdb.sql("SELECT count(*) FROM read_parquet(?, hive_partitioning = true)",
@@ -189,7 +190,7 @@ def test_default_as_of_and_explain_use_the_engine(generated, spark) -> None:  # 
     from accountlens.metrics.registry import explain
 
     info = explain(spark, cfg.metrics, cfg.analysis, MetricRequest(name="referrals", level="account"))
-    assert "try_variant_get" in info["sql"].lower() and "`daily_activity`" in info["sql"]
+    assert "try_variant_get" in info["sql"].lower() and "`account_firsts`" in info["sql"]
 
 
 # ---- interfaces --------------------------------------------------------------------------------

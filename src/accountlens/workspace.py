@@ -130,7 +130,7 @@ class Workspace:
         from accountlens.store.parquet import MODEL_TABLES
 
         current = rollup.ensure_fresh(self.store)  # else engines compute it from the events
-        tables = (*MODEL_TABLES, rollup.ROLLUP) if current else MODEL_TABLES
+        tables = (*MODEL_TABLES, rollup.ROLLUP, rollup.FIRSTS) if current else MODEL_TABLES
         return self.store.export_parquet(Path(directory), tables, partition, overwrite)
 
     def engine(self, name: str = "duckdb", parquet: str | Path | None = None) -> Store:

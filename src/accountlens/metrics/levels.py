@@ -61,19 +61,21 @@ def unit_ancestor(kind: str) -> ir.Table:
     return chain.select(unit_id=chain.unit_id, ancestor_id=ibis.cases(*branches, else_=None))
 
 
-def account_attributes(as_of: dt.date, activity: ir.Table, settings: MetricsSection,
-                       slices: frozenset[str] = frozenset(SLICES)) -> ir.Table:
+def account_attributes(as_of: dt.date, activity: ir.Table, firsts: ir.Table,
+                       settings: MetricsSection, slices: frozenset[str] = frozenset(SLICES)) -> ir.Table:
     """Every account known on `as_of` with its first contract day, first event and slice values.
 
     An account is known once its earliest date (created, first contract, first activity) is
-    on or before `as_of`. `activity` is the rollup up to `as_of`. Only the `slices` a request
-    groups or filters by are computed (deployment_scale reads the last 30 days of activity).
+    on or before `as_of`. `activity` is the rollup up to `as_of`, `firsts` each account's first
+    active moment (`account_firsts`). Only the `slices` a request groups or filters by are
+    computed (deployment_scale reads the last 30 days of activity).
     """
     accounts = table("accounts")
     past_subs = table("subscriptions").filter(table("subscriptions").start_date <= as_of)
     first_contract = past_subs.group_by("account_id").aggregate(first_contract=past_subs.start_date.min())
     attributed = activity.filter(activity.account_id.notnull())
-    first_active = attributed.group_by("account_id").aggregate(first_event=attributed.first_at.min())
+    first_active = firsts.filter(firsts.first_day <= as_of).select(
+        "account_id", "first_day", first_event=firsts.first_at)
     created = accounts.filter(accounts.created_at.notnull()).select(
         account_id=accounts.account_id, day=accounts.created_at.date())
     ids = (created.select("account_id")
@@ -91,7 +93,7 @@ def account_attributes(as_of: dt.date, activity: ir.Table, settings: MetricsSect
         parts.append(recent.group_by("account_id").aggregate(mau=recent.user_id.nunique()))
     for part in parts:
         joined = joined.left_join(part, "account_id").select(~ibis.selectors.endswith("_right"))
-    since = ibis.least(joined.created_at.date(), joined.first_contract, joined.first_event.date())
+    since = ibis.least(joined.created_at.date(), joined.first_contract, joined.first_day)
     values = {
         "industry": lambda: joined.industry.fill_null(NONE),
         "region": lambda: joined.region.fill_null(NONE),

@@ -211,7 +211,8 @@ def build_expression(metric: Metric, request: MetricRequest, settings: MetricsSe
     upto = source.filter(source.day <= as_of)
     filters = dict(request.filters)
     slices = frozenset(key for key in (level, *filters) if key in lv.SLICES)
-    accounts = lv.account_attributes(as_of, upto, settings, slices)
+    firsts = rollup.firsts_expression(upto) if inline else rollup.table(rollup.FIRSTS)
+    accounts = lv.account_attributes(as_of, upto, firsts, settings, slices)
     for key, values in filters.items():
         if key == "account":
             accounts = accounts.filter(accounts.account_id.isin(values))

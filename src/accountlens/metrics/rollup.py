@@ -4,6 +4,10 @@ One row per (day, account, user, unit, role, event name, product, actor kind) of
 (track/page/screen) with the count and first/last timestamps. The load pipeline refreshes the
 days a batch touched (new events and events re-attributed in the same load); CRM imports that
 re-attribute history mark the rollup stale and the next metric query rebuilds it.
+
+Beside it, `account_firsts` keeps each account's first active moment (and its day), kept current
+with the rollup: every metric needs the accounts known on its day, and reading that from 5,000
+rows instead of the whole rollup saves a scan per query.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ if TYPE_CHECKING:  # ibis is imported lazily: the load pipeline must stay light
     import ibis.expr.types as ir
 
 ROLLUP = "daily_activity"
+FIRSTS = "account_firsts"
 STATE = "metrics_state"
 ACTIVE_TYPES = ("track", "page", "screen")
 # Importing these re-attributes stored events (see ingest/importers.py ENTITIES.reattribute).
@@ -34,6 +39,7 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "role": "string", "name": "string", "product": "string", "actor_kind": "string",
         "events": "int64", "first_at": TS, "last_at": TS,
     },
+    FIRSTS: {"account_id": "string", "first_day": "date", "first_at": TS},
     "accounts": {
         "account_id": "string", "name": "string", "domain": "string", "industry": "string",
         "region": "string", "employees": "int64", "plan": "string",
@@ -84,8 +90,16 @@ _DDL = [
         day DATE NOT NULL, account_id VARCHAR, user_id VARCHAR, unit_id VARCHAR, role VARCHAR,
         name VARCHAR, product VARCHAR, actor_kind VARCHAR, events BIGINT,
         first_at TIMESTAMPTZ, last_at TIMESTAMPTZ)""",
+    f"CREATE TABLE IF NOT EXISTS {FIRSTS} (account_id VARCHAR, first_day DATE, first_at TIMESTAMPTZ)",
     f"CREATE TABLE IF NOT EXISTS {STATE} (key VARCHAR PRIMARY KEY, value BIGINT)",
 ]
+
+
+def firsts_expression(activity: ir.Table) -> ir.Table:
+    """`account_firsts` as an expression over rollup rows (materialized, or inline)."""
+    attributed = activity.filter(activity.account_id.notnull())
+    return attributed.group_by("account_id").aggregate(first_day=attributed.day.min(),
+                                                       first_at=attributed.first_at.min())
 
 
 def _temp_exists(store: Store, name: str) -> bool:
@@ -122,7 +136,40 @@ def _refresh_days(store: Store, days_sql: str) -> None:
         f"INSERT INTO {ROLLUP} ({_COLUMNS}) SELECT {_COLUMNS} FROM ({sql}) r "
         "WHERE r.day IN (SELECT day FROM _rollup_days)"
     )
+    _refresh_firsts(store)
     store.execute("DROP TABLE _rollup_days")
+
+
+def _refresh_firsts(store: Store) -> None:
+    """Bring `account_firsts` up to date after the rollup rows of `_rollup_days` were replaced.
+
+    Rows of other days are unchanged, and no account has rows before its stored first day. So
+    an account whose first day was not refreshed keeps it unless the refreshed days hold an
+    earlier moment; one whose first day was refreshed (its rows there may have moved to another
+    account) is looked up again from that day on; a new account takes its refreshed rows' first.
+    """
+    store.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _firsts AS
+        WITH refreshed AS (
+            SELECT account_id, min(day) AS first_day, min(first_at) AS first_at FROM {ROLLUP}
+            WHERE day IN (SELECT day FROM _rollup_days) AND account_id IS NOT NULL GROUP BY 1),
+        lost AS (SELECT account_id, first_day FROM {FIRSTS}
+                 WHERE first_day IN (SELECT day FROM _rollup_days)),
+        relooked AS (
+            SELECT r.account_id, min(r.day) AS first_day, min(r.first_at) AS first_at
+            FROM {ROLLUP} r JOIN lost l ON r.account_id = l.account_id AND r.day >= l.first_day
+            WHERE r.day >= (SELECT coalesce(min(first_day), DATE '9999-12-31') FROM lost)
+            GROUP BY 1),
+        kept AS (SELECT account_id, first_day, first_at FROM {FIRSTS}
+                 WHERE account_id IN (SELECT account_id FROM refreshed)
+                   AND account_id NOT IN (SELECT account_id FROM lost))
+        SELECT account_id, min(first_day) AS first_day, min(first_at) AS first_at
+        FROM (SELECT * FROM refreshed UNION ALL SELECT * FROM relooked UNION ALL SELECT * FROM kept)
+        GROUP BY 1""")
+    store.execute(f"""DELETE FROM {FIRSTS} WHERE account_id IN (SELECT account_id FROM _firsts)
+                      OR first_day IN (SELECT day FROM _rollup_days)""")
+    store.execute(f"INSERT INTO {FIRSTS} SELECT account_id, first_day, first_at FROM _firsts")
+    store.execute("DROP TABLE _firsts")
 
 
 def rebuild(store: Store) -> None:
@@ -131,6 +178,7 @@ def rebuild(store: Store) -> None:
         for statement in _DDL:
             store.execute(statement)
         store.execute(f"DELETE FROM {ROLLUP}")
+        store.execute(f"DELETE FROM {FIRSTS}")
         _refresh_days(store, "SELECT CAST(timestamp AS DATE) AS day FROM events")
         store.execute(
             f"INSERT OR REPLACE INTO {STATE} VALUES ('reattribution_mark', ?)",
@@ -140,9 +188,9 @@ def rebuild(store: Store) -> None:
 
 def is_fresh(store: Store) -> bool:
     if not store.writable:  # a Parquet export: its rollup was made current when it was written
-        return store.has_table(ROLLUP)
-    if not (store.has_table(ROLLUP) and store.has_table(STATE)):
-        return False
+        return store.has_table(ROLLUP) and store.has_table(FIRSTS)
+    if not (store.has_table(ROLLUP) and store.has_table(FIRSTS) and store.has_table(STATE)):
+        return False  # (a workspace from before account_firsts existed rebuilds both)
     mark = store.scalar(f"SELECT value FROM {STATE} WHERE key = 'reattribution_mark'")
     return mark is not None and int(mark) >= _reattribution_mark(store)
 
@@ -159,7 +207,7 @@ def ensure_fresh(store: Store, read_only: bool = False) -> bool:
 
 def update_daily_rollup(store: Store, cfg, result) -> None:
     """Pipeline step: refresh the days of new events and of events re-attributed in this load."""
-    if not (store.has_table(ROLLUP) and store.has_table(STATE)):
+    if not (store.has_table(ROLLUP) and store.has_table(FIRSTS) and store.has_table(STATE)):
         return  # built whole on first metric query; nothing to keep current yet
     changed = []
     if _temp_exists(store, "_changed_users"):
