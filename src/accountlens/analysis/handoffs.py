@@ -18,6 +18,7 @@ from accountlens.analysis.registry import (
     Analysis,
     AnalysisRequest,
     actor_events_sql,
+    elapsed_sql,
     minus_days,
     register,
     resolve_as_of,
@@ -75,7 +76,7 @@ def handoff_tables(store: Store, settings, as_of: dt.date | None, level: str,
                prev_actor AS from_actor, actor AS to_actor, prev_name AS from_event,
                name AS to_event, prev_ts AS from_ts, timestamp AS to_ts,
                prev_unit AS from_unit, unit_id AS to_unit,
-               epoch(timestamp - prev_ts) / 3600.0 AS latency_hours
+               {elapsed_sql("prev_ts", "timestamp")} AS latency_hours
         FROM ({ordered}) WHERE prev_user IS NOT NULL AND prev_user <> user_id
         """,
         None if view == "chains" else events,
@@ -201,7 +202,7 @@ def _stalls(store: Store, request: HandoffsRequest) -> pd.DataFrame:
 
 def _chains(store: Store, request: HandoffsRequest) -> pd.DataFrame:
     return store.df(
-        """
+        f"""
         WITH runs AS (  -- collapse consecutive events by the same actor label
             SELECT account_id, object_id, step, actor,
                    actor IS DISTINCT FROM lag(actor) OVER (
@@ -213,7 +214,8 @@ def _chains(store: Store, request: HandoffsRequest) -> pd.DataFrame:
                any_value(o.users) AS users,
                (SELECT count(*) FROM _handoffs h
                 WHERE h.account_id = r.account_id AND h.object_id = r.object_id) AS handoffs,
-               round(epoch(any_value(o.last_ts) - any_value(o.first_ts)) / 3600.0, 3) AS elapsed_hours,
+               round({elapsed_sql("any_value(o.first_ts)", "any_value(o.last_ts)")}, 3)
+                   AS elapsed_hours,
                any_value(o.reached_final) AS reached_final, any_value(o.stalled) AS stalled
         FROM runs r JOIN _objects o USING (account_id, object_id)
         GROUP BY r.account_id, r.object_id

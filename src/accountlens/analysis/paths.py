@@ -18,9 +18,11 @@ from accountlens.analysis.registry import (
     Analysis,
     AnalysisRequest,
     day_end,
+    elapsed_sql,
     register,
     resolve_as_of,
     unit_level_sql,
+    within_days_sql,
 )
 from accountlens.store.base import Store
 
@@ -57,8 +59,8 @@ def _users_sql(level: str) -> str:
         )
         SELECT f.*, {group} AS grp,
                value_ts IS NOT NULL
-                   AND value_ts <= first_ts + to_days(CAST($activation_days AS INTEGER)) AS activated,
-               epoch(value_ts - first_ts) / 86400.0 AS ttv_days
+                   AND {within_days_sql("first_ts", "value_ts", "$activation_days")} AS activated,
+               {elapsed_sql("first_ts", "value_ts", "days")} AS ttv_days
         FROM f {group_join}
     """
 

@@ -181,6 +181,23 @@ def day_end(as_of: dt.date) -> dt.datetime:
         return _LATEST
 
 
+# Time arithmetic on TIMESTAMPTZ goes through DuckDB's calendar (ICU) and costs 30-100x integer
+# arithmetic on epoch microseconds (10M events: `ts + INTERVAL 7 DAY` ~1 s, epoch_us ~0.03 s).
+# Days are UTC days (no daylight saving), so both give the same answer.
+_US_PER_DAY = 86_400_000_000
+
+
+def elapsed_sql(start: str, end: str, unit: str = "hours") -> str:
+    """SQL: `end − start` in hours or days (a double), on epoch microseconds."""
+    per = {"hours": _US_PER_DAY // 24, "days": _US_PER_DAY}[unit]
+    return f"((epoch_us({end}) - epoch_us({start})) / {per}.0)"
+
+
+def within_days_sql(start: str, end: str, days: int | str) -> str:
+    """SQL: `end` is at most `days` (an integer or a SQL expression) days after `start`."""
+    return f"(epoch_us({end}) - epoch_us({start}) <= CAST({days} AS BIGINT) * {_US_PER_DAY})"
+
+
 def minus_days(moment: dt.datetime, days: float) -> dt.datetime:
     try:
         return max(moment - dt.timedelta(days=days), _EARLIEST)

@@ -28,7 +28,9 @@ from accountlens.analysis.registry import (
     Analysis,
     AnalysisRequest,
     day_end,
+    elapsed_sql,
     register,
+    within_days_sql,
 )
 from accountlens.store.base import Store
 
@@ -56,16 +58,17 @@ def _cases_and_steps(store: Store, settings, request: SequencesRequest, as_of: d
         """
         CREATE OR REPLACE TEMP TABLE _cases AS
         SELECT CAST(row_number() OVER (ORDER BY account_id, date, kind) AS INTEGER) AS case_id,
-               account_id, kind, CAST(date AS TIMESTAMPTZ) AS outcome_at
+               account_id, kind, CAST(date AS TIMESTAMPTZ) AS outcome_at,
+               CAST(date AS TIMESTAMPTZ) - to_days(CAST($lookback AS INTEGER)) AS window_start
         FROM outcomes
-        WHERE date <= ? AND (CAST(? AS VARCHAR) IS NULL OR account_id = ?)
+        WHERE date <= $as_of AND (CAST($account AS VARCHAR) IS NULL OR account_id = $account)
         """,
-        [as_of, request.account, request.account],
+        {"as_of": as_of, "account": request.account, "lookback": cfg.lookback_days},
     )
     case_events = """
         FROM _cases c JOIN events e
           ON e.account_id = c.account_id AND e.timestamp < c.outcome_at
-         AND e.timestamp >= c.outcome_at - to_days(CAST($lookback AS INTEGER))
+         AND e.timestamp >= c.window_start
     """
     case_filter = "e.type IN ('track', 'page', 'screen') AND e.role IS NOT NULL AND e.name IS NOT NULL"
     store.execute(
@@ -73,8 +76,7 @@ def _cases_and_steps(store: Store, settings, request: SequencesRequest, as_of: d
         CREATE OR REPLACE TEMP TABLE _case_steps AS
         SELECT c.case_id, e.role, e.name, min(e.timestamp) AS ts, max(e.timestamp) AS last_ts
         {case_events} WHERE {case_filter} GROUP BY ALL
-        """,
-        {"lookback": cfg.lookback_days},
+        """
     )
     store.execute(
         """
@@ -98,8 +100,7 @@ def _cases_and_steps(store: Store, settings, request: SequencesRequest, as_of: d
         SELECT c.case_id, s.step_id AS step, e.timestamp AS ts
         {case_events} JOIN _steps s ON s.role = e.role AND s.name = e.name
         WHERE {case_filter}
-        """,
-        {"lookback": cfg.lookback_days},
+        """
     )
 
 
@@ -121,7 +122,7 @@ def _pairs_sql(span: int) -> str:
         SELECT * FROM (
             SELECT case_id, a, b, a_ts, b_first AS b_ts FROM probes WHERE b_first > a_ts
             UNION ALL SELECT * FROM later
-        ) WHERE b_ts <= a_ts + INTERVAL {int(span)} DAY
+        ) WHERE {within_days_sql("a_ts", "b_ts", int(span))}
     """
 
 
@@ -144,7 +145,7 @@ def _triples_sql(span: int) -> str:
         SELECT case_id, a, b, c FROM (
             SELECT case_id, a, b, c, b_ts, c_first AS c_ts FROM probes WHERE c_first > b_ts
             UNION ALL SELECT * FROM later
-        ) WHERE c_ts <= b_ts + INTERVAL {int(span)} DAY
+        ) WHERE {within_days_sql("b_ts", "c_ts", int(span))}
     """
 
 
@@ -265,6 +266,7 @@ def _rank(stats: pd.DataFrame, target_cases: int, limit: int) -> pd.DataFrame:
 
 def _unlocks(store: Store, settings, request: SequencesRequest, as_of: dt.date) -> pd.DataFrame:
     span = request.span_days or settings.sequences.span_days
+    within = within_days_sql("p.junior_ts", "p.first_ts", int(span))
     seniority = settings.roles.seniority
     end = day_end(as_of)
     return store.df(
@@ -289,13 +291,10 @@ def _unlocks(store: Store, settings, request: SequencesRequest, as_of: dt.date) 
         ),
         junior_accounts AS (SELECT role AS junior, count(*) AS accounts FROM firsts GROUP BY ALL)
         SELECT p.junior, p.senior, any_value(ja.accounts) AS accounts_with_junior,
-               count(*) FILTER (WHERE p.first_ts - p.junior_ts <= INTERVAL {int(span)} DAY)
-                   AS senior_first_active_after,
-               round(count(*) FILTER (WHERE p.first_ts - p.junior_ts <= INTERVAL {int(span)} DAY)
-                     / any_value(ja.accounts), 4) AS share,
-               round(median(epoch(p.first_ts - p.junior_ts) / 86400.0)
-                     FILTER (WHERE p.first_ts - p.junior_ts <= INTERVAL {int(span)} DAY), 2)
-                   AS median_lag_days
+               count(*) FILTER (WHERE {within}) AS senior_first_active_after,
+               round(count(*) FILTER (WHERE {within}) / any_value(ja.accounts), 4) AS share,
+               round(median({elapsed_sql("p.junior_ts", "p.first_ts", "days")})
+                     FILTER (WHERE {within}), 2) AS median_lag_days
         FROM preceded p JOIN junior_accounts ja USING (junior)
         GROUP BY p.junior, p.senior
         ORDER BY share DESC, senior_first_active_after DESC, p.junior, p.senior
