@@ -18,6 +18,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from accountlens.store.base import Store
+from accountlens.store.cache import BoundedCache
 
 LEVELS = ("user", "role", "unit", "team", "department", "business_unit", "account")
 
@@ -76,8 +77,7 @@ def resolve_as_of(store: Store, as_of: dt.date | None) -> dt.date | None:
 # Results of recent requests, valid while the store's data and the settings are unchanged:
 # the dashboard asks the same questions on every load, and at millions of events each takes
 # seconds. Keyed by the store's data version, so any committed load or import invalidates.
-_RESULTS: dict[tuple, pd.DataFrame] = {}
-_RESULTS_MAX = 64
+_RESULTS = BoundedCache(64)
 # A request being computed: others asking the same wait for it rather than compute it again
 # (the dashboard and the background warmer often ask at the same moment).
 _COMPUTING: dict[tuple, threading.Event] = {}
@@ -100,8 +100,9 @@ def run_analysis(store: Store, settings: Any, name: str, cached: bool = True,
            settings.model_dump_json() if isinstance(settings, BaseModel) else repr(settings))
     while cached:
         with _LOCK:
-            if key in _RESULTS:
-                return _RESULTS[key].copy()
+            kept = _RESULTS.get(key)
+            if kept is not None:
+                return kept.copy()
             computing = _COMPUTING.get(key)
             if computing is None:
                 _COMPUTING[key] = threading.Event()
@@ -109,10 +110,7 @@ def run_analysis(store: Store, settings: Any, name: str, cached: bool = True,
         computing.wait()  # then look again: kept, or computed by us if that run failed
     try:
         result = analysis.run(store, settings, request)
-        with _LOCK:  # kept before the waiters are woken
-            if len(_RESULTS) >= _RESULTS_MAX:
-                _RESULTS.pop(next(iter(_RESULTS)))
-            _RESULTS[key] = result
+        _RESULTS.put(key, result)  # kept before the waiters are woken
     except OverflowError as exc:
         raise AnalysisError(f"dates out of range for this request: {exc}") from exc
     finally:

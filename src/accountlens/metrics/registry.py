@@ -23,6 +23,7 @@ from accountlens.metrics import levels as lv
 from accountlens.metrics import rollup
 from accountlens.metrics.settings import AnalysisSection, MetricsSection
 from accountlens.store.base import Store
+from accountlens.store.cache import BoundedCache
 
 _MODULES = ("adoption", "activation", "contract", "funnel", "retention", "revenue", "linked")
 
@@ -236,21 +237,20 @@ def _resolve_as_of(store: Store, request: MetricRequest, use_rollup: bool) -> dt
 
 # Building and compiling a metric's expression costs ~0.3 s, more than running it on a small
 # workspace: the SQL of recent requests is kept (it depends only on the key, never on data).
-_COMPILED: dict[tuple, tuple[str, Any]] = {}
-_COMPILED_MAX = 256
+_COMPILED = BoundedCache(256)
 
 
 def _compiled(store: Store, metric: Metric, request: MetricRequest, settings: MetricsSection,
               model: str, as_of: dt.date, inline: bool) -> tuple[str, Any]:
     """(SQL, result schema) of the request on the store's engine."""
     key = (store.dialect, repr(request), as_of, inline, model, settings.model_dump_json())
-    if key not in _COMPILED:
+    compiled = _COMPILED.get(key)
+    if compiled is None:
         expr, _ = build_expression(metric, request, settings, model, as_of, inline=inline)
         table = expr.as_table()
-        if len(_COMPILED) >= _COMPILED_MAX:
-            _COMPILED.pop(next(iter(_COMPILED)))
-        _COMPILED[key] = (store.compile(table), table.schema())
-    return _COMPILED[key]
+        compiled = (store.compile(table), table.schema())
+        _COMPILED.put(key, compiled)
+    return compiled
 
 
 def run(store: Store, settings: MetricsSection, analysis: AnalysisSection,
