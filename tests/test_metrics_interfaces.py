@@ -54,7 +54,7 @@ def test_cli_rest_python_agree_and_explain(tmp_path) -> None:
         assert client.get("/api/v1/metrics/mau", params={"bogus": 1}).status_code == 422
         assert client.get("/api/v1/metrics/mau", params={"engine": "presto"}).status_code == 422
         no_export = client.get("/api/v1/metrics/mau", params={"engine": "spark"})
-        assert no_export.status_code == 400  # checked before any JVM starts
+        assert no_export.status_code == 409  # checked before any JVM starts
         assert "not an accountlens Parquet export" in no_export.json()["error"]
         lineage = client.get("/api/v1/metrics/mau/explain", params={"level": "role"}).json()
         assert lineage["level"] == "role" and "daily_activity" in lineage["sql"]

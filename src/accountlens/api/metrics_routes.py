@@ -83,11 +83,14 @@ def metrics_router(live_workspace: Callable, errors: dict) -> APIRouter:
         return [{"name": m.name, "family": m.family, "levels": list(available_levels(m, model)),
                  "definition": m.definition, "inputs": list(m.inputs)} for m in available(model)]
 
+    engine_missing = {409: {**errors[400], "description": (
+        "the engine asked for cannot run here (no Parquet export at [spark] parquet_dir, "
+        "no Java)")}}
     for name, metric in load_all().items():
         query = _query_model(metric)
         router.add_api_route(f"/{name}", _endpoint(name, query, live_workspace), methods=["GET"],
                              summary=metric.definition.split(". ")[0], response_model=MetricResult,
-                             responses=errors, name=f"metric_{name}")
+                             responses={**errors, **engine_missing}, name=f"metric_{name}")
         router.add_api_route(f"/{name}/explain", _explainer(name, metric, live_workspace),
                              methods=["GET"], summary=f"definition, inputs and SQL of {name}",
                              response_model=MetricExplanation, responses=errors,
@@ -102,8 +105,13 @@ def _endpoint(name: str, query_model: type[BaseModel], live_workspace: Callable)
         try:
             request = _request(name, query)
             store = ws.engine(query.engine)
+        except MetricError as exc:
+            raise HTTPException(400, str(exc)) from exc
+        except StoreError as exc:  # a valid request the workspace's state cannot serve
+            raise HTTPException(409, str(exc)) from exc
+        try:
             frame = run(store, ws.config.metrics, ws.config.analysis, request)
-        except (MetricError, StoreError) as exc:
+        except MetricError as exc:
             raise HTTPException(400, str(exc)) from exc
         return {"metric": name, "level": request.level, "as_of": request.as_of,
                 "engine": query.engine, "rows": frame_records(frame)}
