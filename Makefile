@@ -32,7 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python -m accountlens.bench
 
 lint: $(STAMP)
-	$(BIN)/python -m pip install --quiet ruff
+	$(BIN)/python -m pip install --quiet -c constraints.txt ruff
 	$(BIN)/ruff check src tests
 
 clean:

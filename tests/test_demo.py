@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from accountlens.demo.simulator import generate_demo
-from accountlens.workspace import Workspace
+from accountlens.workspace import Workspace, WorkspaceError
 
 CHECKSUM_SQL = """
 SELECT count(*) AS events,
@@ -64,7 +64,7 @@ def test_counts_progress_and_csv_exports(small):
     assert [f for _, f in stages] == sorted(f for _, f in stages)
     for kind in ("accounts", "units", "users", "memberships", "subscriptions", "outcomes"):
         assert (root / "demo-data" / f"{kind}.csv").stat().st_size > 0
-    with pytest.raises(Exception):  # the workspace already exists
+    with pytest.raises(WorkspaceError, match="already a workspace"):
         generate_demo(root, accounts=2, seed=3)
 
 

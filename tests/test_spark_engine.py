@@ -42,7 +42,7 @@ TINY_DATA = {
 
 
 @pytest.fixture(scope="module")
-def export(generated, tmp_path_factory):  # noqa: F811 - the imported fixture
+def export(generated, tmp_path_factory):
     target = tmp_path_factory.mktemp("spark") / "parquet"
     return target, generated.export_parquet(target)
 
@@ -61,7 +61,7 @@ def spark(export):
 
 
 # ---- the export --------------------------------------------------------------------------------
-def test_export_has_every_table_with_the_stores_row_counts(generated, export, spark) -> None:  # noqa: F811
+def test_export_has_every_table_with_the_stores_row_counts(generated, export, spark) -> None:
     target, manifest = export
     assert set(manifest["tables"]) == {"accounts", "org_units", "users", "memberships",
                                        "subscriptions", "outcomes", "events", "daily_activity",
@@ -74,7 +74,7 @@ def test_export_has_every_table_with_the_stores_row_counts(generated, export, sp
         assert entry["rows"] == stored == read_back == spark.scalar(f"SELECT count(*) FROM {name}") > 0
 
 
-def test_events_are_partitioned_by_utc_day(generated, export) -> None:  # noqa: F811
+def test_events_are_partitioned_by_utc_day(generated, export) -> None:
     target, _ = export
     days = {r["d"].isoformat() for r in generated.store.arrow(
         "SELECT DISTINCT CAST(timestamp AS DATE) AS d FROM events").to_pylist()}
@@ -86,7 +86,7 @@ def test_events_are_partitioned_by_utc_day(generated, export) -> None:  # noqa: 
     assert rows == [(one.name.removeprefix("event_date="),)]
 
 
-def test_export_by_month_and_refusals(generated, tmp_path) -> None:  # noqa: F811
+def test_export_by_month_and_refusals(generated, tmp_path) -> None:
     manifest = generated.export_parquet(tmp_path / "m", partition="month")
     assert manifest["events_partitioned_by"] == {"granularity": "month", "column": "event_month"}
     months = generated.store.arrow("SELECT DISTINCT strftime(timestamp, '%Y-%m') AS m FROM events")
@@ -160,7 +160,7 @@ def _same(a: pd.DataFrame, b: pd.DataFrame) -> bool:
 
 
 @pytest.mark.timeout(900)
-def test_every_metric_at_every_level_agrees_on_duckdb_and_spark(generated, spark) -> None:  # noqa: F811
+def test_every_metric_at_every_level_agrees_on_duckdb_and_spark(generated, spark) -> None:
     cfg = generated.config
     cases = _cases(cfg.analysis.model)
     assert len(cases) > 100  # 24+ metrics × their levels × retention periods
@@ -182,7 +182,7 @@ def test_every_metric_at_every_level_agrees_on_duckdb_and_spark(generated, spark
           f"({time.monotonic() - started:.0f} s)")
 
 
-def test_default_as_of_and_explain_use_the_engine(generated, spark) -> None:  # noqa: F811
+def test_default_as_of_and_explain_use_the_engine(generated, spark) -> None:
     cfg = generated.config
     request = MetricRequest(name="mau", level="account")
     assert _same(run(generated.store, cfg.metrics, cfg.analysis, request),
@@ -194,7 +194,7 @@ def test_default_as_of_and_explain_use_the_engine(generated, spark) -> None:  # 
 
 
 # ---- interfaces --------------------------------------------------------------------------------
-def test_cli_export_then_metrics_on_spark(generated, spark, tmp_path) -> None:  # noqa: F811
+def test_cli_export_then_metrics_on_spark(generated, spark, tmp_path) -> None:
     runner = CliRunner()
     root = str(generated.root)
     out = runner.invoke(app, ["export", "parquet", str(tmp_path / "p"), "--dir", root, "-f", "json"])
@@ -210,12 +210,12 @@ def test_cli_export_then_metrics_on_spark(generated, spark, tmp_path) -> None:  
     assert wrong.exit_code == 1 and "unknown engine 'presto'" in wrong.output
 
 
-def test_python_api_engine_argument(generated, spark, export) -> None:  # noqa: F811
+def test_python_api_engine_argument(generated, spark, export) -> None:
     frame = generated.metric("dau", level="role", as_of=AS_OF, engine="spark", parquet=str(export[0]))
     assert _same(frame, generated.metric("dau", level="role", as_of=AS_OF))
 
 
-def test_rest_engine_parameter(generated, spark, export) -> None:  # noqa: F811
+def test_rest_engine_parameter(generated, spark, export) -> None:
     from fastapi.testclient import TestClient
 
     from accountlens.api.app import create_app
@@ -236,7 +236,7 @@ def test_cli_help_does_not_import_spark() -> None:
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
-def test_as_of_before_any_data(generated, spark) -> None:  # noqa: F811
+def test_as_of_before_any_data(generated, spark) -> None:
     cfg = generated.config
     request = MetricRequest(name="active_accounts", level="region", as_of=dt.date(2020, 1, 1))
     assert _same(run(generated.store, cfg.metrics, cfg.analysis, request),

@@ -12,13 +12,13 @@ import orjson
 
 from accountlens.config import CONFIG_FILE, Config, load_config, new_write_key, render_template
 from accountlens.ingest import importers
-from accountlens.ingest.log import EventLog, segment_files
 from accountlens.ingest.loader import load_pending
+from accountlens.ingest.log import EventLog, segment_files
 from accountlens.ingest.pipeline import STAGING, LoadResult, run_pipeline
 from accountlens.model.attribution import unattributed_summary
 from accountlens.store.base import PARQUET_ENGINES, Store, StoreError, open_parquet_engine
-from accountlens.store.parquet import is_uri
 from accountlens.store.duckdb import DuckDBStore
+from accountlens.store.parquet import is_uri
 from accountlens.store.schema import SCHEMA_VERSION
 
 DB_FILE = "accountlens.duckdb"
@@ -215,7 +215,7 @@ class Workspace:
         return result
 
 
-def open(root: str | Path, read_only: bool = False) -> Workspace:  # noqa: A001 - public API name
+def open(root: str | Path, read_only: bool = False) -> Workspace:
     """Open a workspace folder: `ws = accountlens.open("DIR")`."""
     return Workspace.open(root, read_only=read_only)
 

@@ -9,7 +9,6 @@ quiet, `medium` for a smaller champion or an admin who left, else `low`.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Literal
 
 import pandas as pd

@@ -17,6 +17,7 @@ from accountlens.analysis.registry import (
 )
 from accountlens.store.base import Store
 
+
 class CollaborationRequest(AnalysisRequest):
     level: Literal["account", "unit", "team", "department", "business_unit"] = Field(
         default="account", description="group results by account, unit, team, department or business_unit")

@@ -8,7 +8,6 @@ of that first event; time-to-value is the days until their first value event.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Literal
 
 import pandas as pd

@@ -13,8 +13,15 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from accountlens.cli.analysis_cmd import frame_records
 from accountlens.metrics.levels import FILTERS
 from accountlens.metrics.registry import (
-    Metric, MetricError, MetricRequest, available, available_levels, explain, load_all,
-    normalize_filters, run,
+    Metric,
+    MetricError,
+    MetricRequest,
+    available,
+    available_levels,
+    explain,
+    load_all,
+    normalize_filters,
+    run,
 )
 from accountlens.store.base import ENGINES, StoreError
 

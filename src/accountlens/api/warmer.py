@@ -55,6 +55,6 @@ class DashboardWarmer:
                 return  # stopping, or new data: warm again once it is quiet
             try:
                 self.live.workspace.analysis(name, **params)
-            except Exception:  # noqa: BLE001 - the dashboard will show the error when asked
+            except Exception:
                 log.exception("warming %s failed", name)
         self.warmed_version = version

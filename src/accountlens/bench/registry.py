@@ -180,7 +180,7 @@ def run(ctx: Context, only: list[str] | None = None) -> list[Outcome]:
                 rows = bench.func(ctx)
             except Skipped as exc:
                 rows, skipped = [], str(exc)
-            except Exception as exc:  # keep the report: one broken benchmark must not hide the rest
+            except Exception as exc:  # noqa: BLE001 - one broken benchmark must not hide the rest
                 rows, error = [], f"{type(exc).__name__}: {exc}"
                 traceback.print_exc()
             for row in rows:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +14,7 @@ export_app = typer.Typer(help="Export the workspace's tables for other engines."
                          no_args_is_help=True)
 
 
-class Granularity(str, Enum):
+class Granularity(StrEnum):
     day = "day"
     month = "month"
 

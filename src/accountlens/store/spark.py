@@ -70,7 +70,7 @@ class SparkStore(Store):
         uri = f"{self.location.rstrip('/')}/{parquet.MANIFEST}"
         try:
             text = self.session.read.text(uri, wholetext=True).first()[0]
-        except Exception as exc:  # noqa: BLE001 - Spark wraps every I/O failure differently
+        except Exception as exc:
             raise StoreError(f"cannot read {uri}: is {self.location} an accountlens Parquet "
                              f"export? ({exc})") from exc
         return parquet.parse_manifest(text, uri)
@@ -133,7 +133,7 @@ def _active_session() -> SparkSession | None:
 
 
 def _session(master: str, remote: str, conf: dict[str, str]) -> SparkSession:
-    SparkSession = _pyspark_sql().SparkSession  # noqa: N806 - the class, named as pyspark does
+    SparkSession = _pyspark_sql().SparkSession
     # Python workers (pandas UDFs, if any) must run this interpreter, not the system's python.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName("accountlens")
@@ -147,7 +147,7 @@ def _session(master: str, remote: str, conf: dict[str, str]) -> SparkSession:
         builder = builder.config(key, value)
     try:
         session = builder.getOrCreate()
-    except Exception as exc:  # noqa: BLE001 - a missing Java shows up as a gateway error
+    except Exception as exc:
         raise StoreError(f"cannot start Spark ({remote or master}): {exc}; the Spark engine "
                          "needs Java 17 or newer on PATH (or JAVA_HOME)") from exc
     session.conf.set("spark.sql.session.timeZone", "UTC")  # also when the session pre-existed
