@@ -1,14 +1,15 @@
 """The load pipeline: raw JSON events → validated, timestamp-corrected, deduplicated, attributed rows.
 
 Every source (the collector's durable log, bulk imports, quarantine replay) fills a staging
-table `_staging(line_no, raw, source, received_fallback)` and calls `run_pipeline`. The steps are small SQL functions run in order
-inside the caller's transaction, so a load is all-or-nothing and can be repeated without effect
-(dedup by message id).
+table `_staging(line_no, raw, source, received_fallback)` and calls `run_pipeline`. The steps
+are small SQL functions run in order inside the caller's transaction, so a load is
+all-or-nothing and can be repeated without effect (dedup by message id).
 
 The raw JSON is parsed once, into `_checked` (every column of the events table, plus the reason
 an event cannot be loaded); the later steps work on the narrow `_new` (the rows to insert, with
-only what profiles, memberships and attribution need), and the write joins the two. Staging only numbers the
-raw lines (a window over the file runs on one thread); the parse then runs on every core.
+only what profiles, memberships and attribution need), and the write joins the two. Staging
+only numbers the raw lines (a window over a file runs on one thread); the parse then runs on
+every core.
 """
 
 from __future__ import annotations
