@@ -111,11 +111,19 @@ def _history_of_user(user_id: str, calls: list[dict]) -> tuple[list[tuple], list
     return kept, list(units.values())
 
 
+def _rows(table: pa.Table) -> list[dict]:
+    """Rows as dicts, built column-wise (much faster than `Table.to_pylist`)."""
+    columns = table.to_pydict()
+    return [dict(zip(columns, values)) for values in zip(*columns.values())]
+
+
 def rebuild_from_sdk(store: Store, new: str) -> list[str]:
     """Recompute SDK-derived memberships of the users with identify/group calls in table `new`.
 
     Calls come from the stored events plus the batch `new` (not yet written). Returns the users
-    whose membership history changed, whose events must then be attributed again.
+    whose membership history changed, whose events must then be attributed again. Times are
+    handled as integer microseconds: converting them to Python datetimes cost more than the
+    history itself.
     """
     calls = store.arrow(
         f"""
@@ -130,11 +138,12 @@ def rebuild_from_sdk(store: Store, new: str) -> list[str]:
             SELECT message_id, sent_user_id, type, group_id, timestamp, traits FROM {new}
             WHERE type IN ('identify', 'group') AND sent_user_id IN (SELECT * FROM touched)
         )
-        SELECT sent_user_id AS user_id, type, group_id, timestamp,
+        SELECT sent_user_id AS user_id, type, group_id, epoch_us(timestamp) AS timestamp,
                CAST(traits AS VARCHAR) AS traits
         FROM all_calls ORDER BY sent_user_id, timestamp, message_id
         """
-    ).to_pylist()
+    )
+    calls = _rows(calls)
     if not calls:
         return []
     by_user: dict[str, list[dict]] = {}
@@ -154,10 +163,11 @@ def rebuild_from_sdk(store: Store, new: str) -> list[str]:
     touched = pa.table({"user_id": list(by_user)})
     names = ["user_id", "account_id", "unit_id", "role", "valid_from", "valid_to", "source"]
     with store.registered("_touched_users", touched):
-        old = store.arrow(
-            f"SELECT {', '.join(names)} FROM memberships WHERE source = 'sdk' "
+        old = _rows(store.arrow(
+            "SELECT user_id, account_id, unit_id, role, epoch_us(valid_from) AS valid_from, "
+            "epoch_us(valid_to) AS valid_to, source FROM memberships WHERE source = 'sdk' "
             "AND user_id IN (SELECT user_id FROM _touched_users)"
-        ).to_pylist()
+        ))
         old_rows: dict[str, set[tuple]] = {}
         for row in old:
             old_rows.setdefault(row["user_id"], set()).add(tuple(row[n] for n in names))
