@@ -41,7 +41,6 @@ def stop_workspace(live: LiveWorkspace) -> None:
 
 def build_app(roots: list[Path]):
     from accountlens.api.app import create_app
-
     from accountlens.api.warmer import DashboardWarmer
 
     lives: list[LiveWorkspace] = []

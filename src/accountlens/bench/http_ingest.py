@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import json
 import multiprocessing
@@ -106,10 +107,8 @@ class RssSampler(threading.Thread):
     def current(self) -> int:
         total = 0
         for proc in [self.process, *self.process.children(recursive=True)]:
-            try:
+            with contextlib.suppress(psutil.Error):
                 total += proc.memory_info().rss
-            except psutil.Error:
-                pass
         return total
 
     def run(self) -> None:

@@ -20,8 +20,8 @@ from typing import Any
 
 import orjson
 
-from accountlens.ingest.log import EventLog
 from accountlens.ingest.loader import BackgroundLoader
+from accountlens.ingest.log import EventLog
 from accountlens.ingest.normalize import (
     SEGMENT_TYPES,
     Limits,

@@ -10,6 +10,7 @@ everything.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -131,7 +132,7 @@ class BackgroundLoader:
             try:
                 result = self._run(self._busy_pending if busy and not overdue
                                    else self.event_log.seal)
-            except Exception:
+            except Exception:  # noqa: BLE001 - logged by _run; the log keeps the data for the next try
                 continue
             if result.received or not busy:
                 last_load = now
@@ -139,7 +140,5 @@ class BackgroundLoader:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=30)
-        try:
+        with contextlib.suppress(Exception):  # logged by flush; the log is replayed on restart
             self.flush()
-        except Exception:
-            pass

@@ -9,6 +9,7 @@ last line of an unacknowledged batch, which recovery truncates.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
@@ -77,7 +78,7 @@ class EventLog:
 
     def _open_new_segment(self) -> None:
         path = self.directory / f"seg-{self._next_number():012d}.jsonl"
-        self._file = open(path, "ab", buffering=0)
+        self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - open until sealed
         self._active = path
         self._active_size = 0
         _fsync_dir(self.directory)
@@ -138,11 +139,9 @@ class EventLog:
                     if self._active_size >= self.segment_bytes:
                         self._file.close()
                         self._open_new_segment()
-            except BaseException as exc:  # the disk failed: nobody gets a false acknowledgement
-                try:
+            except BaseException as exc:  # noqa: BLE001 - whatever failed, nobody gets a false acknowledgement
+                with contextlib.suppress(OSError):
                     os.ftruncate(self._file.fileno(), start)
-                except OSError:
-                    pass
                 for _, future in batch:
                     future.set_exception(exc)
                 continue
