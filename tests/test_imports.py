@@ -205,3 +205,40 @@ def test_log_segments_load_as_one_batch_exactly_once(ws: Workspace) -> None:
     again = load_segments(ws.store, ws.config.ingest, [p for p, _ in copies])
     assert again.received == 0 and counts(ws) == (2, 1)
     assert not any(p.exists() for p, _ in copies)
+
+
+def test_loader_keeps_a_small_memory_limit_while_ingesting(ws: Workspace) -> None:
+    """The background loader sets DuckDB's ingest memory limit while events arrive or wait to
+    be loaded, and the normal one once the log is loaded."""
+    import time
+
+    from accountlens.ingest.loader import BackgroundLoader
+    from accountlens.ingest.log import EventLog
+
+    def limit() -> str:
+        return ws.store.scalar("SELECT current_setting('memory_limit')")
+
+    shown = {}
+    for value in ("100MB", "300MB"):
+        ws.store.execute("SET memory_limit = ?", [value])
+        shown[value] = limit()
+    cfg = ws.config.ingest.model_copy(update={"load_interval_seconds": 0.05})
+    event_log = EventLog(ws.log_dir, segment_bytes=1)
+    loader = BackgroundLoader(ws.store, cfg, event_log, memory_limits=("100MB", "300MB"))
+    loader.start()
+    try:
+        seen = set()
+        for i in range(40):  # requests keep arriving for ~1 s
+            event = {**EVENTS[0], "messageId": f"arriving-{i}"}
+            event_log.append(json.dumps(event).encode() + b"\n").result()
+            seen.add(limit())
+            time.sleep(0.025)
+        deadline = time.monotonic() + 10
+        while limit() != shown["300MB"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert shown["100MB"] in seen
+        assert limit() == shown["300MB"]
+    finally:
+        loader.stop()
+        event_log.close()
+    assert ws.store.scalar("SELECT count(*) FROM events WHERE message_id LIKE 'arriving-%'") == 40

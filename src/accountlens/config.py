@@ -38,6 +38,7 @@ class ServeSection(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8844, ge=0, le=65535)
     memory_limit: str = "384MB"
+    ingest_memory_limit: str = "200MB"
 
 
 class SparkSection(_Section):
@@ -121,6 +122,9 @@ host = "127.0.0.1"
 port = 8844
 # DuckDB memory limit of the server process (loads spill to disk beyond it).
 memory_limit = "384MB"
+# The limit while events arrive and are being loaded: a small footprint while ingesting
+# (analyses asked meanwhile get less memory and may be slower).
+ingest_memory_limit = "200MB"
 
 [handoffs]
 # Events that complete a shared object; an object without one is a stall candidate.

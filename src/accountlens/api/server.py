@@ -26,7 +26,9 @@ def start_workspace(root: Path) -> LiveWorkspace:
     # 256 MB of WAL loads ~40% faster at the same peak memory; a crash replays at most that much.
     workspace.store.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
     event_log = workspace.open_log()
-    loader = BackgroundLoader(workspace.store, workspace.config.ingest, event_log)
+    serve = workspace.config.serve
+    loader = BackgroundLoader(workspace.store, workspace.config.ingest, event_log,
+                              memory_limits=(serve.ingest_memory_limit, serve.memory_limit))
     # Anything acknowledged before a crash is still in the log: load it before serving.
     loader.flush()
     loader.start()

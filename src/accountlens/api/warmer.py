@@ -50,6 +50,10 @@ class DashboardWarmer:
                 self.warm(seen)
 
     def warm(self, version: int) -> None:
+        store = self.live.workspace.store
+        if not store.scalar("SELECT count(*) FROM (SELECT 1 FROM events LIMIT 1)"):
+            self.warmed_version = version  # nothing to show yet (and nothing to import for it)
+            return
         for name, params in DASHBOARD_ANALYSES:
             if self._stop.is_set() or self.live.workspace.store.data_version != version:
                 return  # stopping, or new data: warm again once it is quiet

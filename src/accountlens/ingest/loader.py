@@ -91,8 +91,12 @@ def _load(store: Store, cfg: IngestSection, paths: list[Path]) -> LoadResult:
 class BackgroundLoader:
     """Loads the log every `interval` seconds until stopped; `flush()` loads right now."""
 
-    def __init__(self, store: Store, cfg: IngestSection, event_log: EventLog):
+    def __init__(self, store: Store, cfg: IngestSection, event_log: EventLog,
+                 memory_limits: tuple[str, str] | None = None):
+        """`memory_limits`: DuckDB's memory limit while events arrive or are being loaded, and
+        otherwise (a server keeps its footprint small while ingesting; analyses get more)."""
         self.store, self.cfg, self.event_log = store, cfg, event_log
+        self._limits, self._ingesting = memory_limits, False
         self.totals = LoadResult()
         self.last_error: str | None = None
         self._stop = threading.Event()
@@ -117,6 +121,11 @@ class BackgroundLoader:
             self.totals.add(result)
             return result
 
+    def _set_ingesting(self, ingesting: bool) -> None:
+        if self._limits is not None and ingesting != self._ingesting:
+            self.store.execute("SET memory_limit = ?", [self._limits[0 if ingesting else 1]])
+            self._ingesting = ingesting
+
     def _busy_pending(self) -> list[Path]:
         """While requests arrive: the full segments, once there are a few of them."""
         sealed = self.event_log.sealed()
@@ -129,6 +138,8 @@ class BackgroundLoader:
             now = time.monotonic()
             busy = now - self.event_log.last_append < interval
             overdue = now - last_load >= BUSY_MAX_DELAY_INTERVALS * interval
+            if busy:
+                self._set_ingesting(True)
             try:
                 result = self._run(self._busy_pending if busy and not overdue
                                    else self.event_log.seal)
@@ -136,6 +147,7 @@ class BackgroundLoader:
                 continue
             if result.received or not busy:
                 last_load = now
+            self._set_ingesting(busy or result.received > 0)
 
     def stop(self) -> None:
         self._stop.set()
