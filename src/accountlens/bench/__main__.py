@@ -11,7 +11,7 @@ from accountlens.bench.registry import Context, discover, run
 from accountlens.bench.report import render
 
 # Issue sizes: metrics, analyses, scaling and the dashboard at 10M events (5,000 accounts,
-# 100,000 users); ingestion at 1M, which keeps `make bench` within about 25 minutes.
+# 100,000 users); ingestion at 1M, which keeps `make bench` within about 10–15 minutes.
 FULL_EVENTS = 10_000_000
 FULL_INGEST_EVENTS = 1_000_000
 QUICK_EVENTS = 50_000
