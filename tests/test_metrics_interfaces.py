@@ -61,3 +61,48 @@ def test_cli_rest_python_agree_and_explain(tmp_path) -> None:
         assert "/api/v1/metrics/funnel" in client.get("/openapi.json").json()["paths"]
     finally:
         live.workspace.close()
+
+
+def test_metrics_table_is_the_metrics_side_by_side(tmp_path) -> None:
+    """`ws.metrics_table` / `accountlens metrics --wide`: one query, the same values as each
+    metric on its own, at account level and at a slice with a filter."""
+    import pytest
+
+    from accountlens.metrics.registry import MetricError, load_all
+
+    ws = build_fixture(tmp_path)
+    try:
+        tabular = [m.name for m in load_all().values() if m.tabular and "account" in m.levels]
+        for level, filters in (("account", {}), ("industry", {"region": ["emea", "amer"]})):
+            names = [n for n in tabular if level in load_all()[n].levels]
+            table = ws.metrics_table(names, level=level, as_of=AS_OF, **filters).set_index(level)
+            seen: set[str] = set()
+            for name in names:
+                alone = ws.metric(name, level=level, as_of=AS_OF, **filters).set_index(level)
+                assert set(alone.index) <= set(table.index)  # the table: every metric's rows
+                rest = table.index.difference(alone.index)
+                for column in alone.columns:
+                    mine = table.loc[alone.index, column]
+                    assert mine.fillna(-1).tolist() == alone[column].fillna(-1).tolist(), \
+                        (level, name, column)
+                    if column not in seen:  # from this metric: empty where it has no row
+                        assert table.loc[rest, column].isna().all(), (level, name, column)
+                seen.update(alone.columns)
+        with pytest.raises(MetricError, match="several rows per"):
+            ws.metrics_table(["mau", "funnel"], level="account")
+        with pytest.raises(MetricError, match="supports --level"):
+            ws.metrics_table(["mau", "dau"], level="user")
+        with pytest.raises(MetricError, match="unknown filter"):
+            ws.metrics_table(["mau"], colour="red")
+        mixed = ws.metrics_table(["dau", "breadth"], as_of=AS_OF)  # the first level both offer
+        assert "account" in mixed.columns
+    finally:
+        ws.close()
+    runner = CliRunner()
+    out = runner.invoke(cli, ["metrics", "mau", "seat_utilization", "nrr", "--wide",
+                              "--dir", str(tmp_path / "ws"), "--as-of", AS_OF, "--format", "json"])
+    assert out.exit_code == 0, out.output
+    rows = json.loads(out.stdout)
+    assert {"account", "mau", "seats", "seat_utilization", "nrr"} <= set(rows[0])
+    bad = runner.invoke(cli, ["metrics", "mau", "retention", "--wide", "--dir", str(tmp_path / "ws")])
+    assert bad.exit_code == 1 and "several rows per" in bad.output

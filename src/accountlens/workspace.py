@@ -122,6 +122,14 @@ class Workspace:
 
         return metric(self, name, level, as_of, engine, parquet, **kwargs)
 
+    def metrics_table(self, names: list[str], level: str | None = None, as_of: Any = None,
+                      engine: str = "duckdb", parquet: str | Path | None = None, **filters: Any):
+        """Several metrics as one table (one row per entity, their columns side by side),
+        computed as one query; kwargs are account filters (docs/metrics.md)."""
+        from accountlens.metrics.python_api import metrics_table
+
+        return metrics_table(self, names, level, as_of, engine, parquet, **filters)
+
     # --- engines and Parquet export (docs/spark.md) ------------------------------------------
     def export_parquet(self, directory: str | Path, partition: str = "day",
                        overwrite: bool = False) -> dict[str, Any]:

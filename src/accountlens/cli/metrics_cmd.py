@@ -61,11 +61,15 @@ def metrics(
     fmt: FormatOption = OutputFormat.table,
     engine: EngineOption = "duckdb",
     parquet: ParquetOption = None,
+    wide: Annotated[bool, typer.Option(
+        "--wide", help="One table, one row per entity with every metric's columns, computed as "
+                       "one query (metrics with one row per entity only).")] = False,
 ) -> None:
     """Compute metrics (SPEC §5) at a level, as of a day, for filtered accounts."""
     from accountlens.cli.analysis_cmd import frame_records
     from accountlens.cli.main import _fail, _open
     from accountlens.metrics.registry import MetricError, available, available_levels, run
+    from accountlens.metrics.table import run_table
     from accountlens.store.base import StoreError
 
     with _open(directory) as ws:
@@ -74,6 +78,17 @@ def metrics(
             emit([{"metric": m.name, "family": m.family,
                    "levels": ", ".join(available_levels(m, model)), "definition": m.definition}
                   for m in available(model)], fmt, title=f"metrics ({model} analysis model)")
+            return
+        if wide:
+            if params:
+                _fail("--wide takes no --param: ask for a metric with parameters on its own")
+            try:
+                req = _request(names[0], level, as_of, filters, None)
+                frame = run_table(ws.engine(engine, parquet), ws.config.metrics, ws.config.analysis,
+                                  list(names), req.level, req.as_of, req.filters)
+            except (MetricError, StoreError) as exc:
+                _fail(str(exc))
+            emit(frame_records(frame), fmt, title=", ".join(names))
             return
         outputs = []
         for name in names:

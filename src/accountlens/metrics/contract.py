@@ -53,7 +53,7 @@ def _build_contract_alignment(ctx: Context) -> ir.Table:
 
 
 register(Metric(
-    name="contract_alignment", family="contract", levels=ACCOUNT_LEVELS,
+    name="contract_alignment", tabular=False, family="contract", levels=ACCOUNT_LEVELS,
     definition=("Usage ÷ entitlement for each entitlement of the subscriptions active on as_of: "
                 "seats (MAU ÷ seats), each quota in metrics.quota_events (events of the mapped "
                 "names in the last metrics.quota_window_days days ÷ the summed quota), and "

@@ -216,7 +216,7 @@ def _build_funnel(ctx: Context) -> ir.Table:
 
 
 register(Metric(
-    name="funnel", family="funnel", levels=LEVELS,
+    name="funnel", tabular=False, family="funnel", levels=LEVELS,
     definition=("AARRR funnel with the stages and order of metrics.funnel_stages (awareness "
                 "optional: metrics.awareness_events). Awareness, activation (value events), "
                 "referral (metrics.referral_event) and user revenue (metrics.monetization_event) "

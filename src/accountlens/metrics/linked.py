@@ -47,13 +47,13 @@ _DEFINITION = ("Each user's usage in each account over the last 30 days: active 
                f"type (power ≥ {POWER_DAYS} active days, regular ≥ {REGULAR_DAYS}, else "
                "occasional). Offered by the linked and advanced analysis models.")
 register(Metric(
-    name="account_users", family="linked", levels=("account",),
+    name="account_users", tabular=False, family="linked", levels=("account",),
     definition="Drill down from an account to its users. " + _DEFINITION,
     inputs=("daily_activity", "metrics.value_events"), build=_build_account_users,
     models=LINKED_MODELS,
 ))
 register(Metric(
-    name="user_accounts", family="linked", levels=("user",),
+    name="user_accounts", tabular=False, family="linked", levels=("user",),
     definition="Drill up from a user to the accounts they act in. " + _DEFINITION,
     inputs=("daily_activity", "metrics.value_events"), build=_build_user_accounts,
     models=LINKED_MODELS,

@@ -41,3 +41,19 @@ def metric(ws: Workspace, name: str, level: str | None = None,
     `engine="spark"` runs it on Spark over the workspace's Parquet export (docs/spark.md)."""
     return run(ws.engine(engine, parquet), ws.config.metrics, ws.config.analysis,
                request(name, level, as_of, **kwargs))
+
+
+def metrics_table(ws: Workspace, names: list[str], level: str | None = None,
+                  as_of: str | dt.date | None = None, engine: str = "duckdb",
+                  parquet: str | None = None, **filters: Any) -> pd.DataFrame:
+    """`ws.metrics_table(["mau", "seat_utilization", "nrr"], level="account")`: one row per
+    entity, the metrics' columns side by side, computed as one query (metrics/table.py)."""
+    from accountlens.metrics.registry import normalize_filters
+    from accountlens.metrics.table import run_table
+
+    unknown = [k for k in filters if k not in FILTERS]
+    if unknown:
+        raise MetricError(f"unknown filter {unknown[0]!r}; use one of {', '.join(FILTERS)}")
+    return run_table(ws.engine(engine, parquet), ws.config.metrics, ws.config.analysis, names,
+                     level, as_date(as_of),
+                     normalize_filters({k: v for k, v in filters.items() if v is not None}))

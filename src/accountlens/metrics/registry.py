@@ -58,6 +58,7 @@ class Metric:
     build: Callable[[Context], ir.Table]  # returns `entity` + value columns
     params: type[BaseModel] = NoParams
     models: tuple[str, ...] = tuple(MODEL_LEVELS)  # analysis models in which it is offered
+    tabular: bool = True  # one row per entity of the level: can be a column of a metrics table
 
 
 METRICS: dict[str, Metric] = {}
@@ -240,33 +241,45 @@ def _resolve_as_of(store: Store, request: MetricRequest, use_rollup: bool) -> dt
 _COMPILED = BoundedCache(256)
 
 
-def _compiled(store: Store, metric: Metric, request: MetricRequest, settings: MetricsSection,
-              model: str, as_of: dt.date, inline: bool) -> tuple[str, Any]:
-    """(SQL, result schema) of the request on the store's engine."""
-    key = (store.dialect, repr(request), as_of, inline, model, settings.model_dump_json())
-    compiled = _COMPILED.get(key)
-    if compiled is None:
-        expr, _ = build_expression(metric, request, settings, model, as_of, inline=inline)
-        table = expr.as_table()
-        compiled = (store.compile(table), table.schema())
-        _COMPILED.put(key, compiled)
-    return compiled
+def compiled(store: Store, key: tuple, build: Callable[[], ir.Table]) -> tuple[str, Any]:
+    """(SQL, result schema) of the expression `build()` makes, kept under `key`."""
+    key = (store.dialect, *key)
+    kept = _COMPILED.get(key)
+    if kept is None:
+        table = build().as_table()
+        kept = (store.compile(table), table.schema())
+        _COMPILED.put(key, kept)
+    return kept
+
+
+def prepare(store: Store, request: MetricRequest, read_only: bool = False) -> tuple[dt.date, bool]:
+    """(as_of, inline) of a request: the rollup made current if it can be (else queries read
+    the events inline) and the day resolved."""
+    try:
+        fresh = rollup.ensure_fresh(store, read_only=read_only)
+    except Exception:  # noqa: BLE001 - a read-only store cannot build it: query events inline
+        fresh = False
+    return _resolve_as_of(store, request, fresh), not fresh
+
+
+def fetch(store: Store, sql: str, schema: Any) -> pd.DataFrame:
+    """Run compiled SQL; a DataFrame sorted by its key columns."""
+    frame = _plain_types(store.run_compiled(sql, schema)).to_pandas()
+    keys = [c for c in frame.columns if c in (*lv.LEVELS, "scope", "account_id", "user_id",
+                                               "cohort", "period", "stage_order", "stage", "entitlement")]
+    return frame.sort_values(keys, kind="stable").reset_index(drop=True) if keys else frame
 
 
 def run(store: Store, settings: MetricsSection, analysis: AnalysisSection,
         request: MetricRequest, read_only: bool = False) -> pd.DataFrame:
     """Run one metric on the store; a DataFrame with the level column first."""
     metric = get(request.name)
-    try:
-        fresh = rollup.ensure_fresh(store, read_only=read_only)
-    except Exception:  # noqa: BLE001 - a read-only store cannot build it: query events inline
-        fresh = False
-    as_of = _resolve_as_of(store, request, fresh)
-    sql, schema = _compiled(store, metric, request, settings, analysis.model, as_of, not fresh)
-    frame = _plain_types(store.run_compiled(sql, schema)).to_pandas()
-    keys = [c for c in frame.columns if c in (*lv.LEVELS, "scope", "account_id", "user_id",
-                                               "cohort", "period", "stage_order", "stage", "entitlement")]
-    return frame.sort_values(keys, kind="stable").reset_index(drop=True) if keys else frame
+    as_of, inline = prepare(store, request, read_only)
+    model = analysis.model
+    sql, schema = compiled(
+        store, (repr(request), as_of, inline, model, settings.model_dump_json()),
+        lambda: build_expression(metric, request, settings, model, as_of, inline=inline)[0])
+    return fetch(store, sql, schema)
 
 
 def _plain_types(result: pa.Table) -> pa.Table:

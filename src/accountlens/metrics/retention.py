@@ -55,7 +55,7 @@ def _build_retention(ctx: Context) -> ir.Table:
 
 
 register(Metric(
-    name="retention", family="retention", levels=("user", "account", *SLICES),
+    name="retention", tabular=False, family="retention", levels=("user", "account", *SLICES),
     definition=("Cohorts by acquisition week (param period=week, ISO weeks) or month "
                 "(period=month): an entity is retained in period k if it has an active event in "
                 "the k-th calendar period after its acquisition period (k = 0 is the acquisition "

@@ -96,7 +96,7 @@ def _build_arr_movements(ctx: Context) -> ir.Table:
 
 
 register(Metric(
-    name="arr_movements", family="revenue", levels=ACCOUNT_LEVELS,
+    name="arr_movements", tabular=False, family="revenue", levels=ACCOUNT_LEVELS,
     definition=("Outcomes (renewal, expansion, contraction, churn, conversion) dated in the "
                 "revenue period, with their count and summed arr_delta, per kind."),
     inputs=("outcomes", "metrics.revenue_period_days"), build=_build_arr_movements,

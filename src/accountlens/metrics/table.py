@@ -1,0 +1,80 @@
+"""Several metrics as one table — one row per entity of the level, their columns side by side —
+computed as one query, so the engine shares what they have in common (the accounts known on the
+day, the windows of the rollup) instead of computing it once per metric.
+
+Only metrics that give one row per entity can be columns (`Metric.tabular`); a column reported by
+several metrics (e.g. `mau` by `mau` and `seat_utilization`) appears once, from the first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from accountlens.metrics.registry import (
+    MetricError,
+    MetricRequest,
+    available_levels,
+    build_expression,
+    compiled,
+    fetch,
+    get,
+    prepare,
+)
+from accountlens.metrics.settings import AnalysisSection, MetricsSection
+from accountlens.store.base import Store
+
+
+def _joined(names: list[str], request: MetricRequest, settings: MetricsSection, model: str,
+            as_of, inline: bool) -> ir.Table:
+    parts, key = [], None
+    for name in names:
+        metric = get(name)
+        part, level = build_expression(metric, dataclasses.replace(request, name=name), settings,
+                                       model, as_of, inline=inline)
+        key = "scope" if level == "all" else level
+        parts.append(part)
+    keys = parts[0].select(key)
+    for part in parts[1:]:
+        keys = keys.union(part.select(key), distinct=True)
+    table, seen = keys, {key}
+    for part in parts:
+        fresh = [c for c in part.columns if c not in seen]
+        seen.update(fresh)
+        table = table.left_join(part.select(key, *fresh), key).select(
+            ~ibis.selectors.endswith("_right"))
+    return table
+
+
+def run_table(store: Store, settings: MetricsSection, analysis: AnalysisSection,
+              names: list[str], level: str | None = None, as_of=None,
+              filters: Mapping[str, list[str]] | None = None,
+              read_only: bool = False) -> pd.DataFrame:
+    """`names` at `level` (default: the first level all of them offer) as one table."""
+    if not names:
+        raise MetricError("name at least one metric for the table")
+    names = list(dict.fromkeys(names))
+    model = analysis.model
+    for name in names:
+        metric = get(name)
+        if not metric.tabular:
+            raise MetricError(f"{name} gives several rows per {level or 'entity'}; ask for it on its "
+                              "own (`accountlens metrics " + name + "`)")
+        if metric.params.model_fields and any(f.is_required() for f in metric.params.model_fields.values()):
+            raise MetricError(f"{name} needs parameters; ask for it on its own")
+    if level is None:
+        common = [lv for lv in available_levels(get(names[0]), model)
+                  if all(lv in available_levels(get(n), model) for n in names[1:])]
+        if not common:
+            raise MetricError(f"{', '.join(names)} share no level under the {model!r} model")
+        level = common[0]
+    request = MetricRequest(name=names[0], level=level, as_of=as_of, filters=dict(filters or {}))
+    day, inline = prepare(store, request, read_only)
+    sql, schema = compiled(
+        store, ("table", tuple(names), repr(request), day, inline, model, settings.model_dump_json()),
+        lambda: _joined(names, request, settings, model, day, inline))
+    return fetch(store, sql, schema)
