@@ -55,7 +55,7 @@ class DashboardWarmer:
             self.warmed_version = version  # nothing to show yet (and nothing to import for it)
             return
         for name, params in DASHBOARD_ANALYSES:
-            if self._stop.is_set() or self.live.workspace.store.data_version != version:
+            if self._stop.is_set() or store.data_version != version:
                 return  # stopping, or new data: warm again once it is quiet
             try:
                 self.live.workspace.analysis(name, **params)

@@ -71,7 +71,8 @@ def account_attributes(as_of: dt.date, activity: ir.Table, firsts: ir.Table,
     computed (deployment_scale reads the last 30 days of activity).
     """
     accounts = table("accounts")
-    past_subs = table("subscriptions").filter(table("subscriptions").start_date <= as_of)
+    subs = table("subscriptions")
+    past_subs = subs.filter(subs.start_date <= as_of)
     first_contract = past_subs.group_by("account_id").aggregate(first_contract=past_subs.start_date.min())
     attributed = activity.filter(activity.account_id.notnull())
     first_active = firsts.filter(firsts.first_day <= as_of).select(

@@ -51,9 +51,6 @@ def metrics_table(ws: Workspace, names: list[str], level: str | None = None,
     from accountlens.metrics.registry import normalize_filters
     from accountlens.metrics.table import run_table
 
-    unknown = [k for k in filters if k not in FILTERS]
-    if unknown:
-        raise MetricError(f"unknown filter {unknown[0]!r}; use one of {', '.join(FILTERS)}")
     return run_table(ws.engine(engine, parquet), ws.config.metrics, ws.config.analysis, names,
                      level, as_date(as_of),
                      normalize_filters({k: v for k, v in filters.items() if v is not None}))

@@ -226,8 +226,13 @@ def build_expression(metric: Metric, request: MetricRequest, settings: MetricsSe
                   activity=upto, accounts=accounts, filters=filters)
     ctx.activity = ctx.scoped(upto)
     expr = metric.build(ctx)
-    key = "scope" if level == "all" else level
+    key = key_column(level)
     return expr.rename({key: "entity"}) if "entity" in expr.columns else expr, level
+
+
+def key_column(level: str) -> str:
+    """The name of a result's entity column at `level`."""
+    return "scope" if level == "all" else level
 
 
 def _resolve_as_of(store: Store, request: MetricRequest, use_rollup: bool) -> dt.date:

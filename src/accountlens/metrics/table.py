@@ -23,6 +23,7 @@ from accountlens.metrics.registry import (
     compiled,
     fetch,
     get,
+    key_column,
     prepare,
 )
 from accountlens.metrics.settings import AnalysisSection, MetricsSection
@@ -36,7 +37,7 @@ def _joined(names: list[str], request: MetricRequest, settings: MetricsSection, 
         metric = get(name)
         part, level = build_expression(metric, dataclasses.replace(request, name=name), settings,
                                        model, as_of, inline=inline)
-        key = "scope" if level == "all" else level
+        key = key_column(level)
         parts.append(part)
     keys = parts[0].select(key)
     for part in parts[1:]:
@@ -44,6 +45,8 @@ def _joined(names: list[str], request: MetricRequest, settings: MetricsSection, 
     table, seen = keys, {key}
     for part in parts:
         fresh = [c for c in part.columns if c not in seen]
+        if not fresh:  # every column already there from an earlier metric
+            continue
         seen.update(fresh)
         table = table.left_join(part.select(key, *fresh), key).select(
             ~ibis.selectors.endswith("_right"))
