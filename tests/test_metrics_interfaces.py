@@ -106,3 +106,6 @@ def test_metrics_table_is_the_metrics_side_by_side(tmp_path) -> None:
     assert {"account", "mau", "seats", "seat_utilization", "nrr"} <= set(rows[0])
     bad = runner.invoke(cli, ["metrics", "mau", "retention", "--wide", "--dir", str(tmp_path / "ws")])
     assert bad.exit_code == 1 and "several rows per" in bad.output
+    bad = runner.invoke(cli, ["metrics", "mau", "nrr", "--wide", "--param", "period=month",
+                              "--dir", str(tmp_path / "ws")])
+    assert bad.exit_code == 1 and "--wide takes no --param" in bad.output
