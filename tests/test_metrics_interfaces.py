@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -63,7 +64,7 @@ def test_cli_rest_python_agree_and_explain(tmp_path) -> None:
         live.workspace.close()
 
 
-def test_metrics_table_is_the_metrics_side_by_side(tmp_path) -> None:
+def test_metrics_table_is_the_metrics_side_by_side(tmp_path, server_factory) -> None:
     """`ws.metrics_table` / `accountlens metrics --wide`: one query, the same values as each
     metric on its own, at account level and at a slice with a filter."""
     import pytest
@@ -109,3 +110,30 @@ def test_metrics_table_is_the_metrics_side_by_side(tmp_path) -> None:
     bad = runner.invoke(cli, ["metrics", "mau", "nrr", "--wide", "--param", "period=month",
                               "--dir", str(tmp_path / "ws")])
     assert bad.exit_code == 1 and "--wide takes no --param" in bad.output
+
+    # REST, on the real server: GET /api/v1/metrics/table is the same table.
+    expected = ws_table(tmp_path, ["mau", "breadth"], "industry", region=["emea", "amer"])
+    server = server_factory(tmp_path / "ws")
+    url = server.url + "/api/v1/metrics/table"
+    body = httpx.get(url, params={"names": ["mau", "seat_utilization", "nrr"], "as_of": AS_OF},
+                     timeout=60).json()
+    assert body["rows"] == rows and body["metrics"] == ["mau", "seat_utilization", "nrr"]
+    sliced = httpx.get(url, params={"names": ["mau", "breadth"], "level": "industry",
+                                    "region": ["emea", "amer"], "as_of": AS_OF}, timeout=60)
+    assert sliced.status_code == 200 and sliced.json()["rows"] == expected
+    no_level = httpx.get(url, params={"names": ["mau", "arr"], "level": "user"}, timeout=60)
+    assert no_level.status_code == 409 and "supports --level" in no_level.json()["error"]
+    for bad in ({"names": ["funnel"]}, {"names": ["mau"], "colour": "red"}, {}):
+        assert httpx.get(url, params=bad, timeout=60).status_code == 422, bad
+
+
+def ws_table(tmp_path, names, level, **filters) -> list[dict]:
+    """The Python API's table as JSON records (how REST sends it)."""
+    from accountlens.cli.analysis_cmd import frame_records
+
+    ws = __import__("accountlens").open(tmp_path / "ws", read_only=True)
+    try:
+        return json.loads(json.dumps(frame_records(
+            ws.metrics_table(names, level=level, as_of=AS_OF, **filters)), default=str))
+    finally:
+        ws.close()

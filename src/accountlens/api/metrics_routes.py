@@ -23,6 +23,7 @@ from accountlens.metrics.registry import (
     normalize_filters,
     run,
 )
+from accountlens.metrics.table import run_table
 from accountlens.store.base import ENGINES, StoreError
 
 EngineName = Literal[ENGINES]  # type: ignore[valid-type]
@@ -44,6 +45,14 @@ class MetricResult(BaseModel):
     rows: list[dict[str, Any]]
 
 
+class MetricsTableResult(BaseModel):
+    metrics: list[str]
+    level: str | None = Field(description="the level asked for (null: the first all offer)")
+    as_of: dt.date | None = Field(description="the day asked for (null: the latest event day)")
+    engine: str = Field(description="the engine that computed it")
+    rows: list[dict[str, Any]] = Field(description="one row per entity, every metric's columns")
+
+
 class MetricExplanation(BaseModel):
     name: str
     family: str
@@ -55,11 +64,11 @@ class MetricExplanation(BaseModel):
     sql: str
 
 
-def _query_model(metric: Metric) -> type[BaseModel]:
-    """The typed query of one metric: as_of, level, account filters and the metric's params."""
+def _common_fields(levels: tuple[str, ...]) -> dict[str, Any]:
+    """Query fields every metric request has: as_of, level, engine and the account filters."""
     fields: dict[str, Any] = {
         "as_of": (dt.date | None, Field(default=None, description="last day included")),
-        "level": (Literal[metric.levels] | None,  # type: ignore[valid-type]
+        "level": (Literal[levels] | None,  # type: ignore[valid-type]
                   Field(default=None, description="grouping level")),
         "engine": (EngineName, Field(default="duckdb", description=(
             "duckdb: the workspace; spark: its Parquet export at [spark] parquet_dir "
@@ -67,10 +76,27 @@ def _query_model(metric: Metric) -> type[BaseModel]:
     }
     for key in FILTERS:
         fields[key] = (list[str] | None, Field(default=None, description=f"keep only {key} values"))
+    return fields
+
+
+def _query_model(metric: Metric) -> type[BaseModel]:
+    """The typed query of one metric: as_of, level, account filters and the metric's params."""
+    fields = _common_fields(metric.levels)
     for name, field in metric.params.model_fields.items():
         fields[name] = (field.annotation | None, Field(default=None, description=field.description))
     return create_model(f"{metric.name.title().replace('_', '')}Query",
                         __config__=ConfigDict(extra="forbid"), **fields)
+
+
+def _table_query_model() -> type[BaseModel]:
+    """The typed query of a metrics table: the metrics that can be columns, and the rest."""
+    tabular = tuple(name for name, m in load_all().items() if m.tabular and not any(
+        f.is_required() for f in m.params.model_fields.values()))
+    levels = tuple(dict.fromkeys(lv for m in load_all().values() for lv in m.levels))
+    fields = _common_fields(levels)
+    fields["names"] = (list[Literal[tabular]], Field(  # type: ignore[valid-type]
+        min_length=1, description="the metrics whose columns make the table, in order"))
+    return create_model("MetricsTableQuery", __config__=ConfigDict(extra="forbid"), **fields)
 
 
 def _request(name: str, query: BaseModel) -> MetricRequest:
@@ -93,7 +119,31 @@ def metrics_router(live_workspace: Callable, errors: dict) -> APIRouter:
     engine_missing = {409: {**errors[400], "description": (
         "the engine asked for cannot run here (no Parquet export at [spark] parquet_dir, "
         "no Java)")}}
+    table_query = _table_query_model()
+    cannot_combine = {409: {**errors[400], "description": (
+        "the metrics named make no table at that level (one of them is not offered there, "
+        "or not under the workspace's analysis model), or the engine cannot run here")}}
+
+    @router.get("/table", response_model=MetricsTableResult, responses={**errors, **cannot_combine})
+    def metrics_table(query: Annotated[table_query, Query()],  # type: ignore[valid-type]
+                      live=Depends(live_workspace)) -> dict:
+        """Several metrics as one table (one row per entity, their columns side by side),
+        computed as one query: `accountlens metrics NAME... --wide` over REST."""
+        ws = live.workspace
+        values = query.model_dump(exclude_none=True)
+        filters = normalize_filters({k: values[k] for k in FILTERS if k in values})
+        try:
+            store = ws.engine(query.engine)
+            frame = run_table(store, ws.config.metrics, ws.config.analysis, query.names,
+                              query.level, query.as_of, filters)
+        except (MetricError, StoreError) as exc:  # every name and level is valid on its own
+            raise HTTPException(409, str(exc)) from exc
+        return {"metrics": query.names, "level": query.level, "as_of": query.as_of,
+                "engine": query.engine, "rows": frame_records(frame)}
+
     for name, metric in load_all().items():
+        if name == "table":  # pragma: no cover - guards the route above
+            raise RuntimeError("a metric named `table` would hide /api/v1/metrics/table")
         query = _query_model(metric)
         router.add_api_route(f"/{name}", _endpoint(name, query, live_workspace), methods=["GET"],
                              summary=metric.definition.split(". ")[0], response_model=MetricResult,
