@@ -6,8 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from accountlens.metrics import rollup
 from accountlens.workspace import Workspace
+from tests.test_rollup_upkeep import assert_current
 
 
 def write_csv(path: Path, header: str, *rows: str) -> Path:
@@ -198,3 +202,85 @@ def test_calls_sharing_a_batch_merge_in_time_order(ws: Workspace, tmp_path: Path
     ])
     ws.import_events(tmp_path / "moved.jsonl")
     assert ws.store.arrow(rule).to_pylist() == [{"account_id": None, "attribution": "unattributed"}]
+
+
+def test_first_difference_of_two_histories() -> None:
+    from accountlens.model.memberships import first_difference
+
+    editor = ("u", "acme", None, "editor", 10, None, "sdk")
+    closed, approver = (*editor[:5], 50, "sdk"), ("u", "acme", None, "approver", 50, None, "sdk")
+    assert first_difference({editor}, {closed, approver}) == 50  # a role change at 50
+    assert first_difference({editor}, {editor}) is None
+    assert first_difference(set(), {editor}) == 10  # a new member
+    earlier = ("u", "acme", None, "editor", 5, None, "sdk")
+    assert first_difference({editor}, {earlier}) == 5  # a call arriving late moves the start
+    # rows differ, memberships never do: a row closed at the instant it opened
+    assert first_difference({editor}, {editor, ("u", "acme", None, "x", 7, 7, "sdk")}) is None
+
+
+def test_a_late_earlier_call_reattributes_from_its_moment(ws: Workspace, tmp_path: Path) -> None:
+    """A role call that arrives late but happened earlier changes the history from its moment:
+    events stored since then are attributed again, earlier ones are not touched."""
+    def identify(mid: str, ts: str, role: str) -> dict:
+        return {"type": "identify", "messageId": mid, "userId": "u1", "timestamp": ts,
+                "traits": {"role": role}, "context": {"groupId": "acme"}}
+
+    ws.import_events(write_jsonl(tmp_path / "a.jsonl", [
+        track("t1", "2024-01-01T00:00:00Z", "u1"), identify("i5", "2024-01-05T00:00:00Z", "editor"),
+        track("t3", "2024-01-03T00:00:00Z", "u1"), track("t6", "2024-01-06T00:00:00Z", "u1")]))
+    assert attributed(ws)["t3"] == (None, "unattributed", None, None)
+    ws.import_events(write_jsonl(tmp_path / "b.jsonl", [
+        identify("i2", "2024-01-02T00:00:00Z", "approver")]))
+    got = attributed(ws)
+    assert got["t1"] == (None, "unattributed", None, None)
+    assert got["t3"] == ("acme", "membership", "approver", None)
+    assert got["t6"] == ("acme", "membership", "editor", None)
+
+
+_USERS, _ACCOUNTS = ("u1", "u2"), ("acme", "globex")
+_call = st.one_of(
+    st.tuples(st.just("identify"), st.sampled_from(_USERS), st.sampled_from(["editor", "approver"]),
+              st.sampled_from(["EMEA", "Nordics"]), st.sampled_from([None, *_ACCOUNTS])),
+    st.tuples(st.just("group"), st.sampled_from(_USERS), st.sampled_from(_ACCOUNTS),
+              st.sampled_from([None, "left"])),
+    st.tuples(st.just("track"), st.sampled_from(_USERS)),
+)
+
+
+def _event(index: int, call: tuple) -> dict:
+    ts = f"2024-01-{1 + index // 24:02d}T{index % 24:02d}:00:00Z"
+    mid, kind, user = f"e{index}", call[0], call[1]
+    if kind == "identify":
+        event = {"type": "identify", "messageId": mid, "userId": user, "timestamp": ts,
+                 "traits": {"role": call[2], "team": call[3]}}
+        if call[4]:
+            event["context"] = {"groupId": call[4]}
+        return event
+    if kind == "group":
+        traits = {"membership_status": call[3]} if call[3] else {}
+        return {"type": "group", "messageId": mid, "userId": user, "groupId": call[2],
+                "timestamp": ts, "traits": traits}
+    return track(mid, ts, user)
+
+
+@settings(max_examples=8, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(calls=st.lists(_call, min_size=1, max_size=30), data=st.data())
+def test_attribution_does_not_depend_on_how_events_arrive(tmp_path_factory, calls, data) -> None:
+    """Events delivered in several loads, in any order (late identify/group calls re-attribute
+    only the events from the moment the history changed), end up attributed exactly as when
+    loaded at once; the rollup kept current at load time equals a rebuild."""
+    events = [_event(i, call) for i, call in enumerate(calls)]
+    folder = tmp_path_factory.mktemp("arrival")
+    with Workspace.init(folder / "once", name="once") as once:
+        once.import_events(write_jsonl(folder / "all.jsonl", events))
+        expected = attributed(once)
+    order = data.draw(st.permutations(events))
+    cuts = sorted(data.draw(st.lists(st.integers(1, len(events)), max_size=3, unique=True)))
+    with Workspace.init(folder / "streamed", name="streamed") as streamed:
+        rollup.rebuild(streamed.store)  # exists from the start: every load keeps it current
+        for n, (lo, hi) in enumerate(zip([0, *cuts], [*cuts, len(events)])):
+            if lo < hi:
+                streamed.import_events(write_jsonl(folder / f"part{n}.jsonl", order[lo:hi]))
+        assert attributed(streamed) == expected
+        assert_current(streamed)

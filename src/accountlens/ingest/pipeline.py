@@ -232,11 +232,16 @@ def update_profiles(store: Store, cfg: IngestSection, batch: Batch) -> None:
 
 
 def derive_memberships(store: Store, cfg: IngestSection, batch: Batch) -> None:
-    changed = memberships.rebuild_from_sdk(store, "_new")
+    """SDK-derived membership history; users whose history changed join `_changed_users` with
+    the moment from which it changed."""
+    changed = {user: since for user, since in memberships.rebuild_from_sdk(store, "_new").items()
+               if since is not None}  # None: rows differ, memberships at every moment do not
     if changed:
         store.execute(
-            "INSERT INTO _changed_users SELECT unnest(?) EXCEPT SELECT user_id FROM _changed_users",
-            [changed],
+            """INSERT INTO _changed_users
+               SELECT user_id, make_timestamptz(since), false
+               FROM (SELECT unnest(?) AS user_id, unnest(?) AS since)""",
+            [list(changed), list(changed.values())],
         )
 
 
@@ -248,12 +253,7 @@ def reattribute_changed(store: Store, cfg: IngestSection, batch: Batch) -> None:
         "SELECT (SELECT count(*) FROM _changed_users) + (SELECT count(*) FROM _new_identities)"
     ):
         return
-    attribution.attribute(
-        store,
-        """user_id IN (SELECT user_id FROM _changed_users)
-            OR sent_user_id IN (SELECT user_id FROM _changed_users)
-            OR anonymous_id IN (SELECT anonymous_id FROM _new_identities)""",
-    )
+    attribution.attribute(store, *attribution.changed_events(store))
 
 
 def attribute_new(store: Store, cfg: IngestSection, batch: Batch) -> None:

@@ -115,10 +115,11 @@ def _reattribution_mark(store: Store) -> int:
     ) or 0)
 
 
-def _refresh_days(store: Store, days_sql: str) -> None:
+def _refresh_days(store: Store, days_sql: str, params: list | None = None) -> None:
     """Recompute the rollup rows of the days listed by `days_sql` (a one-column `day` query)."""
     store.execute("SET TimeZone = 'UTC'")
-    store.execute(f"CREATE OR REPLACE TEMP TABLE _rollup_days AS SELECT DISTINCT day FROM ({days_sql})")
+    store.execute(f"CREATE OR REPLACE TEMP TABLE _rollup_days AS SELECT DISTINCT day FROM ({days_sql})",
+                  params)
     if not store.scalar("SELECT count(*) FROM _rollup_days"):
         store.execute("DROP TABLE _rollup_days")
         return
@@ -209,13 +210,10 @@ def update_daily_rollup(store: Store, cfg, result) -> None:
     """Pipeline step: refresh the days of new events and of events re-attributed in this load."""
     if not (store.has_table(ROLLUP) and store.has_table(FIRSTS) and store.has_table(STATE)):
         return  # built whole on first metric query; nothing to keep current yet
-    changed = []
-    if _temp_exists(store, "_changed_users"):
-        changed.append("user_id IN (SELECT user_id FROM _changed_users)")
-        changed.append("sent_user_id IN (SELECT user_id FROM _changed_users)")
-    if _temp_exists(store, "_new_identities"):
-        changed.append("anonymous_id IN (SELECT anonymous_id FROM _new_identities)")
-    days = "SELECT CAST(timestamp AS DATE) AS day FROM _new"
-    if changed:
-        days += f" UNION SELECT CAST(timestamp AS DATE) FROM events WHERE {' OR '.join(changed)}"
-    _refresh_days(store, days)
+    days, params = "SELECT CAST(timestamp AS DATE) AS day FROM _new", []
+    if _temp_exists(store, "_changed_users") and _temp_exists(store, "_new_identities"):
+        from accountlens.model.attribution import changed_events
+
+        where, params = changed_events(store)
+        days += f" UNION SELECT CAST(timestamp AS DATE) FROM events WHERE {where}"
+    _refresh_days(store, days, params)

@@ -86,6 +86,28 @@ def resolve(store: Store, source_sql: str) -> None:
     store.execute("DROP TABLE _attr_scope")
 
 
+def changed_events(store: Store) -> tuple[str, list]:
+    """(SQL condition on `events`, parameters): stored events whose attribution a load may have
+    changed. `_changed_users` rows say why: a membership history that changed from `since` on
+    (events from then), or an e-mail or account domain that changed (`email_only`: events the
+    domain rule attributed, or none did — the rules before it do not read e-mails). Events of
+    `_new_identities` are all included. The earliest `since` is passed as a constant, so the
+    scan prunes storage blocks: a stream loaded in time order re-attributes its recent days."""
+    bound = store.scalar(
+        "SELECT epoch_us(min(since)) FROM _changed_users WHERE NOT email_only")
+
+    def of_users(which: str) -> str:
+        users = f"SELECT user_id FROM _changed_users WHERE {which}"
+        return f"(user_id IN ({users}) OR sent_user_id IN ({users}))"
+
+    parts = [f"({of_users('email_only')} AND attribution IN ('domain', 'unattributed'))",
+             "anonymous_id IN (SELECT anonymous_id FROM _new_identities)"]
+    if bound is None:
+        return f"({' OR '.join(parts)})", []
+    parts.append(f"({of_users('NOT email_only')} AND timestamp >= make_timestamptz(?))")
+    return f"({' OR '.join(parts)})", [int(bound)]
+
+
 def attribute(store: Store, where_sql: str = "TRUE", params: list | None = None) -> int:
     """(Re)attribute stored events matching `where_sql` (e.g. after CRM data changed)."""
     store.execute(

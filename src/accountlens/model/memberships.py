@@ -117,13 +117,30 @@ def _rows(table: pa.Table) -> list[dict]:
     return [dict(zip(columns, values)) for values in zip(*columns.values())]
 
 
-def rebuild_from_sdk(store: Store, new: str) -> list[str]:
+def first_difference(old: set[tuple], new: set[tuple]) -> int | None:
+    """The earliest moment (µs) at which two histories of one user give different memberships
+    (rows `(…, valid_from, valid_to, source)`), or None when they never do.
+
+    Memberships valid at a moment change only where some row that is in one history and not the
+    other starts or ends; a role change that closes a row and opens another at t changes nothing
+    before t, so only events from t on need attributing again."""
+    differing = old ^ new
+    moments = sorted({r[4] for r in differing} | {r[5] for r in differing if r[5] is not None})
+
+    def valid(rows: set[tuple], at: int) -> set[tuple]:
+        # what attribution reads of the rows valid then: all but their end
+        return {(*r[:5], r[6]) for r in rows if r[4] <= at and (r[5] is None or at < r[5])}
+
+    return next((at for at in moments if valid(old, at) != valid(new, at)), None)
+
+
+def rebuild_from_sdk(store: Store, new: str) -> dict[str, int | None]:
     """Recompute SDK-derived memberships of the users with identify/group calls in table `new`.
 
     Calls come from the stored events plus the batch `new` (not yet written). Returns the users
-    whose membership history changed, whose events must then be attributed again. Times are
-    handled as integer microseconds: converting them to Python datetimes cost more than the
-    history itself.
+    whose membership history changed, each with the first moment (µs) from which their events
+    must be attributed again (`first_difference`). Times are handled as integer microseconds:
+    converting them to Python datetimes cost more than the history itself.
     """
     calls = store.arrow(
         f"""
@@ -145,7 +162,7 @@ def rebuild_from_sdk(store: Store, new: str) -> list[str]:
     )
     calls = _rows(calls)
     if not calls:
-        return []
+        return {}
     by_user: dict[str, list[dict]] = {}
     for call in calls:
         try:
@@ -171,12 +188,13 @@ def rebuild_from_sdk(store: Store, new: str) -> list[str]:
         old_rows: dict[str, set[tuple]] = {}
         for row in old:
             old_rows.setdefault(row["user_id"], set()).add(tuple(row[n] for n in names))
-        changed = [u for u in by_user if new_rows[u] != old_rows.get(u, set())]
+        changed = {u: first_difference(old_rows.get(u, set()), new_rows[u])
+                   for u in by_user if new_rows[u] != old_rows.get(u, set())}
         if not changed:
-            return []
+            return {}
         store.execute(
-            "DELETE FROM memberships WHERE source = 'sdk' AND list_contains(?, user_id)", [changed]
-        )
+            "DELETE FROM memberships WHERE source = 'sdk' AND list_contains(?, user_id)",
+            [list(changed)])
     rows = [dict(zip(names, r)) for u in changed for r in sorted(new_rows[u], key=str)]
     if rows:
         schema = pa.schema([("user_id", pa.string()), ("account_id", pa.string()),
