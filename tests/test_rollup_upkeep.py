@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 
+import ibis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from accountlens.metrics import rollup
+from accountlens.metrics.settings import MetricsSection
 from accountlens.workspace import Workspace
 from tests.test_metrics_fixture import track
 
@@ -32,6 +34,11 @@ def assert_current(ws: Workspace) -> None:
                        actor_kind, count(*), min(timestamp), max(timestamp)
                 FROM events WHERE type IN ('track', 'page', 'screen') GROUP BY ALL"""
     assert rows(ws, stored) == rows(ws, again)
+    source = rollup.invites_source(ws.store)
+    if source is not None:  # the invites kept at load time equal reading them from the events
+        columns = ", ".join(rollup.SCHEMAS[rollup.INVITES])
+        read = ibis.to_sql(rollup.invites_expression(rollup.table("events"), *source), dialect="duckdb")
+        assert rows(ws, f"SELECT {columns} FROM {rollup.INVITES}") == rows(ws, read)
 
 
 def load(ws: Workspace, folder, events: list[dict], n: int) -> None:
@@ -85,7 +92,7 @@ def test_incremental_upkeep_equals_a_rebuild(tmp_path_factory, batches) -> None:
     ws = Workspace.init(folder / "ws", name="upkeep")
     try:
         load(ws, folder, [track("seed", "ann", "Seen", "2024-03-01T00:00:00Z", account="acme")], 0)
-        rollup.rebuild(ws.store)  # as the first metric query does
+        rollup.rebuild(ws.store, MetricsSection())  # as the first metric query does
         serial = 0
         for n, batch in enumerate(batches, start=1):
             events = []
@@ -95,6 +102,10 @@ def test_incremental_upkeep_equals_a_rebuild(tmp_path_factory, batches) -> None:
                 if kind == "group" and user and account:
                     events.append({"type": "group", "messageId": f"m{serial}", "userId": user,
                                    "groupId": account, "timestamp": ts})
+                elif hour % 3 == 0:  # an invite, of a user's e-mail (or none)
+                    email = {"invitee_email": f"{user or 'x'}@Acme.com"} if hour % 2 else {}
+                    events.append(track(f"m{serial}", user, "User Invited", ts, account=account,
+                                        **email))
                 else:
                     events.append(track(f"m{serial}", user, "Report Created", ts, account=account))
             load(ws, folder, events, n)
@@ -102,3 +113,41 @@ def test_incremental_upkeep_equals_a_rebuild(tmp_path_factory, batches) -> None:
                 assert_current(ws)
     finally:
         ws.close()
+
+
+def test_invites_follow_the_referral_settings(tmp_path) -> None:
+    """Changing `metrics.referral_event` / `referral_email_property` rebuilds the stored
+    invites on the next query; a read-only workspace with stale invites reads the events."""
+    ws = Workspace.init(tmp_path / "ws", name="invites")
+    try:
+        load(ws, tmp_path, [
+            track("i1", "ann", "User Invited", "2024-03-01T09:00:00Z", account="acme",
+                  invitee_email="Bob@Globex.com", email="cat@acme.com"),
+            track("i2", "ann", "Teammate Added", "2024-03-02T09:00:00Z", account="acme",
+                  email="dan@hooli.com"),
+            track("i3", "ann", "Teammate Added", "2024-03-03T09:00:00Z", account="acme",
+                  email="eve@hooli.com"),
+        ], 1)
+        first = ws.metric("referrals", level="account")
+        assert first[["account", "invites", "external"]].values.tolist() == [["acme", 1, 1]]
+        assert rollup.invites_source(ws.store) == ("User Invited", "invitee_email")
+        ws.config.metrics.referral_event, ws.config.metrics.referral_email_property = (
+            "Teammate Added", "email")
+        again = ws.metric("referrals", level="account")
+        assert again[["account", "invites", "external"]].values.tolist() == [["acme", 2, 2]]
+        assert rollup.invites_source(ws.store) == ("Teammate Added", "email")
+        assert rows(ws, f"SELECT message_id, invitee_email FROM {rollup.INVITES}") == [
+            ("i2", "dan@hooli.com"), ("i3", "eve@hooli.com")]
+        ws.config.metrics.referral_email_property = "invitee_email"
+        assert not rollup.is_fresh(ws.store, ws.config.metrics)
+    finally:
+        ws.close()
+    # read-only: the stored invites (for `email`) are stale for these settings; events are read
+    ro = Workspace.open(tmp_path / "ws", read_only=True)
+    try:
+        ro.config.metrics.referral_event = "User Invited"
+        inline = ro.metric("referrals", level="account")
+        assert inline[["account", "invites", "external"]].values.tolist() == [["acme", 1, 1]]
+        assert rollup.invites_source(ro.store) == ("Teammate Added", "email")
+    finally:
+        ro.close()

@@ -65,7 +65,8 @@ def test_export_has_every_table_with_the_stores_row_counts(generated, export, sp
     target, manifest = export
     assert set(manifest["tables"]) == {"accounts", "org_units", "users", "memberships",
                                        "subscriptions", "outcomes", "events", "daily_activity",
-                                       "account_firsts"}
+                                       "account_firsts", "referral_invites",
+                                       "referral_invites_source"}
     for name, entry in manifest["tables"].items():
         stored = generated.store.scalar(f"SELECT count(*) FROM {name}")
         read_back = duckdb.sql("SELECT count(*) FROM read_parquet(?, hive_partitioning = true)",
@@ -190,7 +191,12 @@ def test_default_as_of_and_explain_use_the_engine(generated, spark) -> None:
     from accountlens.metrics.registry import explain
 
     info = explain(spark, cfg.metrics, cfg.analysis, MetricRequest(name="referrals", level="account"))
-    assert "try_variant_get" in info["sql"].lower() and "`account_firsts`" in info["sql"]
+    assert "`referral_invites`" in info["sql"] and "`account_firsts`" in info["sql"]
+    # an export without stored invites reads the invitee e-mail from the JSON properties
+    from accountlens.metrics import rollup
+
+    inline = rollup.invites_expression(rollup.table("events"), "User Invited", "invitee_email")
+    assert "try_variant_get" in spark.compile(inline).lower()
 
 
 # ---- interfaces --------------------------------------------------------------------------------

@@ -137,8 +137,9 @@ class Workspace:
         from accountlens.metrics import rollup
         from accountlens.store.parquet import MODEL_TABLES
 
-        current = rollup.ensure_fresh(self.store)  # else engines compute it from the events
-        tables = (*MODEL_TABLES, rollup.ROLLUP, rollup.FIRSTS) if current else MODEL_TABLES
+        # the materialized tables, else engines compute them from the events
+        current = rollup.ensure_fresh(self.store, settings=self.config.metrics)
+        tables = (*MODEL_TABLES, *rollup.TABLES) if current else MODEL_TABLES
         return self.store.export_parquet(Path(directory), tables, partition, overwrite)
 
     def engine(self, name: str = "duckdb", parquet: str | Path | None = None) -> Store:

@@ -55,7 +55,7 @@ def _build(ctx: Context, events: int, population: int) -> BenchWorkspace:
         ws.import_events(data.jsonl)
         import_seconds = time.perf_counter() - started
         started = time.perf_counter()
-        rollup.ensure_fresh(ws.store)  # built on the first metric query otherwise
+        rollup.ensure_fresh(ws.store, settings=ws.config.metrics)  # else on the first query
         ws.store.execute("CHECKPOINT")
         rollup_seconds = time.perf_counter() - started
     finally:

@@ -13,7 +13,7 @@ import ibis.expr.types as ir
 from accountlens.metrics.activation import account_acquisition, days_between
 from accountlens.metrics.levels import SLICES, UNIT_KINDS
 from accountlens.metrics.registry import Context, Metric, end_of, ratio, register
-from accountlens.metrics.rollup import ACTIVE_TYPES, TS, table
+from accountlens.metrics.rollup import ACTIVE_TYPES, INVITES, TS, invites_expression, table
 
 LEVELS = ("user", "account", "role", "unit", *UNIT_KINDS, *SLICES)
 
@@ -22,13 +22,14 @@ def invites(ctx: Context) -> ir.Table:
     """Invite events up to as_of with `entity`, `internal` and `referred_account` (SPEC §5):
     one row per invite and account it referred (count invites with nunique(message_id))."""
     s = ctx.settings
-    events, accounts, users, members = (table("events"), table("accounts"), table("users"),
-                                        table("memberships"))
+    accounts, users, members = table("accounts"), table("users"), table("memberships")
     end = end_of(ctx.as_of)
-    rows = events.filter(events.type == "track", events.name == s.referral_event,
-                         events.timestamp < end, events.actor_kind == "human")
+    # the stored invites (kept at load time for these settings), or read from the events
+    rows = (table(INVITES) if ctx.stored else
+            invites_expression(table("events"), s.referral_event, s.referral_email_property))
+    rows = rows.filter(rows.timestamp < end, rows.actor_kind == "human")
     rows = rows.select("message_id", "account_id", "user_id", "unit_id", "role", "timestamp",
-                       invitee_email=rows.properties[s.referral_email_property].str.lower())
+                       "invitee_email")
     domains = accounts.select(account_id=accounts.account_id, account_domain=accounts.domain.lower())
     rows = rows.left_join(domains, "account_id").select(~ibis.selectors.endswith("_right"))
     live = members.filter(members.valid_from < end)

@@ -87,6 +87,7 @@ class Context:
     activity: ir.Table  # filtered rollup with `entity` (user levels) — rows of no entity dropped
     accounts: ir.Table  # accounts known on as_of, filtered, with slice values (+ `entity`)
     filters: Mapping[str, list[str]] = field(default_factory=dict)
+    stored: bool = True  # the materialized tables are current (else computed from the events)
 
     @property
     def account_level(self) -> bool:
@@ -223,7 +224,7 @@ def build_expression(metric: Metric, request: MetricRequest, settings: MetricsSe
     if level in lv.ACCOUNT_LEVELS:
         accounts = lv.account_entity(accounts, level)
     ctx = Context(as_of=as_of, level=level, settings=settings, params=params, activity_all=upto,
-                  activity=upto, accounts=accounts, filters=filters)
+                  activity=upto, accounts=accounts, filters=filters, stored=not inline)
     ctx.activity = ctx.scoped(upto)
     expr = metric.build(ctx)
     key = key_column(level)
@@ -257,11 +258,12 @@ def compiled(store: Store, key: tuple, build: Callable[[], ir.Table]) -> tuple[s
     return kept
 
 
-def prepare(store: Store, request: MetricRequest, read_only: bool = False) -> tuple[dt.date, bool]:
-    """(as_of, inline) of a request: the rollup made current if it can be (else queries read
-    the events inline) and the day resolved."""
+def prepare(store: Store, request: MetricRequest, settings: MetricsSection,
+            read_only: bool = False) -> tuple[dt.date, bool]:
+    """(as_of, inline) of a request: the rollup (and the invites for `settings`) made current
+    if it can be (else queries read the events inline) and the day resolved."""
     try:
-        fresh = rollup.ensure_fresh(store, read_only=read_only)
+        fresh = rollup.ensure_fresh(store, read_only=read_only, settings=settings)
     except Exception:  # noqa: BLE001 - a read-only store cannot build it: query events inline
         fresh = False
     return _resolve_as_of(store, request, fresh), not fresh
@@ -279,7 +281,7 @@ def run(store: Store, settings: MetricsSection, analysis: AnalysisSection,
         request: MetricRequest, read_only: bool = False) -> pd.DataFrame:
     """Run one metric on the store; a DataFrame with the level column first."""
     metric = get(request.name)
-    as_of, inline = prepare(store, request, read_only)
+    as_of, inline = prepare(store, request, settings, read_only)
     model = analysis.model
     sql, schema = compiled(
         store, (repr(request), as_of, inline, model, settings.model_dump_json()),
@@ -302,7 +304,7 @@ def explain(store: Store | None, settings: MetricsSection, analysis: AnalysisSec
     metric = get(request.name)
     as_of = request.as_of
     if as_of is None and store is not None:
-        as_of = latest_day(store, rollup.is_fresh(store))
+        as_of = latest_day(store, rollup.is_fresh(store, settings))
     as_of = as_of or dt.datetime.now(dt.UTC).date()
     expr, level = build_expression(metric, request, settings, analysis.model, as_of)
     return {

@@ -7,7 +7,10 @@ re-attribute history mark the rollup stale and the next metric query rebuilds it
 
 Beside it, `account_firsts` keeps each account's first active moment (and its day), kept current
 with the rollup: every metric needs the accounts known on its day, and reading that from 5,000
-rows instead of the whole rollup saves a scan per query.
+rows instead of the whole rollup saves a scan per query. `referral_invites` keeps the invite
+events (`metrics.referral_event`) with the invitee's e-mail read out of their JSON properties
+(`metrics.referral_email_property`) — reading those properties was half of `referrals`. It is
+built for the settings recorded in `referral_invites_source` and rebuilt when they change.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ if TYPE_CHECKING:  # ibis is imported lazily: the load pipeline must stay light
 
 ROLLUP = "daily_activity"
 FIRSTS = "account_firsts"
+INVITES = "referral_invites"
+INVITES_SOURCE = "referral_invites_source"
 STATE = "metrics_state"
 ACTIVE_TYPES = ("track", "page", "screen")
 # Importing these re-attributes stored events (see ingest/importers.py ENTITIES.reattribute).
@@ -40,6 +45,11 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "events": "int64", "first_at": TS, "last_at": TS,
     },
     FIRSTS: {"account_id": "string", "first_day": "date", "first_at": TS},
+    INVITES: {
+        "day": "date", "message_id": "string", "account_id": "string", "user_id": "string",
+        "unit_id": "string", "role": "string", "timestamp": TS, "actor_kind": "string",
+        "invitee_email": "string",
+    },
     "accounts": {
         "account_id": "string", "name": "string", "domain": "string", "industry": "string",
         "region": "string", "employees": "int64", "plan": "string",
@@ -92,7 +102,29 @@ _DDL = [
         first_at TIMESTAMPTZ, last_at TIMESTAMPTZ)""",
     f"CREATE TABLE IF NOT EXISTS {FIRSTS} (account_id VARCHAR, first_day DATE, first_at TIMESTAMPTZ)",
     f"CREATE TABLE IF NOT EXISTS {STATE} (key VARCHAR PRIMARY KEY, value BIGINT)",
+    f"""CREATE TABLE IF NOT EXISTS {INVITES} (
+        day DATE, message_id VARCHAR, account_id VARCHAR, user_id VARCHAR, unit_id VARCHAR,
+        role VARCHAR, timestamp TIMESTAMPTZ, actor_kind VARCHAR, invitee_email VARCHAR)""",
+    f"CREATE TABLE IF NOT EXISTS {INVITES_SOURCE} (event VARCHAR, property VARCHAR)",
 ]
+TABLES = (ROLLUP, FIRSTS, INVITES, INVITES_SOURCE)  # what the materialized path reads
+
+
+def invites_expression(events: ir.Table, event: str, email_property: str) -> ir.Table:
+    """Invite events with the invitee's e-mail (lower case), as stored in `referral_invites`."""
+    rows = events.filter(events.type == "track", events.name == event)
+    return rows.select(day=rows.timestamp.date(), message_id=rows.message_id,
+                       account_id=rows.account_id, user_id=rows.user_id, unit_id=rows.unit_id,
+                       role=rows.role, timestamp=rows.timestamp, actor_kind=rows.actor_kind,
+                       invitee_email=rows.properties[email_property].str.lower())
+
+
+def invites_source(store: Store) -> tuple[str, str] | None:
+    """(referral event, e-mail property) `referral_invites` was built for, if it was."""
+    if not store.has_table(INVITES_SOURCE):
+        return None
+    rows = store.arrow(f"SELECT event, property FROM {INVITES_SOURCE}").to_pylist()
+    return (rows[0]["event"], rows[0]["property"]) if rows else None
 
 
 def firsts_expression(activity: ir.Table) -> ir.Table:
@@ -138,6 +170,12 @@ def _refresh_days(store: Store, days_sql: str, params: list | None = None) -> No
         "WHERE r.day IN (SELECT day FROM _rollup_days)"
     )
     _refresh_firsts(store)
+    source = invites_source(store)
+    if source is not None:
+        store.execute(f"DELETE FROM {INVITES} WHERE day IN (SELECT day FROM _rollup_days)")
+        sql = ibis.to_sql(invites_expression(scoped, *source), dialect="duckdb")
+        store.execute(f"INSERT INTO {INVITES} ({', '.join(SCHEMAS[INVITES])}) "
+                      f"SELECT * FROM ({sql}) i WHERE i.day IN (SELECT day FROM _rollup_days)")
     store.execute("DROP TABLE _rollup_days")
 
 
@@ -173,13 +211,17 @@ def _refresh_firsts(store: Store) -> None:
     store.execute("DROP TABLE _firsts")
 
 
-def rebuild(store: Store) -> None:
-    """Recompute the whole rollup (first use, or after CRM imports re-attributed history)."""
+def rebuild(store: Store, settings=None) -> None:
+    """Recompute the whole rollup (first use, or after CRM imports re-attributed history), and
+    the invites for `settings` (a MetricsSection; else for the settings recorded, if any)."""
     with store.transaction():
         for statement in _DDL:
             store.execute(statement)
+        if settings is not None:
+            _record_invites_source(store, settings)
         store.execute(f"DELETE FROM {ROLLUP}")
         store.execute(f"DELETE FROM {FIRSTS}")
+        store.execute(f"DELETE FROM {INVITES}")
         _refresh_days(store, "SELECT CAST(timestamp AS DATE) AS day FROM events")
         store.execute(
             f"INSERT OR REPLACE INTO {STATE} VALUES ('reattribution_mark', ?)",
@@ -187,22 +229,51 @@ def rebuild(store: Store) -> None:
         )
 
 
-def is_fresh(store: Store) -> bool:
+def _record_invites_source(store: Store, settings) -> None:
+    store.execute(f"DELETE FROM {INVITES_SOURCE}")
+    store.execute(f"INSERT INTO {INVITES_SOURCE} VALUES (?, ?)",
+                  [settings.referral_event, settings.referral_email_property])
+
+
+def _invites_current(store: Store, settings) -> bool:
+    return settings is None or invites_source(store) == (settings.referral_event,
+                                                         settings.referral_email_property)
+
+
+def _rollup_fresh(store: Store) -> bool:
     if not store.writable:  # a Parquet export: its rollup was made current when it was written
-        return store.has_table(ROLLUP) and store.has_table(FIRSTS)
-    if not (store.has_table(ROLLUP) and store.has_table(FIRSTS) and store.has_table(STATE)):
-        return False  # (a workspace from before account_firsts existed rebuilds both)
+        return all(store.has_table(name) for name in TABLES)
+    if not all(store.has_table(name) for name in (*TABLES, STATE)):
+        return False  # (a workspace from before a table existed rebuilds them all)
     mark = store.scalar(f"SELECT value FROM {STATE} WHERE key = 'reattribution_mark'")
     return mark is not None and int(mark) >= _reattribution_mark(store)
 
 
-def ensure_fresh(store: Store, read_only: bool = False) -> bool:
-    """Make the materialized rollup current; False when it cannot be (read-only: query inline)."""
-    if is_fresh(store):
+def is_fresh(store: Store, settings=None) -> bool:
+    """Whether queries can read the materialized tables: the rollup is current and the invites
+    were built for `settings` (a MetricsSection; None: any)."""
+    return _rollup_fresh(store) and _invites_current(store, settings)
+
+
+def ensure_fresh(store: Store, read_only: bool = False, settings=None) -> bool:
+    """Make the materialized tables current (the invites for `settings`, when given); False
+    when they cannot be (read-only: query inline)."""
+    if is_fresh(store, settings):
         return True
     if read_only or not store.writable:
         return False
-    rebuild(store)
+    if _rollup_fresh(store):  # only the referral settings changed: rebuild the invites alone
+        with store.transaction():
+            _record_invites_source(store, settings)
+            store.execute(f"DELETE FROM {INVITES}")
+            store.execute("SET TimeZone = 'UTC'")
+            import ibis
+
+            sql = ibis.to_sql(invites_expression(table("events"), *invites_source(store)),
+                              dialect="duckdb")
+            store.execute(f"INSERT INTO {INVITES} ({', '.join(SCHEMAS[INVITES])}) {sql}")
+        return True
+    rebuild(store, settings)
     return True
 
 

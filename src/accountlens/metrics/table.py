@@ -76,7 +76,7 @@ def run_table(store: Store, settings: MetricsSection, analysis: AnalysisSection,
             raise MetricError(f"{', '.join(names)} share no level under the {model!r} model")
         level = common[0]
     request = MetricRequest(name=names[0], level=level, as_of=as_of, filters=dict(filters or {}))
-    day, inline = prepare(store, request, read_only)
+    day, inline = prepare(store, request, settings, read_only)
     sql, schema = compiled(
         store, ("table", tuple(names), repr(request), day, inline, model, settings.model_dump_json()),
         lambda: _joined(names, request, settings, model, day, inline))
