@@ -23,7 +23,7 @@ from accountlens.metrics.registry import (
     normalize_filters,
     run,
 )
-from accountlens.metrics.table import run_table
+from accountlens.metrics.table import columnable, run_table
 from accountlens.store.base import ENGINES, StoreError
 
 EngineName = Literal[ENGINES]  # type: ignore[valid-type]
@@ -90,8 +90,7 @@ def _query_model(metric: Metric) -> type[BaseModel]:
 
 def _table_query_model() -> type[BaseModel]:
     """The typed query of a metrics table: the metrics that can be columns, and the rest."""
-    tabular = tuple(name for name, m in load_all().items() if m.tabular and not any(
-        f.is_required() for f in m.params.model_fields.values()))
+    tabular = tuple(name for name, m in load_all().items() if columnable(m))
     levels = tuple(dict.fromkeys(lv for m in load_all().values() for lv in m.levels))
     fields = _common_fields(levels)
     fields["names"] = (list[Literal[tabular]], Field(  # type: ignore[valid-type]

@@ -173,10 +173,17 @@ def _refresh_days(store: Store, days_sql: str, params: list | None = None) -> No
     source = invites_source(store)
     if source is not None:
         store.execute(f"DELETE FROM {INVITES} WHERE day IN (SELECT day FROM _rollup_days)")
-        sql = ibis.to_sql(invites_expression(scoped, *source), dialect="duckdb")
-        store.execute(f"INSERT INTO {INVITES} ({', '.join(SCHEMAS[INVITES])}) "
-                      f"SELECT * FROM ({sql}) i WHERE i.day IN (SELECT day FROM _rollup_days)")
+        _insert_invites(store, scoped, source, "WHERE i.day IN (SELECT day FROM _rollup_days)")
     store.execute("DROP TABLE _rollup_days")
+
+
+def _insert_invites(store: Store, events: ir.Table, source: tuple[str, str], where: str = "") -> None:
+    """Add the invites among `events` for `source` (referral event, e-mail property)."""
+    import ibis
+
+    sql = ibis.to_sql(invites_expression(events, *source), dialect="duckdb")
+    store.execute(f"INSERT INTO {INVITES} ({', '.join(SCHEMAS[INVITES])}) "
+                  f"SELECT * FROM ({sql}) i {where}")
 
 
 def _refresh_firsts(store: Store) -> None:
@@ -267,11 +274,8 @@ def ensure_fresh(store: Store, read_only: bool = False, settings=None) -> bool:
             _record_invites_source(store, settings)
             store.execute(f"DELETE FROM {INVITES}")
             store.execute("SET TimeZone = 'UTC'")
-            import ibis
-
-            sql = ibis.to_sql(invites_expression(table("events"), *invites_source(store)),
-                              dialect="duckdb")
-            store.execute(f"INSERT INTO {INVITES} ({', '.join(SCHEMAS[INVITES])}) {sql}")
+            _insert_invites(store, table("events"),
+                            (settings.referral_event, settings.referral_email_property))
         return True
     rebuild(store, settings)
     return True

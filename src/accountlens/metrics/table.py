@@ -16,6 +16,7 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from accountlens.metrics.registry import (
+    Metric,
     MetricError,
     MetricRequest,
     available_levels,
@@ -28,6 +29,16 @@ from accountlens.metrics.registry import (
 )
 from accountlens.metrics.settings import AnalysisSection, MetricsSection
 from accountlens.store.base import Store
+
+
+def needs_params(metric: Metric) -> bool:
+    """Whether the metric has parameters without defaults (it cannot run as a column)."""
+    return any(f.is_required() for f in metric.params.model_fields.values())
+
+
+def columnable(metric: Metric) -> bool:
+    """Whether the metric can be a column of a metrics table."""
+    return metric.tabular and not needs_params(metric)
 
 
 def _joined(names: list[str], request: MetricRequest, settings: MetricsSection, model: str,
@@ -67,7 +78,7 @@ def run_table(store: Store, settings: MetricsSection, analysis: AnalysisSection,
         if not metric.tabular:
             raise MetricError(f"{name} gives several rows per {level or 'entity'}; ask for it on its "
                               "own (`accountlens metrics " + name + "`)")
-        if metric.params.model_fields and any(f.is_required() for f in metric.params.model_fields.values()):
+        if needs_params(metric):
             raise MetricError(f"{name} needs parameters; ask for it on its own")
     if level is None:
         common = [lv for lv in available_levels(get(names[0]), model)
