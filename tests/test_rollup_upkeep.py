@@ -1,4 +1,4 @@
-"""The rollup and `account_firsts` kept current at load time equal a rebuild from the events.
+"""The rollup, `account_firsts` and `account_user_firsts` kept current at load time equal a rebuild from the events.
 
 Real DuckDB workspaces; events go through the load pipeline (`import_events`), or are moved
 between accounts in the events table and their day refreshed, as a re-attribution does.
@@ -20,6 +20,11 @@ from tests.test_metrics_fixture import track
 RECOMPUTED_FIRSTS = """
     SELECT account_id, min(CAST(timestamp AS DATE)) AS first_day, min(timestamp) AS first_at
     FROM events WHERE type IN ('track', 'page', 'screen') AND account_id IS NOT NULL GROUP BY 1"""
+RECOMPUTED_USER_FIRSTS = """
+    SELECT account_id, user_id, name, min(CAST(timestamp AS DATE)) AS first_day,
+           min(timestamp) AS first_at
+    FROM events WHERE type IN ('track', 'page', 'screen') AND account_id IS NOT NULL
+      AND user_id IS NOT NULL AND actor_kind = 'human' GROUP BY ALL"""
 ROLLUP_KEY = "day, account_id, user_id, unit_id, role, name, product, actor_kind"
 
 
@@ -29,6 +34,8 @@ def rows(ws: Workspace, sql: str) -> list[tuple]:
 
 def assert_current(ws: Workspace) -> None:
     assert rows(ws, f"SELECT * FROM {rollup.FIRSTS}") == rows(ws, RECOMPUTED_FIRSTS)
+    assert (rows(ws, f"SELECT * FROM {rollup.USER_FIRSTS}")
+            == rows(ws, RECOMPUTED_USER_FIRSTS))
     stored = f"SELECT {ROLLUP_KEY}, events, first_at, last_at FROM {rollup.ROLLUP}"
     again = """SELECT CAST(timestamp AS DATE), account_id, user_id, unit_id, role, name, product,
                        actor_kind, count(*), min(timestamp), max(timestamp)

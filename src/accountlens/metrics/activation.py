@@ -32,12 +32,13 @@ def account_acquisition(ctx: Context) -> ir.Table:
                       acquired_at=ibis.least(acc.first_contract.cast(TS), acc.first_event))
 
 
-def human_rows_before(ctx: Context, acquired: ir.Table, days: int | None,
-                      names: list[str] | None = None, inclusive: bool = True) -> ir.Table:
-    """Human rollup rows of each acquired account (of `names`, if given) whose first moment is
-    at most `days` after its acquisition (less than, unless `inclusive`; any time if None)."""
-    a = ctx.activity
-    rows = a.filter(Context.human(a) & a.account_id.notnull())
+def user_firsts_before(ctx: Context, acquired: ir.Table, days: int | None,
+                       names: list[str] | None = None, inclusive: bool = True) -> ir.Table:
+    """Account levels: `ctx.user_firsts` rows (account, user, event name: first human moment) of each acquired
+    account (of `names`, if given) whose first moment is at most `days` after its acquisition
+    (less than, unless `inclusive`; any time if None). A user did something in an account
+    within the days exactly when their first moment of it there is within them."""
+    rows = ctx.scoped(ctx.user_firsts)
     if names is not None:
         rows = rows.filter(rows.name.isin(names))
     if days is None:
@@ -53,7 +54,7 @@ def account_activation(ctx: Context, within_days: int | None) -> ir.Table:
     """(account_id, acquired_at, value_users, activated_at) — activated_at when the
     min_users-th user performed a value event (within `within_days` of acquisition, if given)."""
     acquired = account_acquisition(ctx)
-    rows = human_rows_before(ctx, acquired, within_days, ctx.settings.value_events)
+    rows = user_firsts_before(ctx, acquired, within_days, ctx.settings.value_events)
     firsts = rows.group_by("account_id", "user_id").aggregate(first_value_at=rows.first_at.min())
     users = firsts.mutate(rank=ibis.row_number().over(
         group_by=firsts.account_id, order_by=[firsts.first_value_at, firsts.user_id]) + 1)
@@ -129,7 +130,7 @@ def _build_adoption_velocity(ctx: Context) -> ir.Table:
     weeks = ctx.settings.velocity_weeks
     acquired = account_acquisition(ctx)
     # A user first active within the weeks is one with any activity before their end.
-    early = human_rows_before(ctx, acquired, 7 * weeks, inclusive=False)
+    early = user_firsts_before(ctx, acquired, 7 * weeks, inclusive=False)
     early = early.group_by("account_id").aggregate(early_users=early.user_id.nunique())
     per = ctx.per_account(acquired.select("account_id"))
     per = per.left_join(early, "account_id").select(~ibis.selectors.endswith("_right"))

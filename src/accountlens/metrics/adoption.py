@@ -22,8 +22,7 @@ ROLLUP_INPUTS = ("daily_activity (rollup of track/page/screen events)",)
 
 def _active_users(days: int, column: str):
     def build(ctx: Context) -> ir.Table:
-        a = ctx.activity
-        rows = a.filter(ctx.human(a) & ctx.window(a, days))
+        rows = ctx.recent(days)
         return ctx.complete(rows.group_by("entity").aggregate(**{column: rows.user_id.nunique()}),
                             **{column: 0})
     return build
@@ -41,13 +40,14 @@ for _days, _name, _label in ((1, "dau", "day"), (7, "wau", "7 days"), (30, "mau"
 
 
 def _mau_per_account(ctx: Context) -> ir.Table:
-    a = ctx.activity
-    rows = a.filter(ctx.human(a) & ctx.window(a, 30) & a.account_id.notnull())
+    rows = ctx.recent(30)
+    rows = rows.filter(rows.account_id.notnull())
     return rows.group_by("account_id").aggregate(mau=rows.user_id.nunique())
 
 
 def _build_active_accounts(ctx: Context) -> ir.Table:
-    a = ctx.activity.filter(ctx.activity.account_id.notnull() & ctx.window(ctx.activity, 30))
+    a = ctx.recent(30, human=False)
+    a = a.filter(a.account_id.notnull())
     columns = {}
     for days in (1, 7, 30):
         columns[f"active_{days}d"] = a.account_id.nunique(where=ctx.window(a, days))
@@ -90,7 +90,7 @@ register(Metric(
 
 
 def _build_breadth(ctx: Context) -> ir.Table:
-    a = ctx.activity.filter(ctx.window(ctx.activity, 30))
+    a = ctx.recent(30, human=False)
     used = a.group_by("entity").aggregate(event_names=a.name.nunique())
     g = ctx.activity_all
     g = g.filter(ctx.window(g, 30) & g.account_id.notnull())
@@ -110,8 +110,7 @@ register(Metric(
 
 
 def _build_depth(ctx: Context) -> ir.Table:
-    a = ctx.activity
-    rows = a.filter(ctx.human(a) & ctx.window(a, 30))
+    rows = ctx.recent(30)
     values = rows.group_by("entity").aggregate(active_events=rows.events.sum(),
                                                active_users=rows.user_id.nunique())
     values = ctx.complete(values, active_events=0, active_users=0)
@@ -126,8 +125,7 @@ register(Metric(
 
 
 def _build_stickiness(ctx: Context) -> ir.Table:
-    a = ctx.activity
-    rows = a.filter(ctx.human(a) & ctx.window(a, 30))
+    rows = ctx.recent(30)
     daily = rows.group_by("entity", "day").aggregate(dau=rows.user_id.nunique())
     mean_dau = daily.group_by("entity").aggregate(mean_dau=daily.dau.sum().cast("float64") / 30)
     mau = rows.group_by("entity").aggregate(mau=rows.user_id.nunique())
@@ -178,9 +176,8 @@ register(Metric(
 
 
 def _build_value_contribution(ctx: Context) -> ir.Table:
-    a = ctx.activity
-    rows = a.filter(ctx.human(a) & ctx.window(a, 30) & a.account_id.notnull()
-                    & a.name.isin(ctx.settings.value_events))
+    rows = ctx.recent(30)
+    rows = rows.filter(rows.account_id.notnull() & rows.name.isin(ctx.settings.value_events))
     values = rows.group_by("account_id", "entity").aggregate(value_events=rows.events.sum())
     total = values.value_events.sum().over(group_by=values.account_id)
     return values.mutate(share=ratio(values.value_events, total))

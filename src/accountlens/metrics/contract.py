@@ -13,7 +13,8 @@ def _entitlement_rows(ctx: Context) -> ir.Table:
     """(account_id, entitlement, entitled, used), one row per entitlement of each account."""
     live = subscriptions_on(ctx.as_of)
     a = ctx.activity.filter(ctx.activity.account_id.notnull())
-    human = a.filter(Context.human(a) & ctx.window(a, 30))
+    human = ctx.recent(30)
+    human = human.filter(human.account_id.notnull())
     mau = human.group_by("account_id").aggregate(used=human.user_id.nunique().cast("float64"))
     seats = live.filter(live.seats.notnull()).group_by("account_id").aggregate(
         entitled=live.seats.sum().cast("float64"))
@@ -32,7 +33,8 @@ def _entitlement_rows(ctx: Context) -> ir.Table:
             used=use.used.fill_null(0.0)))
     modules = live.select("account_id", module=live.entitlements["modules"].array.unnest())
     modules = modules.select("account_id", module=modules.module.str).distinct()
-    recent = a.filter(ctx.window(a, 30))
+    recent = ctx.recent(30, human=False)
+    recent = recent.filter(recent.account_id.notnull())
     used_by_product = recent.select("account_id", module=recent.product)
     mapped = [recent.filter(recent.name.isin(names)).select("account_id", module=ibis.literal(m))
               for m, names in sorted(ctx.settings.module_events.items())]

@@ -86,6 +86,8 @@ class Context:
     activity_all: ir.Table  # rollup up to as_of, unfiltered (global denominators)
     activity: ir.Table  # filtered rollup with `entity` (user levels) — rows of no entity dropped
     accounts: ir.Table  # accounts known on as_of, filtered, with slice values (+ `entity`)
+    # first human moment of each (account, user, event name) up to as_of (scope it to use it)
+    user_firsts: ir.Table
     filters: Mapping[str, list[str]] = field(default_factory=dict)
     stored: bool = True  # the materialized tables are current (else computed from the events)
 
@@ -106,6 +108,17 @@ class Context:
     @staticmethod
     def human(t: ir.Table) -> ir.BooleanValue:
         return (t.actor_kind == "human") & t.user_id.notnull()
+
+    def recent(self, days: int, human: bool = True) -> ir.Table:
+        """`activity` rows of the window (as_of − days, as_of], human ones only unless told,
+        with the columns window metrics read. Windows up to 30 days are cut from one narrow
+        30-day set that all such metrics of a query share (materialized once) instead of each
+        filtering its own wide copy of the rollup."""
+        a = self.activity
+        rows = a.filter(self.window(a, max(days, RECENT_DAYS))).select(*_RECENT_COLUMNS)
+        if days < RECENT_DAYS:
+            rows = rows.filter(rows.day > self.since(days))
+        return rows.filter(self.human(rows)) if human else rows
 
     def scoped(self, rows: ir.Table) -> ir.Table:
         """Activity-shaped `rows` (rollup rows or raw events) filtered as the request says,
@@ -134,6 +147,10 @@ class Context:
         """Attach the level's entity to per-account `values` (account levels only)."""
         return self.accounts.select("account_id", "entity").inner_join(values, "account_id").select(
             ~ibis.selectors.endswith("_right"))
+
+
+RECENT_DAYS = 30
+_RECENT_COLUMNS = ("entity", "day", "account_id", "user_id", "actor_kind", "name", "product", "events")
 
 
 def end_of(day: dt.date) -> ir.TimestampValue:
@@ -223,8 +240,12 @@ def build_expression(metric: Metric, request: MetricRequest, settings: MetricsSe
             accounts = accounts.filter(accounts[key].isin(values))
     if level in lv.ACCOUNT_LEVELS:
         accounts = lv.account_entity(accounts, level)
+    user_firsts = rollup.user_firsts_expression(upto) if inline else rollup.table(rollup.USER_FIRSTS)
+    # (a key's stored first moment is its first up to as_of iff its day is on or before as_of)
+    user_firsts = user_firsts.filter(user_firsts.first_day <= as_of)
     ctx = Context(as_of=as_of, level=level, settings=settings, params=params, activity_all=upto,
-                  activity=upto, accounts=accounts, filters=filters, stored=not inline)
+                  activity=upto, accounts=accounts, user_firsts=user_firsts, filters=filters,
+                  stored=not inline)
     ctx.activity = ctx.scoped(upto)
     expr = metric.build(ctx)
     key = key_column(level)
