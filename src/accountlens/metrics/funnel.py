@@ -56,11 +56,13 @@ def invites(ctx: Context) -> ir.Table:
 
 def _build_referrals(ctx: Context) -> ir.Table:
     rows = invites(ctx)
-    values = rows.group_by("entity").aggregate(
-        invites=rows.message_id.nunique(),
-        internal=rows.message_id.nunique(where=rows.internal),
-        external=rows.message_id.nunique(where=~rows.internal),
-        referred_accounts=rows.referred_account.nunique())
+    # One row per invite first (an invite is internal or not, whatever it referred): plain
+    # counts then, instead of three distinct counts over every (invite, referred account).
+    sent = rows.group_by("entity", "message_id").aggregate(internal=rows.internal.any())
+    sent = sent.group_by("entity").aggregate(
+        invites=sent.count(), internal=sent.internal.sum(), external=(~sent.internal).sum())
+    referred = rows.group_by("entity").aggregate(referred_accounts=rows.referred_account.nunique())
+    values = sent.inner_join(referred, "entity").select(~ibis.selectors.endswith("_right"))
     return ctx.complete(values, invites=0, internal=0, external=0, referred_accounts=0)
 
 
