@@ -20,8 +20,20 @@ ALL_LEVELS = ("user", *GROUP_LEVELS)
 ROLLUP_INPUTS = ("daily_activity (rollup of track/page/screen events)",)
 
 
+def recent_users(ctx: Context) -> ir.Table:
+    """(entity, user_id, events) of the last 30 days' human activity: one table that MAU,
+    depth, stickiness, seat utilization, users per account and contract alignment share (a
+    query computes it once) instead of each counting distinct users itself."""
+    rows = ctx.recent(30)
+    return rows.group_by("entity", "user_id").aggregate(events=rows.events.sum())
+
+
 def _active_users(days: int, column: str):
     def build(ctx: Context) -> ir.Table:
+        if days == 30:
+            users = recent_users(ctx)
+            return ctx.complete(users.group_by("entity").aggregate(**{column: users.count()}),
+                                **{column: 0})
         rows = ctx.recent(days)
         return ctx.complete(rows.group_by("entity").aggregate(**{column: rows.user_id.nunique()}),
                             **{column: 0})
@@ -39,7 +51,11 @@ for _days, _name, _label in ((1, "dau", "day"), (7, "wau", "7 days"), (30, "mau"
     ))
 
 
-def _mau_per_account(ctx: Context) -> ir.Table:
+def mau_per_account(ctx: Context) -> ir.Table:
+    """(account_id, mau) over the accounts of the request."""
+    if ctx.level == "account":  # the entity is the account: from the shared table
+        users = recent_users(ctx)
+        return users.group_by(account_id=users.entity).aggregate(mau=users.count())
     rows = ctx.recent(30)
     rows = rows.filter(rows.account_id.notnull())
     return rows.group_by("account_id").aggregate(mau=rows.user_id.nunique())
@@ -48,11 +64,10 @@ def _mau_per_account(ctx: Context) -> ir.Table:
 def _build_active_accounts(ctx: Context) -> ir.Table:
     a = ctx.recent(30, human=False)
     a = a.filter(a.account_id.notnull())
-    columns = {}
-    for days in (1, 7, 30):
-        columns[f"active_{days}d"] = a.account_id.nunique(where=ctx.window(a, days))
-    values = a.group_by("entity").aggregate(**columns)
-    return ctx.complete(values, **{k: 0 for k in columns})
+    # Each account's last active day of the 30, then accounts counted per window.
+    last = a.group_by("entity", "account_id").aggregate(day=a.day.max())
+    columns = {f"active_{days}d": last.count(where=last.day > ctx.since(days)) for days in (1, 7, 30)}
+    return ctx.complete(last.group_by("entity").aggregate(**columns), **{k: 0 for k in columns})
 
 
 register(Metric(
@@ -67,7 +82,7 @@ def _build_seat_utilization(ctx: Context) -> ir.Table:
     live = subscriptions_on(ctx.as_of)
     seats = live.group_by("account_id").aggregate(seats=live.seats.sum())
     per = ctx.per_account(ctx.accounts.select("account_id"))
-    per = per.left_join(_mau_per_account(ctx), "account_id").select(~ibis.selectors.endswith("_right"))
+    per = per.left_join(mau_per_account(ctx), "account_id").select(~ibis.selectors.endswith("_right"))
     per = per.left_join(seats, "account_id").select(~ibis.selectors.endswith("_right"))
     per = per.mutate(mau=per.mau.fill_null(0), seats=per.seats.fill_null(0))
     grouped = per.group_by("entity").aggregate(
@@ -110,9 +125,9 @@ register(Metric(
 
 
 def _build_depth(ctx: Context) -> ir.Table:
-    rows = ctx.recent(30)
-    values = rows.group_by("entity").aggregate(active_events=rows.events.sum(),
-                                               active_users=rows.user_id.nunique())
+    users = recent_users(ctx)
+    values = users.group_by("entity").aggregate(active_events=users.events.sum(),
+                                                active_users=users.count())
     values = ctx.complete(values, active_events=0, active_users=0)
     return values.mutate(depth=ratio(values.active_events, values.active_users))
 
@@ -126,9 +141,11 @@ register(Metric(
 
 def _build_stickiness(ctx: Context) -> ir.Table:
     rows = ctx.recent(30)
-    daily = rows.group_by("entity", "day").aggregate(dau=rows.user_id.nunique())
-    mean_dau = daily.group_by("entity").aggregate(mean_dau=daily.dau.sum().cast("float64") / 30)
-    mau = rows.group_by("entity").aggregate(mau=rows.user_id.nunique())
+    # The DAUs of the 30 days add up to the distinct (user, day) pairs.
+    days = rows.select("entity", "user_id", "day").distinct()
+    mean_dau = days.group_by("entity").aggregate(mean_dau=days.count().cast("float64") / 30)
+    users = recent_users(ctx)
+    mau = users.group_by("entity").aggregate(mau=users.count())
     values = mau.inner_join(mean_dau, "entity").select(~ibis.selectors.endswith("_right"))
     values = ctx.complete(values, mau=0, mean_dau=0.0)
     return values.select("entity", "mean_dau", "mau",
@@ -158,7 +175,7 @@ def _build_users_per_account(ctx: Context) -> ir.Table:
     members = members.group_by("account_id").aggregate(members=members.user_id.nunique())
     per = ctx.per_account(ctx.accounts.select("account_id"))
     per = per.left_join(members, "account_id").select(~ibis.selectors.endswith("_right"))
-    per = per.left_join(_mau_per_account(ctx), "account_id").select(~ibis.selectors.endswith("_right"))
+    per = per.left_join(mau_per_account(ctx), "account_id").select(~ibis.selectors.endswith("_right"))
     grouped = per.group_by("entity").aggregate(
         accounts=per.account_id.nunique(), members=per.members.fill_null(0).sum(),
         active_users=per.mau.fill_null(0).sum())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
+from accountlens.metrics.adoption import mau_per_account
 from accountlens.metrics.levels import ACCOUNT_LEVELS, subscriptions_on
 from accountlens.metrics.registry import Context, Metric, ratio, register
 
@@ -13,9 +14,8 @@ def _entitlement_rows(ctx: Context) -> ir.Table:
     """(account_id, entitlement, entitled, used), one row per entitlement of each account."""
     live = subscriptions_on(ctx.as_of)
     a = ctx.activity.filter(ctx.activity.account_id.notnull())
-    human = ctx.recent(30)
-    human = human.filter(human.account_id.notnull())
-    mau = human.group_by("account_id").aggregate(used=human.user_id.nunique().cast("float64"))
+    mau = mau_per_account(ctx)
+    mau = mau.select("account_id", used=mau.mau.cast("float64"))
     seats = live.filter(live.seats.notnull()).group_by("account_id").aggregate(
         entitled=live.seats.sum().cast("float64"))
     seats = seats.left_join(mau, "account_id").select(
