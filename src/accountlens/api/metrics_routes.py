@@ -98,11 +98,16 @@ def _table_query_model() -> type[BaseModel]:
     return create_model("MetricsTableQuery", __config__=ConfigDict(extra="forbid"), **fields)
 
 
+def _pop_filters(values: dict[str, Any]) -> dict[str, list[str]]:
+    """The account filters of a query's values (taken out of them), normalized."""
+    return normalize_filters({k: values.pop(k) for k in FILTERS if k in values})
+
+
 def _request(name: str, query: BaseModel) -> MetricRequest:
     values = query.model_dump(exclude_none=True, exclude={"engine"})
-    filters = {k: values.pop(k) for k in FILTERS if k in values}
+    filters = _pop_filters(values)
     return MetricRequest(name=name, level=values.pop("level", None), as_of=values.pop("as_of", None),
-                         filters=normalize_filters(filters), params=values)
+                         filters=filters, params=values)
 
 
 def metrics_router(live_workspace: Callable, errors: dict) -> APIRouter:
@@ -129,8 +134,7 @@ def metrics_router(live_workspace: Callable, errors: dict) -> APIRouter:
         """Several metrics as one table (one row per entity, their columns side by side),
         computed as one query: `accountlens metrics NAME... --wide` over REST."""
         ws = live.workspace
-        values = query.model_dump(exclude_none=True)
-        filters = normalize_filters({k: values[k] for k in FILTERS if k in values})
+        filters = _pop_filters(query.model_dump(exclude_none=True))
         try:
             store = ws.engine(query.engine)
             frame = run_table(store, ws.config.metrics, ws.config.analysis, query.names,

@@ -15,28 +15,15 @@ from accountlens.bench.measure import best_of, in_child, timed
 from accountlens.bench.registry import Context, Row, Target, benchmark
 from accountlens.bench.workspace import bench_workspace
 from accountlens.metrics.registry import available_levels, load_all
+from accountlens.metrics.table import columnable
 from accountlens.workspace import Workspace
-
-# Account-level metrics whose output is not one row per account: not columns of the table.
-NOT_TABULAR = {
-    "funnel": "measured on its own",
-    "retention": "one cohort × week table over all accounts",
-    "contract_alignment": "one row per entitlement",
-    "arr_movements": "one row per outcome kind",
-    "account_users": "one row per user of each account",
-}
 
 
 def table_metrics(model: str) -> list[str]:
-    """Registered metrics offered at account level under `model` that run with default params,
-    one row per account."""
-    names = []
-    for metric in load_all().values():
-        offered = "account" in available_levels(metric, model) and metric.name not in NOT_TABULAR
-        defaults = not any(f.is_required() for f in metric.params.model_fields.values())
-        if offered and defaults:
-            names.append(metric.name)
-    return names
+    """Registered metrics offered at account level under `model` that can be table columns
+    (one row per account, default params) — what `--wide` and the REST table accept."""
+    return [metric.name for metric in load_all().values()
+            if "account" in available_levels(metric, model) and columnable(metric)]
 
 
 def wide_table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
