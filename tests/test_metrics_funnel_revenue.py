@@ -174,3 +174,37 @@ def test_analysis_models_switch_without_reingestion(metrics_ws) -> None:
         assert not metrics_ws.metric("account_users", as_of=AS_OF).empty
     finally:
         metrics_ws.config.analysis = AnalysisSection()
+
+
+def test_account_funnel_any_event_stage_per_account_day(tmp_path) -> None:
+    """Retention (any active event ≥ 7 days after the previous stage) reads `account_days`;
+    with a user filter (that table has no users) and read-only (inline), the same numbers.
+    acme acquired 03-01 (subscription), back 03-10 09:00: 9.375 days; globex 02-01 → dan's
+    02-15 09:00: 14.375; botco 03-01 → its automation 03-15 03:00: 14.125; noseat acquired by
+    eve's 03-25 event, nothing ≥ 04-01."""
+    from accountlens.workspace import Workspace
+
+    ws = build_fixture(tmp_path)
+    root = ws.root
+    ws.close()
+    stages_ = MetricsSection(funnel_stages=["acquisition", "retention"])
+    for read_only in (False, True):
+        with Workspace.open(root, read_only=read_only) as opened:
+            opened.config.metrics = stages_
+            frame = opened.metric("funnel", level="account", as_of=AS_OF)
+            assert stages(frame) == {"acquisition": (4, None), "retention": (3, 0.75)}
+            assert frame.set_index("stage").loc["retention", "median_days_from_previous"] == 14.125
+            dan = opened.metric("funnel", level="account", as_of=AS_OF, user=["dan"])
+            assert stages(dan) == {"acquisition": (4, None), "retention": (1, 0.25)}
+            assert dan.set_index("stage").loc["retention", "median_days_from_previous"] == 14.375
+            by_industry = opened.metric("funnel", level="industry", as_of=AS_OF)
+            retained = by_industry[by_industry.stage == "retention"].set_index("industry")
+            assert retained.reached.to_dict() == {"energy": 1, "retail": 2}
+            assert retained.median_days_from_previous.to_dict() == {"energy": 14.375,
+                                                                    "retail": 11.75}
+            # account retention cohorts of dan's activity alone: globex, February and March
+            cohorts = opened.metric("retention", level="account", as_of=AS_OF, period="month",
+                                    user=["dan"])
+            assert {(str(r.cohort)[:10], r.period): (r.cohort_size, r.retained)
+                    for r in cohorts.itertuples()} == {("2024-02-01", 0): (1, 1),
+                                                      ("2024-02-01", 1): (1, 1)}

@@ -1,4 +1,5 @@
-"""The rollup, `account_firsts` and `account_user_firsts` kept current at load time equal a rebuild from the events.
+"""The rollup and the tables kept with it (`account_firsts`, `account_user_firsts`,
+`account_days`), kept current at load time, equal a rebuild from the events.
 
 Real DuckDB workspaces; events go through the load pipeline (`import_events`), or are moved
 between accounts in the events table and their day refreshed, as a re-attribution does.
@@ -25,6 +26,10 @@ RECOMPUTED_USER_FIRSTS = """
            min(timestamp) AS first_at
     FROM events WHERE type IN ('track', 'page', 'screen') AND account_id IS NOT NULL
       AND user_id IS NOT NULL AND actor_kind = 'human' GROUP BY ALL"""
+RECOMPUTED_ACCOUNT_DAYS = """
+    SELECT CAST(timestamp AS DATE) AS day, account_id, count(*) AS events,
+           min(timestamp) AS first_at, max(timestamp) AS last_at
+    FROM events WHERE type IN ('track', 'page', 'screen') AND account_id IS NOT NULL GROUP BY ALL"""
 ROLLUP_KEY = "day, account_id, user_id, unit_id, role, name, product, actor_kind"
 
 
@@ -36,6 +41,7 @@ def assert_current(ws: Workspace) -> None:
     assert rows(ws, f"SELECT * FROM {rollup.FIRSTS}") == rows(ws, RECOMPUTED_FIRSTS)
     assert (rows(ws, f"SELECT * FROM {rollup.USER_FIRSTS}")
             == rows(ws, RECOMPUTED_USER_FIRSTS))
+    assert rows(ws, f"SELECT * FROM {rollup.ACCOUNT_DAYS}") == rows(ws, RECOMPUTED_ACCOUNT_DAYS)
     stored = f"SELECT {ROLLUP_KEY}, events, first_at, last_at FROM {rollup.ROLLUP}"
     again = """SELECT CAST(timestamp AS DATE), account_id, user_id, unit_id, role, name, product,
                        actor_kind, count(*), min(timestamp), max(timestamp)

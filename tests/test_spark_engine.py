@@ -65,7 +65,8 @@ def test_export_has_every_table_with_the_stores_row_counts(generated, export, sp
     target, manifest = export
     assert set(manifest["tables"]) == {"accounts", "org_units", "users", "memberships",
                                        "subscriptions", "outcomes", "events", "daily_activity",
-                                       "account_firsts", "account_user_firsts", "referral_invites",
+                                       "account_firsts", "account_user_firsts", "account_days",
+                                       "referral_invites",
                                        "referral_invites_source"}
     for name, entry in manifest["tables"].items():
         stored = generated.store.scalar(f"SELECT count(*) FROM {name}")

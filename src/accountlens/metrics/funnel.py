@@ -101,9 +101,9 @@ def _one_funnel(ctx: Context, t: ir.Table) -> ir.Table:
     return t.mutate(entity=ibis.literal("all")) if ctx.level in ("user", "account") else t
 
 
-def _condition(ctx: Context, stage: str, rows: ir.Table) -> ir.BooleanValue | None:
-    """Which activity rows can satisfy `stage`; None for stages reached outside activity
-    (account acquisition and account revenue)."""
+def _condition(ctx: Context, stage: str, rows: ir.Table) -> ir.BooleanValue | bool | None:
+    """Which activity rows can satisfy `stage`: True for any, None for stages reached outside
+    activity (account acquisition and account revenue)."""
     s = ctx.settings
     names = {"awareness": s.awareness_events, "activation": s.value_events,
              "referral": [s.referral_event]}
@@ -113,7 +113,7 @@ def _condition(ctx: Context, stage: str, rows: ir.Table) -> ir.BooleanValue | No
         return None if ctx.account_level else rows.name == s.monetization_event
     if stage == "acquisition" and ctx.account_level:
         return None
-    return ibis.literal(True)  # user acquisition, retention: any active event
+    return True  # user acquisition, retention: any active event
 
 
 def _moments(ctx: Context, stage: str, keys: list[str]) -> ir.Table:
@@ -145,7 +145,8 @@ def _reached(ctx: Context, stage: str, rows: ir.Table, keys: list[str],
         joined = previous.rename(prev_at="at").inner_join(candidates, keys)
         joined = joined.filter(joined.at >= joined.prev_at)
         return joined.group_by(keys).aggregate(at=joined.at.min())
-    days = rows.filter(condition).select(*keys, "day", "first_at", "last_at")
+    days = (rows if condition is True else rows.filter(condition)).select(
+        *keys, "day", "first_at", "last_at")
     if previous is None:
         return days.group_by(keys).aggregate(at=days.first_at.min())
     delay = ibis.interval(days=ctx.settings.retention_after_days if stage == "retention" else 0)
@@ -161,7 +162,7 @@ def _reached(ctx: Context, stage: str, rows: ir.Table, keys: list[str],
     lookup = per.filter(per.straddling.notnull())
     raw, _ = _subject_rows(ctx, _raw_activity(ctx))
     condition = _condition(ctx, stage, raw)
-    raw = raw.filter(condition) if condition is not None else raw
+    raw = raw if condition is True else raw.filter(condition)
     # Raw times compared with the day's bounds: no date of every raw event to compute.
     lookup = lookup.mutate(day_end=lookup.straddling.cast(TS) + ibis.interval(days=1))
     exact = lookup.inner_join(raw, [*[lookup[k] == raw[k] for k in keys],
@@ -173,12 +174,15 @@ def _reached(ctx: Context, stage: str, rows: ir.Table, keys: list[str],
 
 def _build_funnel(ctx: Context) -> ir.Table:
     rows, keys = _subject_rows(ctx)
+    # Stages any active event satisfies need only when accounts were active: one row per day.
+    any_rows = _subject_rows(ctx, ctx.account_days())[0] if ctx.account_level else rows
     stages = [s for s in ctx.settings.funnel_stages
               if s != "awareness" or ctx.settings.awareness_events]
     parts, labels, previous = [], [], None
     for order, stage in enumerate(stages, start=1):
         labels.append((stage, order))
-        reached = _reached(ctx, stage, rows, keys, previous)
+        stage_rows = any_rows if _condition(ctx, stage, rows) is True else rows
+        reached = _reached(ctx, stage, stage_rows, keys, previous)
         if previous is None:
             step = reached.mutate(days=ibis.null("float64"))
         else:

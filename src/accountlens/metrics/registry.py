@@ -88,6 +88,7 @@ class Context:
     accounts: ir.Table  # accounts known on as_of, filtered, with slice values (+ `entity`)
     # first human moment of each (account, user, event name) up to as_of (scope it to use it)
     user_firsts: ir.Table
+    stored_account_days: ir.Table  # `account_days` up to as_of, unfiltered: read account_days()
     filters: Mapping[str, list[str]] = field(default_factory=dict)
     stored: bool = True  # the materialized tables are current (else computed from the events)
 
@@ -123,11 +124,26 @@ class Context:
     def scoped(self, rows: ir.Table) -> ir.Table:
         """Activity-shaped `rows` (rollup rows or raw events) filtered as the request says,
         with the level's `entity`; rows that belong to no entity dropped."""
-        if any(key != "user" for key in self.filters):
-            rows = rows.filter(rows.account_id.isin(self.accounts.account_id))
         if "user" in self.filters:
             rows = rows.filter(rows.user_id.isin(self.filters["user"]))
+        return self._levelled(rows)
+
+    def _levelled(self, rows: ir.Table) -> ir.Table:
+        if any(key != "user" for key in self.filters):
+            rows = rows.filter(rows.account_id.isin(self.accounts.account_id))
         return lv.activity_entity(rows, self.level, self.accounts)
+
+    def account_days(self) -> ir.Table:
+        """Account levels: active events per account and day (day, account_id, events,
+        first_at, last_at, entity) as the request says — `account_days`, or, when the request
+        keeps only some users (that table has none), the same from their rollup rows."""
+        if "user" in self.filters:
+            from accountlens.metrics.rollup import account_days_expression
+
+            a = self.activity_all
+            return self._levelled(account_days_expression(
+                a.filter(a.user_id.isin(self.filters["user"]))))
+        return self._levelled(self.stored_account_days)
 
     def entities(self) -> ir.Table:
         """Every entity of the level that exists on as_of (so metrics can report zeros)."""
@@ -243,8 +259,10 @@ def build_expression(metric: Metric, request: MetricRequest, settings: MetricsSe
     user_firsts = rollup.user_firsts_expression(upto) if inline else rollup.table(rollup.USER_FIRSTS)
     # (a key's stored first moment is its first up to as_of iff its day is on or before as_of)
     user_firsts = user_firsts.filter(user_firsts.first_day <= as_of)
+    days = rollup.account_days_expression(upto) if inline else rollup.table(rollup.ACCOUNT_DAYS)
     ctx = Context(as_of=as_of, level=level, settings=settings, params=params, activity_all=upto,
-                  activity=upto, accounts=accounts, user_firsts=user_firsts, filters=filters,
+                  activity=upto, accounts=accounts, user_firsts=user_firsts,
+                  stored_account_days=days.filter(days.day <= as_of), filters=filters,
                   stored=not inline)
     ctx.activity = ctx.scoped(upto)
     expr = metric.build(ctx)

@@ -30,7 +30,7 @@ def _build_retention(ctx: Context) -> ir.Table:
     period = ctx.params.period
     a = ctx.activity
     if ctx.account_level:
-        rows = a.filter(a.account_id.notnull())
+        rows = ctx.account_days()
         acquired = ctx.per_account(account_acquisition(ctx))
         acquired = acquired.filter(acquired.acquired_at.notnull()).select(
             "entity", subject=acquired.account_id, acquired=acquired.acquired_at.date())

@@ -10,7 +10,10 @@ with the rollup: every metric needs the accounts known on its day, and reading t
 rows instead of the whole rollup saves a scan per query. `account_user_firsts` keeps each
 (account, user, event name)'s first human moment: activation, time-to-value and adoption
 velocity ask when users first did something in an account, and read those (~5× fewer rows than
-the rollup on the benchmark's data) instead of grouping the whole rollup. `referral_invites`
+the rollup on the benchmark's data) instead of grouping the whole rollup. `account_days` keeps
+each account's active events per day (count, first and last moment) for what asks only whether
+and when an account was active (the funnel's any-event stages, account retention cohorts): one
+row per account and day instead of one per user, event name…. `referral_invites`
 keeps the invite events (`metrics.referral_event`) with the invitee's e-mail read out of their
 JSON properties (`metrics.referral_email_property`) — reading those properties was half of
 `referrals`. It is built for the settings recorded in `referral_invites_source` and rebuilt
@@ -29,6 +32,7 @@ if TYPE_CHECKING:  # ibis is imported lazily: the load pipeline must stay light
 ROLLUP = "daily_activity"
 FIRSTS = "account_firsts"
 USER_FIRSTS = "account_user_firsts"
+ACCOUNT_DAYS = "account_days"
 INVITES = "referral_invites"
 INVITES_SOURCE = "referral_invites_source"
 STATE = "metrics_state"
@@ -52,6 +56,8 @@ SCHEMAS: dict[str, dict[str, str]] = {
     FIRSTS: {"account_id": "string", "first_day": "date", "first_at": TS},
     USER_FIRSTS: {"account_id": "string", "user_id": "string", "name": "string",
                   "first_day": "date", "first_at": TS},
+    ACCOUNT_DAYS: {"day": "date", "account_id": "string", "events": "int64", "first_at": TS,
+                   "last_at": TS},
     INVITES: {
         "day": "date", "message_id": "string", "account_id": "string", "user_id": "string",
         "unit_id": "string", "role": "string", "timestamp": TS, "actor_kind": "string",
@@ -101,7 +107,6 @@ def rollup_expression(events: ir.Table) -> ir.Table:
     )
 
 
-_COLUMNS = ", ".join(SCHEMAS[ROLLUP])
 _DDL = [
     f"""CREATE TABLE IF NOT EXISTS {ROLLUP} (
         day DATE NOT NULL, account_id VARCHAR, user_id VARCHAR, unit_id VARCHAR, role VARCHAR,
@@ -110,13 +115,15 @@ _DDL = [
     f"CREATE TABLE IF NOT EXISTS {FIRSTS} (account_id VARCHAR, first_day DATE, first_at TIMESTAMPTZ)",
     f"""CREATE TABLE IF NOT EXISTS {USER_FIRSTS} (
         account_id VARCHAR, user_id VARCHAR, name VARCHAR, first_day DATE, first_at TIMESTAMPTZ)""",
+    f"""CREATE TABLE IF NOT EXISTS {ACCOUNT_DAYS} (
+        day DATE, account_id VARCHAR, events BIGINT, first_at TIMESTAMPTZ, last_at TIMESTAMPTZ)""",
     f"CREATE TABLE IF NOT EXISTS {STATE} (key VARCHAR PRIMARY KEY, value BIGINT)",
     f"""CREATE TABLE IF NOT EXISTS {INVITES} (
         day DATE, message_id VARCHAR, account_id VARCHAR, user_id VARCHAR, unit_id VARCHAR,
         role VARCHAR, timestamp TIMESTAMPTZ, actor_kind VARCHAR, invitee_email VARCHAR)""",
     f"CREATE TABLE IF NOT EXISTS {INVITES_SOURCE} (event VARCHAR, property VARCHAR)",
 ]
-TABLES = (ROLLUP, FIRSTS, USER_FIRSTS, INVITES, INVITES_SOURCE)  # what the materialized path reads
+TABLES = (ROLLUP, FIRSTS, USER_FIRSTS, ACCOUNT_DAYS, INVITES, INVITES_SOURCE)  # what the materialized path reads
 
 
 def invites_expression(events: ir.Table, event: str, email_property: str) -> ir.Table:
@@ -151,6 +158,14 @@ def user_firsts_expression(activity: ir.Table) -> ir.Table:
         first_day=human.day.min(), first_at=human.first_at.min())
 
 
+def account_days_expression(activity: ir.Table) -> ir.Table:
+    """`account_days` as an expression over rollup rows (materialized, or inline)."""
+    attributed = activity.filter(activity.account_id.notnull())
+    return attributed.group_by("day", "account_id").aggregate(
+        events=attributed.events.sum(), first_at=attributed.first_at.min(),
+        last_at=attributed.last_at.max())
+
+
 def _temp_exists(store: Store, name: str) -> bool:
     return bool(store.scalar(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND temporary", [name]
@@ -181,18 +196,26 @@ def _refresh_days(store: Store, days_sql: str, params: list | None = None) -> No
         events.timestamp >= ibis.date(bounds["lo"]).cast(TS),
         events.timestamp < (ibis.date(bounds["hi"]) + ibis.interval(days=1)).cast(TS),
     )
-    sql = ibis.to_sql(rollup_expression(scoped), dialect="duckdb")
-    store.execute(
-        f"INSERT INTO {ROLLUP} ({_COLUMNS}) SELECT {_COLUMNS} FROM ({sql}) r "
-        "WHERE r.day IN (SELECT day FROM _rollup_days)"
-    )
+    _insert_days(store, ROLLUP, rollup_expression(scoped))
     for name, keys, where in _FIRSTS_OF:
         _refresh_firsts(store, name, keys, where)
+    store.execute(f"DELETE FROM {ACCOUNT_DAYS} WHERE day IN (SELECT day FROM _rollup_days)")
+    _insert_days(store, ACCOUNT_DAYS, account_days_expression(table(ROLLUP)))
     source = invites_source(store)
     if source is not None:
         store.execute(f"DELETE FROM {INVITES} WHERE day IN (SELECT day FROM _rollup_days)")
         _insert_invites(store, scoped, source, "WHERE i.day IN (SELECT day FROM _rollup_days)")
     store.execute("DROP TABLE _rollup_days")
+
+
+def _insert_days(store: Store, name: str, rows: ir.Table) -> None:
+    """Add the `rows` of the days in `_rollup_days` to the table `name`."""
+    import ibis
+
+    columns = ", ".join(SCHEMAS[name])
+    store.execute(f"INSERT INTO {name} ({columns}) SELECT {columns} "
+                  f"FROM ({ibis.to_sql(rows, dialect='duckdb')}) r "
+                  "WHERE r.day IN (SELECT day FROM _rollup_days)")
 
 
 def _insert_invites(store: Store, events: ir.Table, source: tuple[str, str], where: str = "") -> None:
@@ -259,6 +282,7 @@ def rebuild(store: Store, settings=None) -> None:
         store.execute(f"DELETE FROM {ROLLUP}")
         store.execute(f"DELETE FROM {FIRSTS}")
         store.execute(f"DELETE FROM {USER_FIRSTS}")
+        store.execute(f"DELETE FROM {ACCOUNT_DAYS}")
         store.execute(f"DELETE FROM {INVITES}")
         _refresh_days(store, "SELECT CAST(timestamp AS DATE) AS day FROM events")
         store.execute(
