@@ -62,8 +62,8 @@ def mau_per_account(ctx: Context) -> ir.Table:
 
 
 def _build_active_accounts(ctx: Context) -> ir.Table:
-    a = ctx.recent(30, human=False)
-    a = a.filter(a.account_id.notnull())
+    a = ctx.account_days()
+    a = a.filter(ctx.window(a, 30))
     # Each account's last active day of the 30, then accounts counted per window.
     last = a.group_by("entity", "account_id").aggregate(day=a.day.max())
     columns = {f"active_{days}d": last.count(where=last.day > ctx.since(days)) for days in (1, 7, 30)}
@@ -74,7 +74,7 @@ register(Metric(
     name="active_accounts", family="adoption", levels=ACCOUNT_LEVELS,
     definition=("Accounts with ≥1 active event (human or automation) in the last 1, 7 and 30 "
                 "days (columns active_1d, active_7d, active_30d). At account level 1 or 0."),
-    inputs=ROLLUP_INPUTS, build=_build_active_accounts,
+    inputs=("account_days (active events per account and day)",), build=_build_active_accounts,
 ))
 
 
