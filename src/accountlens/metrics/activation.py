@@ -34,10 +34,10 @@ def account_acquisition(ctx: Context) -> ir.Table:
 
 def user_firsts_before(ctx: Context, acquired: ir.Table, days: int | None,
                        names: list[str] | None = None, inclusive: bool = True) -> ir.Table:
-    """Account levels: `ctx.user_firsts` rows (account, user, event name: first human moment) of each acquired
-    account (of `names`, if given) whose first moment is at most `days` after its acquisition
-    (less than, unless `inclusive`; any time if None). A user did something in an account
-    within the days exactly when their first moment of it there is within them."""
+    """Account levels: `ctx.user_firsts` rows (account, user, event name: first human
+    moment) of each acquired account (of `names`, if given) whose first moment is at most
+    `days` after its acquisition (less than, unless `inclusive`; any time if None). A user did
+    something in an account within the days exactly when their first moment of it there is."""
     rows = ctx.scoped(ctx.user_firsts)
     if names is not None:
         rows = rows.filter(rows.name.isin(names))
