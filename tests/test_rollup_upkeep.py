@@ -164,3 +164,32 @@ def test_invites_follow_the_referral_settings(tmp_path) -> None:
         assert rollup.invites_source(ro.store) == ("Teammate Added", "email")
     finally:
         ro.close()
+
+
+def test_a_workspace_from_before_the_first_moment_tables_rebuilds_them(tmp_path) -> None:
+    """A workspace whose rollup was written before `account_user_firsts` and `account_days`
+    existed: loads leave the rollup alone, a read-only query computes inline, the first
+    writable query rebuilds every table — the same numbers each way."""
+    from tests.test_metrics_fixture import AS_OF, build_fixture
+
+    ws = build_fixture(tmp_path)
+    names = ["activation", "time_to_value", "adoption_velocity", "active_accounts"]
+    ws.metrics_table(names, level="account", as_of=AS_OF)  # builds the tables
+    for name in (rollup.USER_FIRSTS, rollup.ACCOUNT_DAYS):
+        ws.store.execute(f"DROP TABLE {name}")
+    assert not rollup.is_fresh(ws.store)
+    load(ws, tmp_path, [track("late", "ann", "Report Created", "2024-03-31T12:00:00Z")], 1)
+    assert not ws.store.has_table(rollup.USER_FIRSTS)  # the load did not half-build them
+    expected = ws.metrics_table(names, level="account", as_of=AS_OF)
+    root = ws.root
+    ws.close()
+    for name in (rollup.USER_FIRSTS, rollup.ACCOUNT_DAYS):  # as before the upgrade, again
+        with Workspace.open(root) as writable:
+            writable.store.execute(f"DROP TABLE {name}")
+    with Workspace.open(root, read_only=True) as ro:
+        assert ro.metrics_table(names, level="account", as_of=AS_OF).equals(expected)
+        assert not ro.store.has_table(rollup.USER_FIRSTS)
+    with Workspace.open(root) as writable:
+        assert writable.metrics_table(names, level="account", as_of=AS_OF).equals(expected)
+        assert_current(writable)
+    assert expected.set_index("account").loc["acme", "activated"]
