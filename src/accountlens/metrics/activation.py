@@ -94,8 +94,9 @@ register(Metric(
                 "metrics.account_activation_days (30) days of acquisition (earliest of first "
                 "subscription start and first attributed event). Slices: share of accounts "
                 "activated."),
-    inputs=("daily_activity", "subscriptions.start_date", "metrics.value_events",
-            "metrics.activation_days", "metrics.account_activation_days", "metrics.min_users"),
+    inputs=("daily_activity (user level)", "account_user_firsts (account levels)",
+            "subscriptions.start_date", "metrics.value_events", "metrics.activation_days",
+            "metrics.account_activation_days", "metrics.min_users"),
     build=_build_activation,
 ))
 
@@ -120,8 +121,8 @@ register(Metric(
                 "account first has metrics.min_users users with value events (account), "
                 "whenever that happens up to as_of; empty if not reached. Slices: median and "
                 "mean over accounts that reached value."),
-    inputs=("daily_activity", "subscriptions.start_date", "metrics.value_events",
-            "metrics.min_users"),
+    inputs=("daily_activity (user level)", "account_user_firsts (account levels)",
+            "subscriptions.start_date", "metrics.value_events", "metrics.min_users"),
     build=_build_time_to_value,
 ))
 
@@ -145,6 +146,6 @@ register(Metric(
     definition=("Distinct users first active in the account within its first "
                 "metrics.velocity_weeks (8) weeks after acquisition ÷ that number of weeks. "
                 "Slices: mean over accounts."),
-    inputs=("daily_activity", "subscriptions.start_date", "metrics.velocity_weeks"),
+    inputs=("account_user_firsts", "subscriptions.start_date", "metrics.velocity_weeks"),
     build=_build_adoption_velocity,
 ))

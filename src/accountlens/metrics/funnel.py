@@ -234,7 +234,8 @@ register(Metric(
                 "Rows per stage: subjects reached, conversion from the previous stage and median "
                 "days from it; user funnels add referral:internal / referral:external rows. "
                 "Levels user and account give one funnel; role, unit and slices one per group."),
-    inputs=("daily_activity", "subscriptions", "events (referral events only)",
+    inputs=("daily_activity", "account_days (account levels: stages any active event reaches)",
+            "subscriptions", "events (referral events only)",
             "metrics.funnel_stages", "metrics.awareness_events", "metrics.value_events",
             "metrics.retention_after_days", "metrics.referral_event",
             "metrics.monetization_event"),

@@ -63,6 +63,7 @@ register(Metric(
                 "of first subscription start and first event. Rows: cohort × period with "
                 "cohort_size, retained and retention; periods nobody was active in are absent. "
                 "Slices give one table per group of accounts."),
-    inputs=("daily_activity", "subscriptions.start_date"), params=RetentionParams,
+    inputs=("daily_activity (user level)", "account_days (account levels)",
+            "subscriptions.start_date"), params=RetentionParams,
     build=_build_retention,
 ))
