@@ -112,9 +112,8 @@ class Context:
 
     def recent(self, days: int, human: bool = True) -> ir.Table:
         """`activity` rows of the window (as_of − days, as_of], human ones only unless told,
-        with the columns window metrics read. Windows up to 30 days are cut from one narrow
-        30-day set that all such metrics of a query share (materialized once) instead of each
-        filtering its own wide copy of the rollup."""
+        with the columns window metrics read: windows up to 30 days are cut from one narrow
+        30-day set, so the metrics of one query can share it."""
         a = self.activity
         rows = a.filter(self.window(a, max(days, RECENT_DAYS))).select(*_RECENT_COLUMNS)
         if days < RECENT_DAYS:
@@ -138,10 +137,8 @@ class Context:
         first_at, last_at, entity) as the request says — `account_days`, or, when the request
         keeps only some users (that table has none), the same from their rollup rows."""
         if "user" in self.filters:
-            from accountlens.metrics.rollup import account_days_expression
-
             a = self.activity_all
-            return self._levelled(account_days_expression(
+            return self._levelled(rollup.account_days_expression(
                 a.filter(a.user_id.isin(self.filters["user"]))))
         return self._levelled(self.stored_account_days)
 
