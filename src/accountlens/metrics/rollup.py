@@ -13,7 +13,7 @@ velocity ask when users first did something in an account, and read those (~5× 
 the rollup on the benchmark's data) instead of grouping the whole rollup. `account_days` keeps
 each account's active events per day (count, first and last moment) for what asks only whether
 and when an account was active (the funnel's any-event stages, account retention cohorts): one
-row per account and day instead of one per user, event name…. `referral_invites`
+row per account and day instead of one per user, event name and so on. `referral_invites`
 keeps the invite events (`metrics.referral_event`) with the invitee's e-mail read out of their
 JSON properties (`metrics.referral_email_property`) — reading those properties was half of
 `referrals`. It is built for the settings recorded in `referral_invites_source` and rebuilt
@@ -123,7 +123,8 @@ _DDL = [
         role VARCHAR, timestamp TIMESTAMPTZ, actor_kind VARCHAR, invitee_email VARCHAR)""",
     f"CREATE TABLE IF NOT EXISTS {INVITES_SOURCE} (event VARCHAR, property VARCHAR)",
 ]
-TABLES = (ROLLUP, FIRSTS, USER_FIRSTS, ACCOUNT_DAYS, INVITES, INVITES_SOURCE)  # what the materialized path reads
+# what the materialized path reads
+TABLES = (ROLLUP, FIRSTS, USER_FIRSTS, ACCOUNT_DAYS, INVITES, INVITES_SOURCE)
 
 
 def invites_expression(events: ir.Table, event: str, email_property: str) -> ir.Table:
