@@ -80,14 +80,11 @@ register(Metric(
 
 
 # ----------------------------------------------------------------------------------------------
-def _raw_activity(ctx: Context, subjects: ir.Table, column: str) -> ir.Table:
-    """Active raw events up to as_of of the subjects (`column` of `subjects`: the accounts or
-    users looked up), shaped like rollup rows (one per event), scoped like `ctx.activity`: the
-    exact moments inside a day, where the rollup keeps only first and last. The subjects are
-    kept first, so only their events are levelled (joined to the accounts for a slice)."""
+def _raw_activity(ctx: Context) -> ir.Table:
+    """Active raw events up to as_of, shaped like rollup rows (one per event), scoped like
+    `ctx.activity`: the exact moments inside a day, where the rollup keeps only first and last."""
     events = table("events")
-    raw = events.filter(events.type.isin(ACTIVE_TYPES), events.timestamp < end_of(ctx.as_of),
-                        events[column].isin(subjects[column]))
+    raw = events.filter(events.type.isin(ACTIVE_TYPES), events.timestamp < end_of(ctx.as_of))
     return ctx.scoped(raw.mutate(first_at=raw.timestamp, last_at=raw.timestamp))
 
 
@@ -163,7 +160,7 @@ def _reached(ctx: Context, stage: str, rows: ir.Table, keys: list[str],
         straddling=ibis.cases((~after, joined.day), else_=None).min(),
         earliest=joined.earliest.min())
     lookup = per.filter(per.straddling.notnull())
-    raw, _ = _subject_rows(ctx, _raw_activity(ctx, lookup, keys[1]))
+    raw, _ = _subject_rows(ctx, _raw_activity(ctx))
     condition = _condition(ctx, stage, raw)
     raw = raw if condition is True else raw.filter(condition)
     # Raw times compared with the day's bounds: no date of every raw event to compute.
