@@ -144,24 +144,32 @@ def invites_source(store: Store) -> tuple[str, str] | None:
     return (rows[0]["event"], rows[0]["property"]) if rows else None
 
 
+def _attributed(activity: ir.Table) -> ir.Table:
+    return activity.filter(activity.account_id.notnull())
+
+
+def _human_attributed(activity: ir.Table) -> ir.Table:
+    return activity.filter(activity.account_id.notnull(), activity.user_id.notnull(),
+                           activity.actor_kind == "human")
+
+
 def firsts_expression(activity: ir.Table) -> ir.Table:
     """`account_firsts` as an expression over rollup rows (materialized, or inline)."""
-    attributed = activity.filter(activity.account_id.notnull())
+    attributed = _attributed(activity)
     return attributed.group_by("account_id").aggregate(first_day=attributed.day.min(),
                                                        first_at=attributed.first_at.min())
 
 
 def user_firsts_expression(activity: ir.Table) -> ir.Table:
     """`account_user_firsts` as an expression over rollup rows (materialized, or inline)."""
-    human = activity.filter(activity.account_id.notnull(), activity.user_id.notnull(),
-                            activity.actor_kind == "human")
+    human = _human_attributed(activity)
     return human.group_by("account_id", "user_id", "name").aggregate(
         first_day=human.day.min(), first_at=human.first_at.min())
 
 
 def account_days_expression(activity: ir.Table) -> ir.Table:
     """`account_days` as an expression over rollup rows (materialized, or inline)."""
-    attributed = activity.filter(activity.account_id.notnull())
+    attributed = _attributed(activity)
     return attributed.group_by("day", "account_id").aggregate(
         events=attributed.events.sum(), first_at=attributed.first_at.min(),
         last_at=attributed.last_at.max())
@@ -188,7 +196,6 @@ def _refresh_days(store: Store, days_sql: str, params: list | None = None) -> No
     if not store.scalar("SELECT count(*) FROM _rollup_days"):
         store.execute("DROP TABLE _rollup_days")
         return
-    store.execute(f"DELETE FROM {ROLLUP} WHERE day IN (SELECT day FROM _rollup_days)")
     import ibis
 
     events = table("events")
@@ -197,66 +204,66 @@ def _refresh_days(store: Store, days_sql: str, params: list | None = None) -> No
         events.timestamp >= ibis.date(bounds["lo"]).cast(TS),
         events.timestamp < (ibis.date(bounds["hi"]) + ibis.interval(days=1)).cast(TS),
     )
-    _insert_days(store, ROLLUP, rollup_expression(scoped))
-    for name, keys, where in _FIRSTS_OF:
-        _refresh_firsts(store, name, keys, where)
-    store.execute(f"DELETE FROM {ACCOUNT_DAYS} WHERE day IN (SELECT day FROM _rollup_days)")
-    _insert_days(store, ACCOUNT_DAYS, account_days_expression(table(ROLLUP)))
+    _replace_days(store, ROLLUP, rollup_expression(scoped))
+    for name, keys, counted in _FIRSTS_OF:
+        _refresh_firsts(store, name, keys, counted)
+    _replace_days(store, ACCOUNT_DAYS, account_days_expression(table(ROLLUP)))
     source = invites_source(store)
     if source is not None:
-        store.execute(f"DELETE FROM {INVITES} WHERE day IN (SELECT day FROM _rollup_days)")
-        _insert_invites(store, scoped, source, "WHERE i.day IN (SELECT day FROM _rollup_days)")
+        _replace_days(store, INVITES, invites_expression(scoped, *source))
     store.execute("DROP TABLE _rollup_days")
 
 
-def _insert_days(store: Store, name: str, rows: ir.Table) -> None:
-    """Add the `rows` of the days in `_rollup_days` to the table `name`."""
+_IN_DAYS = "day IN (SELECT day FROM _rollup_days)"
+
+
+def _insert(store: Store, name: str, rows: ir.Table, where: str = "TRUE") -> None:
+    """Add the `rows` (an expression with the table's columns) matching `where` to `name`."""
     import ibis
 
     columns = ", ".join(SCHEMAS[name])
     store.execute(f"INSERT INTO {name} ({columns}) SELECT {columns} "
-                  f"FROM ({ibis.to_sql(rows, dialect='duckdb')}) r "
-                  "WHERE r.day IN (SELECT day FROM _rollup_days)")
+                  f"FROM ({ibis.to_sql(rows, dialect='duckdb')}) r WHERE {where}")
 
 
-def _insert_invites(store: Store, events: ir.Table, source: tuple[str, str], where: str = "") -> None:
-    """Add the invites among `events` for `source` (referral event, e-mail property)."""
-    import ibis
-
-    sql = ibis.to_sql(invites_expression(events, *source), dialect="duckdb")
-    store.execute(f"INSERT INTO {INVITES} ({', '.join(SCHEMAS[INVITES])}) "
-                  f"SELECT * FROM ({sql}) i {where}")
+def _replace_days(store: Store, name: str, rows: ir.Table) -> None:
+    """Replace the rows of the days in `_rollup_days` of the table `name` by those of `rows`."""
+    store.execute(f"DELETE FROM {name} WHERE {_IN_DAYS}")
+    _insert(store, name, rows, _IN_DAYS)
 
 
-# (table, key columns, which rollup rows count) of the first-moment tables kept with the rollup
+# (table, key columns, the rollup rows that count) of the first-moment tables kept with the rollup
 _FIRSTS_OF = (
-    (FIRSTS, ("account_id",), "account_id IS NOT NULL"),
-    (USER_FIRSTS, ("account_id", "user_id", "name"),
-     "account_id IS NOT NULL AND user_id IS NOT NULL AND actor_kind = 'human'"),
+    (FIRSTS, ("account_id",), _attributed),
+    (USER_FIRSTS, ("account_id", "user_id", "name"), _human_attributed),
 )
 
 
-def _refresh_firsts(store: Store, name: str, keys: tuple[str, ...], where: str) -> None:
+def _refresh_firsts(store: Store, name: str, keys: tuple[str, ...], counted) -> None:
     """Bring a first-moment table (`account_firsts`, `account_user_firsts`) up to date after the
     rollup rows of `_rollup_days` were replaced.
 
     Rows of other days are unchanged, and no key has rows before its stored first day. So a key
     whose first day was not refreshed keeps it unless the refreshed days hold an earlier moment;
     one whose first day was refreshed (its rows there may have moved to another account) is
-    looked up again from that day on; a new key takes its refreshed rows' first.
+    looked up again from that day on; a new key takes its refreshed rows' first. `counted`
+    keeps the rollup rows the table is made of (as its expression does).
     """
+    import ibis
+
+    rows = ibis.to_sql(counted(table(ROLLUP)), dialect="duckdb")
     k = ", ".join(keys)
     on = " AND ".join(f"t.{c} = f.{c}" for c in keys)
     store.execute(f"""
         CREATE OR REPLACE TEMP TABLE _firsts AS
         WITH refreshed AS (
-            SELECT {k}, min(day) AS first_day, min(first_at) AS first_at FROM {ROLLUP}
-            WHERE day IN (SELECT day FROM _rollup_days) AND {where} GROUP BY ALL),
+            SELECT {k}, min(day) AS first_day, min(first_at) AS first_at FROM ({rows}) r
+            WHERE {_IN_DAYS} GROUP BY ALL),
         lost AS (SELECT {k}, first_day FROM {name} WHERE first_day IN (SELECT day FROM _rollup_days)),
         relooked AS (
             SELECT {k}, min(r.day) AS first_day, min(r.first_at) AS first_at
-            FROM {ROLLUP} r JOIN lost l USING ({k})
-            WHERE r.day >= l.first_day AND {where}
+            FROM ({rows}) r JOIN lost l USING ({k})
+            WHERE r.day >= l.first_day
               AND r.day >= (SELECT coalesce(min(first_day), DATE '9999-12-31') FROM lost)
             GROUP BY ALL),
         kept AS (SELECT {k}, first_day, first_at FROM {name}
@@ -280,11 +287,9 @@ def rebuild(store: Store, settings=None) -> None:
             store.execute(statement)
         if settings is not None:
             _record_invites_source(store, settings)
-        store.execute(f"DELETE FROM {ROLLUP}")
-        store.execute(f"DELETE FROM {FIRSTS}")
-        store.execute(f"DELETE FROM {USER_FIRSTS}")
-        store.execute(f"DELETE FROM {ACCOUNT_DAYS}")
-        store.execute(f"DELETE FROM {INVITES}")
+        for name in TABLES:
+            if name != INVITES_SOURCE:  # (the settings the invites are built for)
+                store.execute(f"DELETE FROM {name}")
         _refresh_days(store, "SELECT CAST(timestamp AS DATE) AS day FROM events")
         store.execute(
             f"INSERT OR REPLACE INTO {STATE} VALUES ('reattribution_mark', ?)",
@@ -334,8 +339,8 @@ def ensure_fresh(store: Store, read_only: bool = False, settings=None) -> bool:
             _record_invites_source(store, settings)
             store.execute(f"DELETE FROM {INVITES}")
             store.execute("SET TimeZone = 'UTC'")
-            _insert_invites(store, table("events"),
-                            (settings.referral_event, settings.referral_email_property))
+            _insert(store, INVITES, invites_expression(
+                table("events"), settings.referral_event, settings.referral_email_property))
         return True
     rebuild(store, settings)
     return True
