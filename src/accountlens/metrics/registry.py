@@ -244,7 +244,7 @@ def build_expression(metric: Metric, request: MetricRequest, settings: MetricsSe
     upto = source.filter(source.day <= as_of)
     filters = dict(request.filters)
     slices = frozenset(key for key in (level, *filters) if key in lv.SLICES)
-    firsts = rollup.firsts_expression(upto) if inline else rollup.table(rollup.FIRSTS)
+    firsts = rollup.derived(rollup.FIRSTS, upto, inline)
     accounts = lv.account_attributes(as_of, upto, firsts, settings, slices)
     for key, values in filters.items():
         if key == "account":
@@ -253,10 +253,10 @@ def build_expression(metric: Metric, request: MetricRequest, settings: MetricsSe
             accounts = accounts.filter(accounts[key].isin(values))
     if level in lv.ACCOUNT_LEVELS:
         accounts = lv.account_entity(accounts, level)
-    user_firsts = rollup.user_firsts_expression(upto) if inline else rollup.table(rollup.USER_FIRSTS)
+    user_firsts = rollup.derived(rollup.USER_FIRSTS, upto, inline)
     # (a key's stored first moment is its first up to as_of iff its day is on or before as_of)
     user_firsts = user_firsts.filter(user_firsts.first_day <= as_of)
-    days = rollup.account_days_expression(upto) if inline else rollup.table(rollup.ACCOUNT_DAYS)
+    days = rollup.derived(rollup.ACCOUNT_DAYS, upto, inline)
     ctx = Context(as_of=as_of, level=level, settings=settings, params=params, activity_all=upto,
                   activity=upto, accounts=accounts, user_firsts=user_firsts,
                   stored_account_days=days.filter(days.day <= as_of), filters=filters,

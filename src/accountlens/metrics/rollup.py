@@ -175,6 +175,15 @@ def account_days_expression(activity: ir.Table) -> ir.Table:
         last_at=attributed.last_at.max())
 
 
+def derived(name: str, activity: ir.Table, inline: bool) -> ir.Table:
+    """A table kept with the rollup (`account_firsts`, `account_user_firsts`, `account_days`):
+    the stored one, or (`inline`) its expression over the rollup rows `activity`."""
+    if not inline:
+        return table(name)
+    return {FIRSTS: firsts_expression, USER_FIRSTS: user_firsts_expression,
+            ACCOUNT_DAYS: account_days_expression}[name](activity)
+
+
 def _temp_exists(store: Store, name: str) -> bool:
     return bool(store.scalar(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND temporary", [name]
