@@ -68,3 +68,30 @@ def test_sigkill_while_sending_loses_nothing_acknowledged(tmp_path) -> None:
     missing = set(acked) - set(stored)
     assert not missing, f"{len(missing)} acknowledged events lost"
     assert segments >= 3
+
+
+def test_restarts_never_reuse_a_loaded_segment_name(tmp_path) -> None:
+    """A graceful stop loads and deletes every segment; a restarted server once numbered its
+    first segment like the first server's, and the loader skipped it as loaded (then deleted it)."""
+    root = tmp_path / "ws"
+    Workspace.init(root).close()
+    for run in range(3):
+        server = start_server(root)
+        batch = [{"type": "track", "messageId": f"r{run}-e{i}", "userId": f"u{i}", "event": "Clicked",
+                  "timestamp": "2024-01-01T00:00:00Z", "context": {"groupId": "acc"}} for i in range(5)]
+        response = httpx.post(server.url + "/v1/batch", auth=(server.write_key, ""),
+                              content=json.dumps({"batch": batch}),
+                              headers={"content-type": "application/json"}, timeout=10)
+        assert response.status_code == 200
+        server.stop()
+    with Workspace.open(root) as ws:
+        assert ws.store.scalar("SELECT count(*) FROM events") == 15
+        assert ws.store.scalar("SELECT count(*) FROM ingest_segments") == 3
+        # Numbers stay above what the store has loaded even if the clock were set back.
+        ws.store.execute("INSERT INTO ingest_segments VALUES "
+                         "('seg-9000000000000000.jsonl', now(), 0, 0, 0, 0)")
+        log = ws.open_log()
+        try:
+            assert [p.name for p in log.segments()] == ["seg-9000000000000001.jsonl"]
+        finally:
+            log.close()

@@ -80,7 +80,12 @@ class Workspace:
         return self.root / LOG_DIR
 
     def open_log(self) -> EventLog:
-        return EventLog(self.log_dir, self.config.ingest.log_segment_bytes)
+        # New segments are numbered above every segment the store has loaded (see EventLog).
+        loaded = self.store.scalar(
+            r"SELECT max(TRY_CAST(regexp_extract(segment, '^seg-([0-9]+)\.jsonl$', 1) AS UBIGINT))"
+            " FROM ingest_segments")
+        return EventLog(self.log_dir, self.config.ingest.log_segment_bytes,
+                        floor=int(loaded or 0) + 1)
 
     def load_log(self) -> LoadResult:
         """Load whatever the collector acknowledged but had not loaded yet (e.g. after a crash)."""

@@ -5,6 +5,11 @@ are fsync'd. Appends from concurrent requests are group-committed: one writer th
 waiting batches, writes them with one `write` and one `fsync`, then releases them together.
 The loader seals the active segment and loads sealed segments; a crash leaves at most a torn
 last line of an unacknowledged batch, which recovery truncates.
+
+A segment's name is never used twice in a workspace's life: the loader records every loaded
+segment by name (so that loading it again after a crash is a no-op), and a reused name would
+make it skip, then delete, acknowledged events. Segment numbers are microsecond timestamps,
+above every number still in the folder and every number the store has recorded (`floor`).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import time
 from concurrent.futures import Future
 from pathlib import Path
 
-SEGMENT_RE = re.compile(r"^seg-(\d{12})\.jsonl$")
+SEGMENT_RE = re.compile(r"^seg-(\d{12,})\.jsonl$")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -33,13 +38,19 @@ def segment_files(directory: Path) -> list[Path]:
     """The log's segment files in `directory`, oldest first (none if it does not exist)."""
     if not directory.exists():
         return []
-    return sorted(p for p in directory.iterdir() if SEGMENT_RE.match(p.name))
+    return sorted((p for p in directory.iterdir() if SEGMENT_RE.match(p.name)), key=segment_number)
+
+
+def segment_number(path: Path) -> int:
+    return int(SEGMENT_RE.match(path.name).group(1))
 
 
 class EventLog:
-    def __init__(self, directory: Path, segment_bytes: int):
+    def __init__(self, directory: Path, segment_bytes: int, floor: int = 0):
+        """`floor`: the segment numbers the store has already loaded are below it."""
         self.directory = directory
         self.segment_bytes = segment_bytes
+        self._floor = floor
         directory.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self.last_append = 0.0  # time.monotonic() of the latest append: is traffic arriving?
@@ -73,11 +84,13 @@ class EventLog:
                 os.fsync(fh.fileno())
 
     def _next_number(self) -> int:
-        numbers = [int(SEGMENT_RE.match(p.name).group(1)) for p in self.segments()]
-        return max(numbers, default=0) + 1
+        existing = max((segment_number(p) for p in self.segments()), default=0)
+        number = max(existing + 1, self._floor, time.time_ns() // 1000)
+        self._floor = number + 1
+        return number
 
     def _open_new_segment(self) -> None:
-        path = self.directory / f"seg-{self._next_number():012d}.jsonl"
+        path = self.directory / f"seg-{self._next_number():016d}.jsonl"
         self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - open until sealed
         self._active = path
         self._active_size = 0
