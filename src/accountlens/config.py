@@ -32,6 +32,8 @@ class IngestSection(_Section):
     posthog_account_group_type: str = "company"
     log_segment_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
     load_interval_seconds: float = Field(default=1.0, gt=0)
+    max_load_delay_seconds: float = Field(default=30.0, ge=0)
+    max_unloaded_bytes: int = Field(default=512 * 1024 * 1024, ge=0)
 
 
 class ServeSection(_Section):
@@ -116,6 +118,10 @@ posthog_account_group_type = "{ingest.posthog_account_group_type}"
 log_segment_bytes = {ingest.log_segment_bytes}
 # How often the background loader moves the log into the store.
 load_interval_seconds = {ingest.load_interval_seconds}
+# Under heavy traffic (over ~1 MB/s of events) loading waits, so that the collector keeps the
+# CPU, until the oldest waiting event is this old or the log holds this many bytes.
+max_load_delay_seconds = {ingest.max_load_delay_seconds}
+max_unloaded_bytes = {ingest.max_unloaded_bytes}
 
 [serve]
 host = "127.0.0.1"

@@ -2,10 +2,12 @@
 
 Several segments load as one batch (one pipeline run, one transaction): the per-batch work
 that grows with the store (dedup against stored message ids, membership and attribution
-lookups) is then paid once per batch, not once per 8 MB segment. While requests are
-arriving, the background loader leaves the active segment open and waits until a few
-segments are full, so the collector keeps most of the CPU; once the log is quiet it loads
-everything.
+lookups) is then paid once per batch, not once per 8 MB segment.
+
+Loading competes with the collector for the same cores. Under a heavy stream of requests the
+background loader therefore waits, leaving the events in the durable log, until the traffic
+eases, the oldest waiting event is `max_load_delay_seconds` old, or the log holds
+`max_unloaded_bytes`; light traffic is loaded every interval.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ SOURCE_PREFIX = "collector:"
 # server CPU and reached "loaded" 5-15% sooner at the same peak RSS; 64 MB came near the
 # 500 MB RSS budget (docs/profiling.md, session 4).
 BATCH_BYTES = 48 << 20
-BUSY_BATCH_SEGMENTS = 6  # while requests arrive, wait for this many full segments …
-BUSY_MAX_DELAY_INTERVALS = 10  # … but no longer than this many load intervals
+# Appends per second above which the collector counts as busy and loads wait (about 3,000
+# events/s): below it, loading every interval costs the collector little.
+HEAVY_BYTES_PER_SECOND = 1 << 20
 
 
 def _record_segments(store: Store, cfg: IngestSection, batch: Batch) -> None:
@@ -101,6 +104,7 @@ class BackgroundLoader:
         otherwise (a server keeps its footprint small while ingesting; analyses get more)."""
         self.store, self.cfg, self.event_log = store, cfg, event_log
         self._limits, self._ingesting = memory_limits, False
+        self._waiting_since: float | None = None  # heavy traffic has held loads back since
         self.totals = LoadResult()
         self.last_error: str | None = None
         self._stop = threading.Event()
@@ -130,28 +134,35 @@ class BackgroundLoader:
             self.store.execute("SET memory_limit = ?", [self._limits[0 if ingesting else 1]])
             self._ingesting = ingesting
 
-    def _busy_pending(self) -> list[Path]:
-        """While requests arrive: the full segments, once there are a few of them."""
-        sealed = self.event_log.sealed()
-        return sealed if len(sealed) >= BUSY_BATCH_SEGMENTS else []
+    def _due(self, heavy: bool) -> bool:
+        """Load now? Always when the traffic is light; under heavy traffic only once the
+        oldest waiting event has waited `max_load_delay_seconds` or the log is too large."""
+        if not heavy:
+            self._waiting_since = None
+            return True
+        now = time.monotonic()
+        if self._waiting_since is None:
+            self._waiting_since = now
+        segments = self.event_log.segments()
+        backlog = sum(path.stat().st_size for path in segments if path.exists())
+        return (now - self._waiting_since >= self.cfg.max_load_delay_seconds
+                or backlog >= self.cfg.max_unloaded_bytes)
 
     def _loop(self) -> None:
         interval = self.cfg.load_interval_seconds
-        last_load = time.monotonic()
+        appended = self.event_log.appended_bytes
         while not self._stop.wait(interval):
-            now = time.monotonic()
-            busy = now - self.event_log.last_append < interval
-            overdue = now - last_load >= BUSY_MAX_DELAY_INTERVALS * interval
-            if busy:
+            arrived, appended = self.event_log.appended_bytes - appended, self.event_log.appended_bytes
+            if arrived:
                 self._set_ingesting(True)
+            if not self._due(heavy=arrived >= HEAVY_BYTES_PER_SECOND * interval):
+                continue
             try:
-                result = self._run(self._busy_pending if busy and not overdue
-                                   else self.event_log.seal)
+                result = self._run(self.event_log.seal)
             except Exception:  # noqa: BLE001 - logged by _run; the log keeps the data for the next try
                 continue
-            if result.received or not busy:
-                last_load = now
-            self._set_ingesting(busy or result.received > 0)
+            self._waiting_since = None
+            self._set_ingesting(arrived > 0 or result.received > 0)
 
     def stop(self) -> None:
         self._stop.set()

@@ -53,7 +53,7 @@ class EventLog:
         self._floor = floor
         directory.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self.last_append = 0.0  # time.monotonic() of the latest append: is traffic arriving?
+        self.appended_bytes = 0  # since the log was opened: how much traffic is arriving?
         self._queue: queue.Queue[tuple[bytes, Future] | None] = queue.Queue()
         self._recover()
         self._open_new_segment()
@@ -117,7 +117,7 @@ class EventLog:
         if not data:
             future.set_result(None)
             return future
-        self.last_append = time.monotonic()
+        self.appended_bytes += len(data)
         self._queue.put((data, future))
         return future
 
