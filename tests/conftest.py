@@ -42,10 +42,16 @@ class Server:
     port: int
     process: subprocess.Popen
     write_key: str
+    ingest_port: int = 0  # the collector processes' port, when there are any
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ingest_url(self) -> str:
+        """Where clients send events: the collector processes, or the server itself."""
+        return f"http://127.0.0.1:{self.ingest_port or self.port}"
 
     def flush(self) -> dict:
         return httpx.post(self.url + "/api/v1/flush", timeout=30).json()
@@ -66,10 +72,13 @@ class Server:
                 self.kill()
 
 
-def start_server(root: Path, port: int | None = None) -> Server:
+def start_server(root: Path, port: int | None = None, collectors: int = 0,
+                 collector_port: int | None = None) -> Server:
     port = port or free_port()
+    collector_port = (collector_port or free_port()) if collectors else 0
     process = subprocess.Popen(
-        [sys.executable, "-m", "accountlens", "serve", "--dir", str(root), "--port", str(port)],
+        [sys.executable, "-m", "accountlens", "serve", "--dir", str(root), "--port", str(port),
+         "--collectors", str(collectors), "--collector-port", str(collector_port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     deadline = time.time() + 30
@@ -78,7 +87,7 @@ def start_server(root: Path, port: int | None = None) -> Server:
             raise RuntimeError("server exited: " + process.stderr.read().decode())
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return Server(root, port, process, write_key_of(root))
+                return Server(root, port, process, write_key_of(root), collector_port)
         except httpx.TransportError:
             time.sleep(0.1)
     process.kill()
@@ -89,12 +98,12 @@ def start_server(root: Path, port: int | None = None) -> Server:
 def server_factory(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     servers: list[Server] = []
 
-    def factory(root: Path | None = None, port: int | None = None) -> Server:
+    def factory(root: Path | None = None, port: int | None = None, collectors: int = 0) -> Server:
         if root is None:
             root = tmp_path / "served"
             if not root.exists():
                 Workspace.init(root, name="served").close()
-        server = start_server(root, port)
+        server = start_server(root, port, collectors)
         servers.append(server)
         return server
 

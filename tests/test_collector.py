@@ -32,8 +32,13 @@ def events_of(server: Server) -> dict[str, dict]:
     return {r["message_id"]: r for r in rows}
 
 
-def test_three_real_sdks_exactly_once_with_attribution(server: Server) -> None:
-    seg = SegmentClient(write_key=server.write_key, host=server.url, max_retries=2)
+@pytest.mark.parametrize("collectors", [0, 2], ids=["server", "collector-processes"])
+def test_three_real_sdks_exactly_once_with_attribution(server_factory, collectors: int) -> None:
+    server = server_factory(collectors=collectors)
+    if collectors:  # the collector port serves only ingestion
+        response = httpx.get(server.ingest_url + "/api/v1/status", timeout=10)
+        assert response.status_code == 404 and "ingestion" in response.json()["error"]
+    seg = SegmentClient(write_key=server.write_key, host=server.ingest_url, max_retries=2)
     seg.identify("ann", {"email": "ann@acme.com", "role": "trainer", "department": "Ops"},
                  message_id="seg-identify")
     seg.group("ann", "acme", {"name": "Acme", "domain": "acme.com"}, message_id="seg-group")
@@ -42,7 +47,7 @@ def test_three_real_sdks_exactly_once_with_attribution(server: Server) -> None:
     seg.flush()
     seg.join()
 
-    rud = RudderClient(write_key=server.write_key, host=server.url, max_retries=2)  # gzip on
+    rud = RudderClient(write_key=server.write_key, host=server.ingest_url, max_retries=2)  # gzip on
     assert rud.gzip is True
     rud.identify("bob", {"email": "bob@acme.com", "role": "executive"}, message_id="rud-identify")
     rud.group("bob", "acme", message_id="rud-group")
@@ -51,7 +56,7 @@ def test_three_real_sdks_exactly_once_with_attribution(server: Server) -> None:
     rud.flush()
     rud.join()
 
-    ph = Posthog(server.write_key, host=server.url, max_retries=2, sync_mode=True)
+    ph = Posthog(server.write_key, host=server.ingest_url, max_retries=2, sync_mode=True)
     ph_track = str(uuid.uuid4())
     ph_group = str(uuid.uuid4())
     ph.capture("Dashboard Viewed", distinct_id="cat", groups={"company": "acme"}, uuid=ph_track)
@@ -60,6 +65,8 @@ def test_three_real_sdks_exactly_once_with_attribution(server: Server) -> None:
 
     events = events_of(server)
     assert len(events) == 10
+    folders = {event["source"].split(":", 1)[1].rpartition("/")[0] for event in events.values()}
+    assert folders <= ({f"collector-{i}" for i in range(collectors)} if collectors else {""})
     assert events["seg-track"]["account_id"] == "acme"
     assert events["seg-track"]["attribution"] == "membership"
     assert events["seg-track"]["role"] == "trainer"

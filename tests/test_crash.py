@@ -8,6 +8,8 @@ import threading
 import time
 
 import httpx
+import psutil
+import pytest
 
 from accountlens.workspace import Workspace
 from tests.conftest import start_server
@@ -33,26 +35,32 @@ def sender(url: str, key: str, worker: int, acked: list[str], sent: list[list[di
                 acked.extend(e["messageId"] for e in batch)
 
 
-def test_sigkill_while_sending_loses_nothing_acknowledged(tmp_path) -> None:
+@pytest.mark.parametrize("collectors", [0, 2], ids=["server", "collector-processes"])
+def test_sigkill_while_sending_loses_nothing_acknowledged(tmp_path, collectors: int) -> None:
     root = tmp_path / "ws"
     Workspace.init(root).close()
     rng = random.Random(11)
     acked: list[str] = []
     sent: list[list[dict]] = []
-    server = start_server(root)
+    server = start_server(root, collectors=collectors)
     port = server.port
     for _cycle in range(3):
         stop = threading.Event()
-        threads = [threading.Thread(target=sender, args=(server.url, server.write_key, w, acked, sent, stop))
-                   for w in range(4)]
+        threads = [threading.Thread(target=sender, args=(server.ingest_url, server.write_key, w, acked,
+                                                         sent, stop)) for w in range(4)]
         for thread in threads:
             thread.start()
         time.sleep(rng.uniform(1.0, 2.5))  # spans several loader runs (every 1 s)
+        children = psutil.Process(server.process.pid).children()
+        assert len(children) >= collectors
         server.kill()
         stop.set()
         for thread in threads:
             thread.join(timeout=10)
-        server = start_server(root, port)
+        # Collector processes end with the server (they still acknowledge until they notice).
+        _, alive = psutil.wait_procs(children, timeout=10)
+        assert not alive
+        server = start_server(root, port, collectors, server.ingest_port or None)
     # Clients retry everything they sent (acknowledged or not): dedup keeps one copy.
     with httpx.Client(auth=(server.write_key, ""), timeout=30) as client:
         for batch in sent[: len(sent) // 2]:

@@ -191,7 +191,7 @@ def test_log_segments_load_as_one_batch_exactly_once(ws: Workspace) -> None:
             event_log.append(b"".join(json.dumps(e).encode() + b"\n" for e in batch)).result()
         paths = event_log.seal()
         copies = [(p, p.read_bytes()) for p in paths]
-        result = load_segments(ws.store, ws.config.ingest, paths)
+        result = load_segments(ws.store, ws.config.ingest, ws.log_dir, paths)
     finally:
         event_log.close()
     assert (result.received, result.inserted, result.duplicates, result.quarantined) == (4, 2, 1, 1)
@@ -202,7 +202,7 @@ def test_log_segments_load_as_one_batch_exactly_once(ws: Workspace) -> None:
     assert ws.store.scalar("SELECT min(source) FROM events") == "collector:" + paths[0].name
     for path, data in copies:  # as if a crash came after the commit, before the files went
         path.write_bytes(data)
-    again = load_segments(ws.store, ws.config.ingest, [p for p, _ in copies])
+    again = load_segments(ws.store, ws.config.ingest, ws.log_dir, [p for p, _ in copies])
     assert again.received == 0 and counts(ws) == (2, 1)
     assert not any(p.exists() for p, _ in copies)
 

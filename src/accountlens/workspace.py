@@ -12,6 +12,7 @@ import orjson
 
 from accountlens.config import CONFIG_FILE, Config, load_config, new_write_key, render_template
 from accountlens.ingest import importers
+from accountlens.ingest.collector_pool import collector_folders
 from accountlens.ingest.loader import load_pending
 from accountlens.ingest.log import EventLog, segment_files
 from accountlens.ingest.pipeline import STAGING, LoadResult, run_pipeline
@@ -79,13 +80,15 @@ class Workspace:
     def log_dir(self) -> Path:
         return self.root / LOG_DIR
 
-    def open_log(self) -> EventLog:
-        # New segments are numbered above every segment the store has loaded (see EventLog).
+    def log_floor(self) -> int:
+        """New log segments are numbered from here: above every segment the store has loaded."""
         loaded = self.store.scalar(
-            r"SELECT max(TRY_CAST(regexp_extract(segment, '^seg-([0-9]+)\.jsonl$', 1) AS UBIGINT))"
+            r"SELECT max(TRY_CAST(regexp_extract(segment, 'seg-([0-9]+)\.jsonl$', 1) AS UBIGINT))"
             " FROM ingest_segments")
-        return EventLog(self.log_dir, self.config.ingest.log_segment_bytes,
-                        floor=int(loaded or 0) + 1)
+        return int(loaded or 0) + 1
+
+    def open_log(self) -> EventLog:
+        return EventLog(self.log_dir, self.config.ingest.log_segment_bytes, floor=self.log_floor())
 
     def load_log(self) -> LoadResult:
         """Load whatever the collector acknowledged but had not loaded yet (e.g. after a crash)."""
@@ -182,7 +185,9 @@ class Workspace:
         ).to_pylist()[0]
         counts["workspace"] = self.config.workspace.name
         counts["attribution"] = {r["rule"]: r["events"] for r in unattributed_summary(self.store)}
-        counts["unloaded_log_bytes"] = sum(p.stat().st_size for p in segment_files(self.log_dir))
+        folders = [self.log_dir, *collector_folders(self.log_dir)]
+        counts["unloaded_log_bytes"] = sum(p.stat().st_size for folder in folders
+                                           for p in segment_files(folder))
         return counts
 
     def quarantine(self, include_replayed: bool = False, limit: int = 100) -> list[dict]:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
 
 from accountlens.ingest.collector import Collector, CollectorFront, LiveWorkspace
-from accountlens.ingest.loader import BackgroundLoader
+from accountlens.ingest.collector_pool import CollectorPool, SinkSpec
+from accountlens.ingest.loader import BackgroundLoader, load_pending
 from accountlens.workspace import Workspace
 
 log = logging.getLogger("accountlens.server")
@@ -30,8 +32,7 @@ def start_workspace(root: Path) -> LiveWorkspace:
     loader = BackgroundLoader(workspace.store, workspace.config.ingest, event_log,
                               memory_limits=(serve.ingest_memory_limit, serve.memory_limit))
     # Anything acknowledged before a crash is still in the log: load it before serving.
-    loader.flush()
-    loader.start()
+    load_pending(workspace.store, workspace.config.ingest, event_log)
     return LiveWorkspace(workspace, event_log, loader)
 
 
@@ -41,12 +42,34 @@ def stop_workspace(live: LiveWorkspace) -> None:
     live.workspace.close()
 
 
-def build_app(roots: list[Path]):
+@dataclass(frozen=True)
+class Collectors:
+    """Collector processes to start (`count` 0: none) and where they listen."""
+
+    count: int = 0
+    host: str = "127.0.0.1"
+    port: int = 0
+
+
+def _start_collectors(lives: list[LiveWorkspace], collectors: Collectors,
+                      log_level: str) -> CollectorPool:
+    specs = [SinkSpec(live.sink.write_keys, live.sink.limits, live.sink.posthog_account_group_type,
+                      live.workspace.log_dir, live.workspace.config.ingest.log_segment_bytes,
+                      live.workspace.log_floor()) for live in lives]
+    pool = CollectorPool(specs, collectors.host, collectors.port, collectors.count, log_level)
+    pool.start()
+    for index, live in enumerate(lives):
+        live.loader.event_log = pool.log(live.log, index)
+    return pool
+
+
+def build_app(roots: list[Path], collectors: Collectors = Collectors(), log_level: str = "warning"):
     from accountlens.api.app import create_app
     from accountlens.api.warmer import DashboardWarmer
 
     lives: list[LiveWorkspace] = []
     warmers: list[DashboardWarmer] = []
+    pools: list[CollectorPool] = []
 
     @contextlib.asynccontextmanager
     async def lifespan(app) -> AsyncIterator[None]:
@@ -55,16 +78,24 @@ def build_app(roots: list[Path]):
         finally:
             for warmer in warmers:
                 warmer.stop()
+            for pool in pools:  # before the last load, which then takes over their folders
+                pool.stop()
             for live in lives:
                 stop_workspace(live)
 
     lives.extend(start_workspace(root) for root in roots)
+    if collectors.count:
+        pools.append(_start_collectors(lives, collectors, log_level))
+    for live in lives:
+        live.loader.start()
     warmers.extend(DashboardWarmer(live) for live in lives)
     for warmer in warmers:
         warmer.start()
-    return CollectorFront(Collector(lives), create_app(lives, lifespan=lifespan))
+    return CollectorFront(Collector([live.sink for live in lives]),
+                          create_app(lives, lifespan=lifespan))
 
 
-def serve(roots: list[Path], host: str, port: int, log_level: str = "warning") -> None:
-    app = build_app(roots)
+def serve(roots: list[Path], host: str, port: int, log_level: str = "warning",
+          collectors: Collectors = Collectors()) -> None:
+    app = build_app(roots, collectors, log_level)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)

@@ -168,17 +168,19 @@ class RssSampler(threading.Thread):
 class Server:
     process: subprocess.Popen
     port: int
+    ingest_port: int  # where clients send events: the collector processes' port, if any
 
     @classmethod
-    def start(cls, folder: Path, log: Path) -> Server:
-        port = free_port()
+    def start(cls, folder: Path, log: Path, collectors: int = 0) -> Server:
+        port, ingest_port = free_port(), free_port() if collectors else 0
         with open(log, "wb") as err:
             process = subprocess.Popen(
                 [sys.executable, "-m", "accountlens", "serve", "--dir", str(folder),
-                 "--host", HOST, "--port", str(port)],
+                 "--host", HOST, "--port", str(port), "--collectors", str(collectors),
+                 "--collector-port", str(ingest_port)],
                 stdout=subprocess.DEVNULL, stderr=err,
             )
-        server = cls(process, port)
+        server = cls(process, port, ingest_port or port)
         for _ in range(600):  # up to 60 s
             if process.poll() is not None:
                 raise RuntimeError(f"accountlens serve exited: {log.read_text()[-2000:]}")
@@ -232,32 +234,43 @@ def _percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
 
 
+def _tree_cpu(process: psutil.Process):
+    """A function giving the CPU seconds used so far by `process` and its children."""
+    def cpu() -> float:
+        total = 0.0
+        for proc in [process, *process.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                total += sum(proc.cpu_times()[:2])
+        return total
+    return cpu
+
+
 def _drive(ctx: Context, server: Server, key: str, jsonl: Path, events: int) -> dict:
     """Run the clients against the server; timings, acknowledgements and peak RSS."""
     mp = multiprocessing.get_context("spawn")  # no fork of a process holding DuckDB threads
     barrier, results = mp.Barrier(ctx.clients + 1), mp.Queue()
     bounds = [events * c // ctx.clients for c in range(ctx.clients + 1)]
-    procs = [mp.Process(target=client, args=(server.port, key, str(jsonl), bounds[c],
+    procs = [mp.Process(target=client, args=(server.ingest_port, key, str(jsonl), bounds[c],
                                              bounds[c + 1], barrier, results))
              for c in range(ctx.clients)]
     for proc in procs:
         proc.start()
     sampler = RssSampler(server.process.pid)
     barrier.wait(timeout=600)  # every client has its bodies ready
-    server_cpu = psutil.Process(server.process.pid).cpu_times
-    cpu_before = sum(server_cpu()[:2])
+    server_cpu = _tree_cpu(psutil.Process(server.process.pid))
+    cpu_before = server_cpu()
     started = time.monotonic()
     sampler.start()
     reports = [results.get(timeout=3600) for _ in procs]
     sent = time.monotonic()
-    cpu_sending = sum(server_cpu()[:2]) - cpu_before
+    cpu_sending = server_cpu() - cpu_before
     for proc in procs:
         proc.join(timeout=60)
     rss_sending = sampler.peak
     body = _wait_loaded(server.port, events, timeout=1800)
     loaded = time.monotonic()
     rss_peak = sampler.stop()
-    cpu = sum(server_cpu()[:2]) - cpu_before
+    cpu = server_cpu() - cpu_before
     send_seconds = max(r["finished"] for r in reports) - started
     return {
         "acked": sum(r["acked"] for r in reports), "retries": sum(r["retries"] for r in reports),

@@ -102,8 +102,11 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on (default from config).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default from config).")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+    collectors: Annotated[int | None, typer.Option(min=0, max=64, help="Collector processes serving the ingestion endpoints on --collector-port too (default from config; 0: none).")] = None,
+    collector_port: Annotated[int | None, typer.Option(help="Port of the collector processes (default from config).")] = None,
 ) -> None:
     """Run the collector (Segment, PostHog), the REST API and the dashboard."""
+    from accountlens.api.server import Collectors
     from accountlens.api.server import serve as run
 
     roots = directory or [Path(".")]
@@ -111,8 +114,13 @@ def serve(
     cfg = first.config.serve
     first.close()
     host, port = host or cfg.host, port if port is not None else cfg.port
+    pool = Collectors(collectors if collectors is not None else cfg.collectors, host,
+                      collector_port if collector_port is not None else cfg.collector_port)
     typer.echo(f"accountlens serving {', '.join(map(str, roots))} on http://{host}:{port}/", err=True)
-    run(roots, host, port, log_level)
+    if pool.count:
+        typer.echo(f"{pool.count} collector processes on http://{host}:{pool.port}/ "
+                   "(ingestion endpoints only)", err=True)
+    run(roots, host, port, log_level, pool)
 
 
 @app.command()

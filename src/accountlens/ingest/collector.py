@@ -14,14 +14,13 @@ import asyncio
 import base64
 import binascii
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from accountlens.ingest.loader import BackgroundLoader
-from accountlens.ingest.log import EventLog
 from accountlens.ingest.normalize import (
     SEGMENT_TYPES,
     Limits,
@@ -31,7 +30,11 @@ from accountlens.ingest.normalize import (
     posthog_events,
     segment_events,
 )
-from accountlens.workspace import Workspace
+
+if TYPE_CHECKING:  # collector processes import this module without the store's dependencies
+    from accountlens.ingest.loader import BackgroundLoader
+    from accountlens.ingest.log import EventLog
+    from accountlens.workspace import Workspace
 
 SEGMENT_PREFIX = "/v1/"
 POSTHOG_PATHS = frozenset({"/batch/", "/batch", "/capture/", "/capture", "/e/", "/i/v0/e/"})
@@ -43,6 +46,20 @@ Receive = Callable[[], Awaitable[dict]]
 Send = Callable[[dict], Awaitable[None]]
 
 
+class Appender(Protocol):
+    def append(self, data: bytes) -> Future: ...
+
+
+@dataclass(frozen=True)
+class Sink:
+    """A workspace as the collector sees it: its write keys and limits, and its log."""
+
+    write_keys: tuple[str, ...]
+    limits: Limits
+    posthog_account_group_type: str
+    log: Appender
+
+
 @dataclass
 class LiveWorkspace:
     """A workspace opened by `accountlens serve`: its store, log and loader."""
@@ -52,9 +69,11 @@ class LiveWorkspace:
     loader: BackgroundLoader
 
     @property
-    def limits(self) -> Limits:
-        cfg = self.workspace.config.ingest
-        return Limits(cfg.max_event_bytes, cfg.max_batch_bytes)
+    def sink(self) -> Sink:
+        cfg = self.workspace.config
+        return Sink(tuple(cfg.workspace.write_keys),
+                    Limits(cfg.ingest.max_event_bytes, cfg.ingest.max_batch_bytes),
+                    cfg.ingest.posthog_account_group_type, self.log)
 
 
 @dataclass(frozen=True)
@@ -66,14 +85,12 @@ class Incoming:
 
 
 class Collector:
-    def __init__(self, workspaces: list[LiveWorkspace]):
-        self.workspaces = workspaces
-        self.by_key = {
-            key: live for live in workspaces for key in live.workspace.config.workspace.write_keys
-        }
-        self.max_body = max(live.limits.max_batch_bytes for live in workspaces)
+    def __init__(self, sinks: list[Sink]):
+        self.sinks = sinks
+        self.by_key = {key: sink for sink in sinks for key in sink.write_keys}
+        self.max_body = max(sink.limits.max_batch_bytes for sink in sinks)
 
-    def _workspace(self, key: str | None) -> LiveWorkspace:
+    def _workspace(self, key: str | None) -> Sink:
         if not key:
             raise RequestError("missing write key (HTTP Basic username or `writeKey`)", 401)
         live = self.by_key.get(key)
@@ -113,7 +130,7 @@ class Collector:
             raise RequestError("malformed Basic authorization header", 401) from None
         return decoded.split(":", 1)[0]
 
-    async def _commit(self, live: LiveWorkspace, events: list[dict]) -> None:
+    async def _commit(self, live: Sink, events: list[dict]) -> None:
         data = encode_events(events, live.limits)
         await asyncio.wrap_future(live.log.append(data))
 
@@ -141,10 +158,10 @@ class Collector:
         received_at = _now()
         payload = decode_body(incoming.body, incoming.headers.get("content-encoding"),
                               Limits(self.max_body, self.max_body))
-        default_type = self.workspaces[0].workspace.config.ingest.posthog_account_group_type
+        default_type = self.sinks[0].posthog_account_group_type
         api_key, events = posthog_events(payload, received_at, default_type)
         live = self._workspace(api_key)
-        group_type = live.workspace.config.ingest.posthog_account_group_type
+        group_type = live.posthog_account_group_type
         if group_type != default_type:  # normalization does not mutate the payload
             _, events = posthog_events(payload, received_at, group_type)
         await self._commit(live, events)

@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 from accountlens.config import IngestSection
-from accountlens.ingest.log import EventLog
+from accountlens.ingest.collector_pool import take_over
+from accountlens.ingest.log import EventLog, segment_name
 from accountlens.ingest.pipeline import STAGING, Batch, LoadResult, run_pipeline, stage_jsonl
 from accountlens.store.base import Store
 
@@ -52,16 +53,18 @@ def _record_segments(store: Store, cfg: IngestSection, batch: Batch) -> None:
     )
 
 
-def load_segments(store: Store, cfg: IngestSection, paths: list[Path]) -> LoadResult:
-    """Load the segments `paths` as one batch (those already loaded are only removed)."""
+def load_segments(store: Store, cfg: IngestSection, root: Path, paths: list[Path]) -> LoadResult:
+    """Load the segments `paths` of the log in `root` as one batch (those already loaded are
+    only removed). A segment is recorded by its path relative to `root`."""
     result = LoadResult()
     with store.transaction():
         loaded = {row["segment"] for row in store.arrow(
             "SELECT segment FROM ingest_segments WHERE list_contains(?, segment)",
-            [[path.name for path in paths]]).to_pylist()}
-        todo = [path for path in paths if path.name not in loaded and path.stat().st_size]
+            [[segment_name(root, path) for path in paths]]).to_pylist()}
+        todo = [path for path in paths
+                if segment_name(root, path) not in loaded and path.stat().st_size]
         if todo:
-            stage_jsonl(store, todo, source_prefix=SOURCE_PREFIX)
+            stage_jsonl(store, todo, source_prefix=SOURCE_PREFIX, root=root)
             result = run_pipeline(store, cfg, then=(_record_segments,))
             store.execute(f"DROP TABLE {STAGING}")
     for path in paths:
@@ -72,10 +75,10 @@ def load_segments(store: Store, cfg: IngestSection, paths: list[Path]) -> LoadRe
 def _batches(paths: list[Path]) -> list[list[Path]]:
     """Consecutive runs of segments of up to BATCH_BYTES (at least one segment each)."""
     batches: list[list[Path]] = []
-    size = BATCH_BYTES
+    size = 0
     for path in paths:
         length = path.stat().st_size
-        if size + length > BATCH_BYTES:
+        if not batches or size + length > BATCH_BYTES:
             batches.append([])
             size = 0
         batches[-1].append(path)
@@ -84,14 +87,16 @@ def _batches(paths: list[Path]) -> list[list[Path]]:
 
 
 def load_pending(store: Store, cfg: IngestSection, event_log: EventLog) -> LoadResult:
-    """Seal the active segment and load every sealed one."""
-    return _load(store, cfg, event_log.seal())
+    """Seal the active segment and load every sealed one, and whatever collector processes of
+    an earlier server left in their folders (see collector_pool)."""
+    return _load(store, cfg, event_log.directory,
+                 event_log.seal() + take_over(event_log.directory))
 
 
-def _load(store: Store, cfg: IngestSection, paths: list[Path]) -> LoadResult:
+def _load(store: Store, cfg: IngestSection, root: Path, paths: list[Path]) -> LoadResult:
     total = LoadResult()
     for batch in _batches(paths):
-        total.add(load_segments(store, cfg, batch))
+        total.add(load_segments(store, cfg, root, batch))
     return total
 
 
@@ -120,7 +125,7 @@ class BackgroundLoader:
     def _run(self, pending) -> LoadResult:
         with self._run_lock:
             try:
-                result = _load(self.store, self.cfg, pending())
+                result = _load(self.store, self.cfg, self.event_log.directory, pending())
                 self.last_error = None
             except Exception as exc:  # keep serving; the log keeps the data for the next try
                 self.last_error = f"{type(exc).__name__}: {exc}"
@@ -152,7 +157,8 @@ class BackgroundLoader:
         interval = self.cfg.load_interval_seconds
         appended = self.event_log.appended_bytes
         while not self._stop.wait(interval):
-            arrived, appended = self.event_log.appended_bytes - appended, self.event_log.appended_bytes
+            total = self.event_log.appended_bytes  # collector processes are asked: read once
+            arrived, appended = total - appended, total
             if arrived:
                 self._set_ingesting(True)
             if not self._due(heavy=arrived >= HEAVY_BYTES_PER_SECOND * interval):

@@ -45,6 +45,31 @@ def segment_number(path: Path) -> int:
     return int(SEGMENT_RE.match(path.name).group(1))
 
 
+def segment_name(root: Path, path: Path) -> str:
+    """How the store records a loaded segment: its path under the log's root folder."""
+    return path.relative_to(root).as_posix()
+
+
+def recover(directory: Path) -> None:
+    """Cut any torn tail (an unacknowledged, partly written batch) off the folder's segments."""
+    for path in segment_files(directory):
+        data_len = path.stat().st_size
+        if data_len == 0:
+            continue
+        with open(path, "rb+") as fh:
+            # Only the tail can be torn; scan back to the last newline.
+            chunk = min(data_len, 1 << 20)
+            fh.seek(data_len - chunk)
+            tail = fh.read(chunk)
+            if tail.endswith(b"\n"):
+                continue
+            cut = tail.rfind(b"\n")
+            keep = data_len - chunk + cut + 1 if cut >= 0 else 0
+            fh.truncate(keep)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
 class EventLog:
     def __init__(self, directory: Path, segment_bytes: int, floor: int = 0):
         """`floor`: the segment numbers the store has already loaded are below it."""
@@ -55,7 +80,7 @@ class EventLog:
         self._lock = threading.Lock()
         self.appended_bytes = 0  # since the log was opened: how much traffic is arriving?
         self._queue: queue.Queue[tuple[bytes, Future] | None] = queue.Queue()
-        self._recover()
+        recover(directory)
         self._open_new_segment()
         self._thread = threading.Thread(target=self._run, name="accountlens-log", daemon=True)
         self._thread.start()
@@ -63,25 +88,6 @@ class EventLog:
     # --- segments ---------------------------------------------------------------------------
     def segments(self) -> list[Path]:
         return segment_files(self.directory)
-
-    def _recover(self) -> None:
-        """Cut any torn tail (an unacknowledged, partly written batch) off existing segments."""
-        for path in self.segments():
-            data_len = path.stat().st_size
-            if data_len == 0:
-                continue
-            with open(path, "rb+") as fh:
-                # Only the tail can be torn; scan back to the last newline.
-                chunk = min(data_len, 1 << 20)
-                fh.seek(data_len - chunk)
-                tail = fh.read(chunk)
-                if tail.endswith(b"\n"):
-                    continue
-                cut = tail.rfind(b"\n")
-                keep = data_len - chunk + cut + 1 if cut >= 0 else 0
-                fh.truncate(keep)
-                fh.flush()
-                os.fsync(fh.fileno())
 
     def _next_number(self) -> int:
         existing = max((segment_number(p) for p in self.segments()), default=0)

@@ -65,13 +65,17 @@ class Batch:
     result: LoadResult = field(default_factory=LoadResult)
 
 
-def stage_jsonl(store: Store, paths: list[Path], source_prefix: str | None = None) -> None:
+def stage_jsonl(store: Store, paths: list[Path], source_prefix: str | None = None,
+                root: Path | None = None) -> None:
     """Stage the lines of JSONL files, in order (DuckDB validates the JSON; blank lines are
-    skipped). With `source_prefix`, each event's source is the prefix and its file's name."""
+    skipped). With `source_prefix`, each event's source is the prefix and its file's path
+    relative to `root` (its name without a root)."""
+    relative = (f"substr(filename, {len(str(root)) + 2})" if root is not None
+                else "parse_filename(filename)")
     store.execute(
         f"""CREATE OR REPLACE TEMP TABLE {STAGING} AS
             SELECT row_number() OVER () AS line_no, json AS raw,
-                   ? || parse_filename(filename) AS source, now() AS received_fallback
+                   ? || {relative} AS source, now() AS received_fallback
             FROM read_ndjson_objects(?, filename = true)""",
         [source_prefix, [str(path) for path in paths]],
     )

@@ -1,0 +1,279 @@
+"""Collector processes: the ingestion endpoints served by several processes on a port of their own.
+
+One Python process handles requests on about one core, and the server process also runs the
+loader, the API and the dashboard. `accountlens serve --collectors N` starts N collector
+processes that share the collector port (`SO_REUSEPORT`: the kernel spreads connections over
+them). Each appends to its own log folder, `log/collector-I/`, in every workspace, with the
+same fsync-before-200 rule; the server process keeps the one loader (DuckDB has one writer)
+and asks the collectors over a pipe to seal their segments when it loads.
+
+A collector process holds an exclusive lock on its folders while it lives and exits as soon as
+the server process is gone (its pipe closes), so a restarted server never loads a segment that
+an old collector still appends to: it takes each folder's lock first.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from accountlens.ingest.collector import Collector, CollectorFront, Sink
+from accountlens.ingest.log import EventLog, recover, segment_files
+from accountlens.ingest.normalize import Limits
+
+log = logging.getLogger("accountlens.collectors")
+
+FOLDER_PREFIX = "collector-"
+LOCK_FILE = ".lock"
+START_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class SinkSpec:
+    """What a collector process needs of a workspace (picklable: no store, no config)."""
+
+    write_keys: tuple[str, ...]
+    limits: Limits
+    posthog_account_group_type: str
+    log_root: Path
+    segment_bytes: int
+    floor: int
+
+
+def collector_folders(log_root: Path) -> list[Path]:
+    """The log folders of collector processes, past and present, under a workspace's log."""
+    if not log_root.exists():
+        return []
+    return sorted(p for p in log_root.iterdir() if p.is_dir() and p.name.startswith(FOLDER_PREFIX))
+
+
+def _lock(folder: Path, timeout: float) -> Any:
+    """Hold the folder's exclusive lock (released when the returned file is closed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = open(folder / LOCK_FILE, "a+b")  # noqa: SIM115 - held until released
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                handle.close()
+                raise RuntimeError(f"{folder} is still locked by a collector process") from None
+            time.sleep(0.05)
+
+
+def _take_over(folder: Path, timeout: float) -> list[Path]:
+    """Wait until no collector process appends to `folder`, cut torn tails, and return its
+    segments: nobody appends to them any more, they can be loaded."""
+    handle = _lock(folder, timeout)
+    try:
+        recover(folder)
+        return segment_files(folder)
+    finally:
+        handle.close()
+
+
+def take_over(log_root: Path, timeout: float = 30.0) -> list[Path]:
+    """The segments left in the collector folders of `log_root` (by a stopped or killed server)."""
+    return [path for folder in collector_folders(log_root) for path in _take_over(folder, timeout)]
+
+
+# --- the collector process -------------------------------------------------------------------
+async def _not_here(scope: dict, receive: Any, send: Any) -> None:
+    """Anything but ingestion on the collector port: 404 with a JSON error."""
+    if scope["type"] != "http":
+        return
+    body = b'{"success":false,"error":"this port serves only the ingestion endpoints"}'
+    await send({"type": "http.response.start", "status": 404,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _control(conn: Any, logs: list[EventLog], server: Any) -> None:
+    """Answer the server process: seal a workspace's log, report traffic, stop."""
+    while True:
+        try:
+            command, arg = conn.recv()
+        except (EOFError, OSError):
+            os._exit(0)  # the server process is gone: stop appending at once
+        if command == "seal":
+            conn.send([str(p) for p in logs[arg].seal()])
+        elif command == "appended":
+            conn.send(logs[arg].appended_bytes)
+        elif command == "stop":
+            server.should_exit = True
+            conn.send(None)
+            return
+
+
+def child_main(fd: int) -> None:
+    """Entry point of a collector process: its settings arrive on the pipe `fd`."""
+    conn = Connection(fd)
+    run_collector(*conn.recv(), conn=conn)
+
+
+def run_collector(index: int, host: str, port: int, specs: list[SinkSpec], log_level: str,
+                  conn: Any) -> None:
+    """Body of collector process `index`."""
+    import uvicorn
+
+    locks, logs = [], []
+    try:
+        for spec in specs:
+            folder = spec.log_root / f"{FOLDER_PREFIX}{index}"
+            locks.append(_lock(folder, timeout=10))
+            logs.append(EventLog(folder, spec.segment_bytes, spec.floor))
+        sock = _listen(host, port)
+    except Exception as exc:  # noqa: BLE001 - reported to the server process, which refuses to start
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        return
+    sinks = [Sink(spec.write_keys, spec.limits, spec.posthog_account_group_type, event_log)
+             for spec, event_log in zip(specs, logs, strict=True)]
+    app = CollectorFront(Collector(sinks), _not_here)
+    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=False,
+                                           lifespan="off"))
+    threading.Thread(target=_control, args=(conn, logs, server), daemon=True,
+                     name="accountlens-control").start()
+    conn.send(("ready", None))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        for event_log in logs:
+            event_log.close()
+        for handle in locks:
+            handle.close()
+
+
+# --- the server process's side -----------------------------------------------------------------
+class _Process:
+    ANSWER_TIMEOUT = 30.0
+
+    def __init__(self, index: int, process: subprocess.Popen, conn: Connection):
+        self.index, self.process, self.conn = index, process, conn
+        self.lock = threading.Lock()
+        self.answering = True  # False once stopped, or when an answer did not come
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def ask(self, command: str, arg: Any = None) -> Any:
+        """The process's answer, or None when it does not answer (stopped, ended, stuck)."""
+        with self.lock:
+            if not self.answering or not self.alive():
+                return None
+            try:
+                self.conn.send((command, arg))
+                if self.conn.poll(self.ANSWER_TIMEOUT):
+                    self.answering = command != "stop"
+                    return self.conn.recv()
+            except (EOFError, OSError):
+                pass
+            self.answering = False
+            if self.alive():
+                log.error("collector process %d does not answer", self.index)
+            return None
+
+
+# A plain interpreter, not multiprocessing's spawn, which would import the server's main module
+# (the CLI, with pandas and DuckDB) into every collector process: 28 MB each instead of 120.
+_CHILD = "import sys; from accountlens.ingest.collector_pool import child_main; child_main(int(sys.argv[1]))"
+
+
+class CollectorPool:
+    """The collector processes of one `accountlens serve`."""
+
+    def __init__(self, specs: list[SinkSpec], host: str, port: int, count: int,
+                 log_level: str = "warning"):
+        self.specs, self.host, self.port, self.count = specs, host, port, count
+        self.log_level = log_level
+        self.processes: list[_Process] = []
+
+    def start(self) -> CollectorPool:
+        for index in range(self.count):
+            ours, theirs = socket.socketpair()
+            process = subprocess.Popen([sys.executable, "-c", _CHILD, str(theirs.fileno())],
+                                       pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
+            theirs.close()
+            conn = Connection(ours.detach())
+            conn.send((index, self.host, self.port, self.specs, self.log_level))
+            self.processes.append(_Process(index, process, conn))
+        for worker in self.processes:
+            problem = None
+            try:
+                if not worker.conn.poll(START_TIMEOUT):
+                    problem = "did not start"
+                else:
+                    status, message = worker.conn.recv()
+                    problem = None if status == "ready" else message
+            except (EOFError, OSError):
+                problem = f"exited with status {worker.process.wait()}"
+            if problem is not None:
+                self.stop()
+                raise RuntimeError(f"collector process {worker.index} on port {self.port}: {problem}")
+        return self
+
+    def log(self, local: EventLog, workspace: int) -> PooledLog:
+        return PooledLog(local, self, workspace)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        for worker in self.processes:
+            worker.ask("stop")
+        for worker in self.processes:
+            try:
+                worker.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                worker.process.kill()
+                worker.process.wait(5)
+            worker.conn.close()
+
+
+class PooledLog:
+    """A workspace's log as the loader sees it when collector processes append to it too: the
+    server process's own log plus the collectors' folders."""
+
+    def __init__(self, local: EventLog, pool: CollectorPool, workspace: int):
+        self.local, self.pool, self.workspace = local, pool, workspace
+        self.directory = local.directory
+
+    @property
+    def appended_bytes(self) -> int:
+        remote = (worker.ask("appended", self.workspace) for worker in self.pool.processes)
+        return self.local.appended_bytes + sum(n or 0 for n in remote)
+
+    def segments(self) -> list[Path]:
+        nested = [p for folder in collector_folders(self.directory) for p in segment_files(folder)]
+        return self.local.segments() + nested
+
+    def seal(self) -> list[Path]:
+        """Seal every log; the segments nobody appends to, oldest first within each folder."""
+        sealed = self.local.seal()
+        for worker in self.pool.processes:
+            paths = worker.ask("seal", self.workspace)
+            if paths is not None:
+                sealed.extend(Path(p) for p in paths)
+            elif not worker.alive():  # its folder is ours to load
+                sealed.extend(_take_over(self.directory / f"{FOLDER_PREFIX}{worker.index}", 10))
+        return sealed
