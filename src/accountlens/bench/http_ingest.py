@@ -283,53 +283,77 @@ def _drive(ctx: Context, server: Server, key: str, jsonl: Path, events: int) -> 
     }
 
 
-@benchmark("http_ingest", "HTTP ingestion (`accountlens serve`, Segment `/v1/batch`)", order=40,
-           requires=("baseline",))
-def http_ingest_benchmark(ctx: Context) -> list[Row]:
-    """`accountlens serve` runs as a subprocess on a loopback port with a fresh workspace.
-    Client processes POST pre-built `/v1/batch` bodies of 100 events (HTTP Basic write key,
-    keep-alive), sending the same JSONL events; each 200 means the batch is fsync'd to the
-    durable log. The background loader moves the log into DuckDB meanwhile. Time-to-loaded
-    ends when `POST /api/v1/flush` has returned and `GET /api/v1/status` counts every event.
-    RSS is the server's resident memory with its children, sampled every 0.1 s. The clients
-    share the machine's cores with the server, so the CPU rows (server and clients) say more
-    about capacity than the rate when the machine is busy."""
-    data = dataset(ctx)
-    folder = ctx.scratch("http") / "workspace"
+COLLECTORS = 2  # the second run: collector processes (`serve --collectors`), one per core
+
+
+def _run(ctx: Context, data, collectors: int) -> tuple[dict, tuple[int, int, int]]:
+    folder = ctx.scratch(f"http-{collectors}") / "workspace"
     ws = Workspace.init(folder, name="bench-http")
     key = ws.config.workspace.write_keys[0]
     ws.close()
-    server = Server.start(folder, folder.parent / "serve.log")
+    server = Server.start(folder, folder.parent / "serve.log", collectors)
     try:
-        ctx.log(f"http_ingest: server on port {server.port}, {ctx.clients} clients")
+        ctx.log(f"http_ingest: server on port {server.port}, {collectors} collector processes, "
+                f"{ctx.clients} clients")
         run = _drive(ctx, server, key, data.jsonl, data.events)
     finally:
         server.stop()
-    stored, distinct, quarantined = _stored_counts(folder)
+    return run, _stored_counts(folder)
+
+
+def _rows(prefix: str, label: str, run: dict, counts: tuple[int, int, int], ctx: Context,
+          events: int) -> list[Row]:
+    stored, distinct, quarantined = counts
     latencies = run["latencies"]
     return [
-        Row("http.ack_rate", "acknowledged events/s (sustained)", run["acked"] / run["send_seconds"],
-            "events/s", baseline=BASELINE, target=Target(">=", 0.30),
+        Row(f"{prefix}.ack_rate", f"acknowledged events/s (sustained){label}",
+            run["acked"] / run["send_seconds"], "events/s", baseline=BASELINE,
+            target=Target(">=", 0.30),
             note=f"{run['acked']:,} events in {run['send_seconds']:.1f} s, {ctx.clients} clients, "
                  f"{BATCH_EVENTS} events/request, {run['retries']} retries"
                  + (f" ({'; '.join(run['errors'])})" if run["errors"] else "")),
-        Row("http.loaded_rate", "events/s until all are loaded in the store",
-            data.events / run["loaded_seconds"], "events/s", baseline=BASELINE,
+        Row(f"{prefix}.loaded_rate", f"events/s until all are loaded in the store{label}",
+            events / run["loaded_seconds"], "events/s", baseline=BASELINE,
             note=f"time-to-loaded {run['loaded_seconds']:.1f} s "
                  f"(drain after the last ack: {run['drain_seconds']:.1f} s)"),
-        Row("http.latency_p50", "request latency p50", 1000 * _percentile(latencies, 0.50), "ms"),
-        Row("http.latency_p99", "request latency p99", 1000 * _percentile(latencies, 0.99), "ms"),
-        Row("http.rss_sending", "server peak RSS while receiving", run["rss_sending"] / 1e6, "MB",
-            target=Target("<=", 500, on="value")),
-        Row("http.rss_peak", "server peak RSS until loaded", run["rss_peak"] / 1e6, "MB",
-            target=Target("<=", 500, on="value")),
-        Row("http.server_cpu", "server CPU time per 1,000 events",
-            1e6 * run["server_cpu"] / data.events, "ms",
+        Row(f"{prefix}.latency_p50", f"request latency p50{label}",
+            1000 * _percentile(latencies, 0.50), "ms"),
+        Row(f"{prefix}.latency_p99", f"request latency p99{label}",
+            1000 * _percentile(latencies, 0.99), "ms"),
+        Row(f"{prefix}.rss_sending", f"server peak RSS while receiving{label}",
+            run["rss_sending"] / 1e6, "MB", target=Target("<=", 500, on="value")),
+        Row(f"{prefix}.rss_peak", f"server peak RSS until loaded{label}", run["rss_peak"] / 1e6,
+            "MB", target=Target("<=", 500, on="value")),
+        Row(f"{prefix}.server_cpu", f"server CPU time per 1,000 events{label}",
+            1e6 * run["server_cpu"] / events, "ms",
             note=f"{run['server_cpu']:.1f} CPU s in total, {run['server_cpu_sending']:.1f} of them "
                  f"while receiving; the clients used {run['client_cpu']:.1f} CPU s"),
-        Row("http.stored", "events stored exactly once / sent", stored / data.events, "ratio",
-            target=Target("==", 1.0, on="value"),
-            note=f"sent {data.events:,}, acknowledged {run['acked']:,}, stored {stored:,}, "
+        Row(f"{prefix}.stored", f"events stored exactly once / sent{label}", stored / events,
+            "ratio", target=Target("==", 1.0, on="value"),
+            note=f"sent {events:,}, acknowledged {run['acked']:,}, stored {stored:,}, "
                  f"distinct message ids {distinct:,}, quarantined {quarantined:,}"
-                 + ("" if stored == distinct == data.events else " — MISMATCH")),
+                 + ("" if stored == distinct == events else " — MISMATCH")),
     ]
+
+
+@benchmark("http_ingest", "HTTP ingestion (`accountlens serve`, Segment `/v1/batch`)", order=40,
+           requires=("baseline",))
+def http_ingest_benchmark(ctx: Context) -> list[Row]:
+    """`accountlens serve` runs as a subprocess on a loopback port with a fresh workspace, twice:
+    as configured by default (the server process alone receives the events), and with 2
+    collector processes (`--collectors 2`, the clients sending to the collector port). Client
+    processes send prepared `/v1/batch` requests of 100 events (HTTP Basic write key,
+    keep-alive) on raw sockets, sending the same JSONL events; each 200 means the batch is
+    fsync'd to the durable log. Under this heavy traffic the loader waits (up to
+    `max_load_delay_seconds`) and loads after the burst. Time-to-loaded ends when
+    `POST /api/v1/flush` has returned and `GET /api/v1/status` counts every event. RSS is the
+    server's resident memory with its children (the collector processes), sampled every 0.1 s,
+    and so is its CPU time. The clients share the machine's two cores with the server."""
+    data = dataset(ctx)
+    rows: list[Row] = []
+    for prefix, label, collectors in (("http", "", 0),
+                                      ("http.collectors", f", {COLLECTORS} collector processes",
+                                       COLLECTORS)):
+        run, counts = _run(ctx, data, collectors)
+        rows.extend(_rows(prefix, label, run, counts, ctx, data.events))
+    return rows
