@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -11,6 +12,7 @@ import pytest
 
 from accountlens.ingest.importers import ImportError_
 from accountlens.workspace import Workspace
+from tests.conftest import wait_for
 
 EVENTS = [
     {"type": "track", "messageId": "m1", "userId": "u1", "event": "Report Created",
@@ -242,3 +244,36 @@ def test_loader_keeps_a_small_memory_limit_while_ingesting(ws: Workspace) -> Non
         loader.stop()
         event_log.close()
     assert ws.store.scalar("SELECT count(*) FROM events WHERE message_id LIKE 'arriving-%'") == 40
+
+
+def test_loader_waits_under_heavy_traffic_but_no_longer_than_the_delay(ws: Workspace) -> None:
+    """Under heavy traffic (over ~1 MB/s) loads wait for `max_load_delay_seconds`; traffic that
+    goes on is loaded while it arrives; what remains is loaded once it stops."""
+    from accountlens.ingest.loader import BackgroundLoader
+    from accountlens.ingest.log import EventLog
+
+    cfg = ws.config.ingest.model_copy(update={"load_interval_seconds": 0.2,
+                                              "max_load_delay_seconds": 1.5})
+    event_log = EventLog(ws.log_dir, segment_bytes=1 << 20)
+    loader = BackgroundLoader(ws.store, cfg, event_log)
+    loader.start()
+    padding = "x" * 900  # ~1 KB events: 100 per append, ~10 MB/s
+    stored_during: list[tuple[float, int]] = []
+    sent = 0
+    try:
+        started = time.monotonic()
+        while (elapsed := time.monotonic() - started) < 4.0:
+            lines = [json.dumps({**EVENTS[0], "messageId": f"heavy-{sent + i}",
+                                 "properties": {"pad": padding}}).encode() for i in range(100)]
+            event_log.append(b"\n".join(lines) + b"\n").result()
+            sent += 100
+            if int(elapsed * 10) % 5 == 0:
+                stored_during.append((elapsed, ws.store.scalar("SELECT count(*) FROM events")))
+            time.sleep(0.01)
+        wait_for(lambda: ws.store.scalar("SELECT count(*) FROM events") == sent, timeout=60)
+    finally:
+        loader.stop()
+        event_log.close()
+    assert all(count == 0 for elapsed, count in stored_during if elapsed < 1.0)
+    assert any(count > 0 for elapsed, count in stored_during), "loaded while traffic arrived"
+    assert counts(ws) == (sent, 0)

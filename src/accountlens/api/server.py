@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import uvicorn
@@ -53,9 +53,9 @@ class Collectors:
 
 def _start_collectors(lives: list[LiveWorkspace], collectors: Collectors,
                       log_level: str) -> CollectorPool:
-    specs = [SinkSpec(live.sink.write_keys, live.sink.limits, live.sink.posthog_account_group_type,
-                      live.workspace.log_dir, live.workspace.config.ingest.log_segment_bytes,
-                      live.workspace.log_floor()) for live in lives]
+    specs = [SinkSpec(replace(live.sink, log=None), live.workspace.log_dir,
+                      live.workspace.config.ingest.log_segment_bytes, live.workspace.log_floor())
+             for live in lives]
     pool = CollectorPool(specs, collectors.host, collectors.port, collectors.count, log_level)
     pool.start()
     for index, live in enumerate(lives):

@@ -57,7 +57,7 @@ class Sink:
     write_keys: tuple[str, ...]
     limits: Limits
     posthog_account_group_type: str
-    log: Appender
+    log: Appender | None  # None only in a SinkSpec, before a collector process opens its log
 
 
 @dataclass

@@ -22,14 +22,13 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from accountlens.ingest.collector import Collector, CollectorFront, Sink
 from accountlens.ingest.log import EventLog, recover, segment_files
-from accountlens.ingest.normalize import Limits
 
 log = logging.getLogger("accountlens.collectors")
 
@@ -42,9 +41,7 @@ START_TIMEOUT = 60.0
 class SinkSpec:
     """What a collector process needs of a workspace (picklable: no store, no config)."""
 
-    write_keys: tuple[str, ...]
-    limits: Limits
-    posthog_account_group_type: str
+    sink: Sink  # without its log: the collector process opens its own
     log_root: Path
     segment_bytes: int
     floor: int
@@ -150,8 +147,7 @@ def run_collector(index: int, host: str, port: int, specs: list[SinkSpec], log_l
     except Exception as exc:  # noqa: BLE001 - reported to the server process, which refuses to start
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return
-    sinks = [Sink(spec.write_keys, spec.limits, spec.posthog_account_group_type, event_log)
-             for spec, event_log in zip(specs, logs, strict=True)]
+    sinks = [replace(spec.sink, log=event_log) for spec, event_log in zip(specs, logs, strict=True)]
     app = CollectorFront(Collector(sinks), _not_here)
     server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=False,
                                            lifespan="off"))

@@ -172,6 +172,7 @@ class BackgroundLoader:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=30)
+        if self._thread.ident is not None:  # started (`accountlens serve` starts it last)
+            self._thread.join(timeout=30)
         with contextlib.suppress(Exception):  # logged by flush; the log is replayed on restart
             self.flush()
