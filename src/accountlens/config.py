@@ -40,7 +40,7 @@ class ServeSection(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8844, ge=0, le=65535)
     memory_limit: str = "384MB"
-    ingest_memory_limit: str = "200MB"
+    ingest_memory_limit: str = "128MB"
     collectors: int = Field(default=0, ge=0, le=64)
     collector_port: int = Field(default=8845, ge=0, le=65535)
 
@@ -132,7 +132,7 @@ port = 8844
 memory_limit = "384MB"
 # The limit while events arrive and are being loaded: a small footprint while ingesting
 # (analyses asked meanwhile get less memory and may be slower).
-ingest_memory_limit = "200MB"
+ingest_memory_limit = "128MB"
 # Collector processes serving the ingestion endpoints on `collector_port` too, for more
 # events/s than the server process handles on one core (0: none; the server's own port
 # always accepts events).
