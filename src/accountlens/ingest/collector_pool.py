@@ -2,10 +2,10 @@
 
 One Python process handles requests on about one core, and the server process also runs the
 loader, the API and the dashboard. `accountlens serve --collectors N` starts N collector
-processes that share the collector port (`SO_REUSEPORT`: the kernel spreads connections over
-them). Each appends to its own log folder, `log/collector-I/`, in every workspace, with the
-same fsync-before-200 rule; the server process keeps the one loader (DuckDB has one writer)
-and asks the collectors over a pipe to seal their segments when it loads.
+processes; the server process accepts the connections on the collector port and hands each to
+the next collector process in turn. Each appends to its own log folder, `log/collector-I/`, in
+every workspace, with the same fsync-before-200 rule; the server process keeps the one loader
+(DuckDB has one writer) and asks the collectors over a pipe to seal their segments when it loads.
 
 A collector process holds an exclusive lock on its folders while it lives and exits as soon as
 the server process is gone (its pipe closes), so a restarted server never loads a segment that
@@ -14,6 +14,8 @@ an old collector still appends to: it takes each folder's lock first.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import fcntl
 import logging
 import os
@@ -102,11 +104,44 @@ def _listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.listen(2048)
-    sock.set_inheritable(True)
     return sock
+
+
+def _collector_server(config: Any, handoff: socket.socket) -> Any:
+    """A uvicorn server without a listening socket of its own: it serves the connections the
+    server process hands over on `handoff` (one file descriptor per message)."""
+    import uvicorn
+
+    class HandedOver(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=[])
+            loop = asyncio.get_running_loop()
+            handoff.setblocking(False)
+            loop.add_reader(handoff.fileno(), self._take, loop)
+
+        def _protocol(self, loop: asyncio.AbstractEventLoop) -> asyncio.Protocol:
+            # What uvicorn's own startup builds for each connection of its listeners.
+            return self.config.http_protocol_class(
+                config=self.config, server_state=self.server_state,
+                app_state=self.lifespan.state, _loop=loop)
+
+        def _take(self, loop: asyncio.AbstractEventLoop) -> None:
+            try:
+                data, fds, _, _ = socket.recv_fds(handoff, 1, 1)
+            except (BlockingIOError, InterruptedError):
+                return
+            if not data and not fds:  # the server process is gone (the control pipe says so too)
+                loop.remove_reader(handoff.fileno())
+                return
+            for fd in fds:
+                sock = socket.socket(fileno=fd)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                loop.create_task(loop.connect_accepted_socket(
+                    lambda: self._protocol(loop), sock))
+
+    return HandedOver(config)
 
 
 def _control(conn: Any, logs: list[EventLog], server: Any) -> None:
@@ -126,14 +161,16 @@ def _control(conn: Any, logs: list[EventLog], server: Any) -> None:
             return
 
 
-def child_main(fd: int) -> None:
-    """Entry point of a collector process: its settings arrive on the pipe `fd`."""
-    conn = Connection(fd)
-    run_collector(*conn.recv(), conn=conn)
+def child_main(control_fd: int, handoff_fd: int) -> None:
+    """Entry point of a collector process: its settings arrive on the control pipe, its
+    connections on the hand-off socket."""
+    conn = Connection(control_fd)
+    handoff = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, fileno=handoff_fd)
+    run_collector(*conn.recv(), conn=conn, handoff=handoff)
 
 
-def run_collector(index: int, host: str, port: int, specs: list[SinkSpec], log_level: str,
-                  conn: Any) -> None:
+def run_collector(index: int, specs: list[SinkSpec], log_level: str, conn: Any,
+                  handoff: socket.socket) -> None:
     """Body of collector process `index`."""
     import uvicorn
 
@@ -143,19 +180,18 @@ def run_collector(index: int, host: str, port: int, specs: list[SinkSpec], log_l
             folder = spec.log_root / f"{FOLDER_PREFIX}{index}"
             locks.append(_lock(folder, timeout=10))
             logs.append(EventLog(folder, spec.segment_bytes, spec.floor))
-        sock = _listen(host, port)
     except Exception as exc:  # noqa: BLE001 - reported to the server process, which refuses to start
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return
     sinks = [replace(spec.sink, log=event_log) for spec, event_log in zip(specs, logs, strict=True)]
     app = CollectorFront(Collector(sinks), _not_here)
-    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=False,
-                                           lifespan="off"))
+    server = _collector_server(uvicorn.Config(app, log_level=log_level, access_log=False,
+                                              lifespan="off"), handoff)
     threading.Thread(target=_control, args=(conn, logs, server), daemon=True,
                      name="accountlens-control").start()
     conn.send(("ready", None))
     try:
-        server.run(sockets=[sock])
+        server.run()
     finally:
         for event_log in logs:
             event_log.close()
@@ -167,8 +203,9 @@ def run_collector(index: int, host: str, port: int, specs: list[SinkSpec], log_l
 class _Process:
     ANSWER_TIMEOUT = 30.0
 
-    def __init__(self, index: int, process: subprocess.Popen, conn: Connection):
-        self.index, self.process, self.conn = index, process, conn
+    def __init__(self, index: int, process: subprocess.Popen, conn: Connection,
+                 handoff: socket.socket):
+        self.index, self.process, self.conn, self.handoff = index, process, conn, handoff
         self.lock = threading.Lock()
         self.answering = True  # False once stopped, or when an answer did not come
 
@@ -195,27 +232,40 @@ class _Process:
 
 # A plain interpreter, not multiprocessing's spawn, which would import the server's main module
 # (the CLI, with pandas and DuckDB) into every collector process: 28 MB each instead of 120.
-_CHILD = "import sys; from accountlens.ingest.collector_pool import child_main; child_main(int(sys.argv[1]))"
+_CHILD = ("import sys; from accountlens.ingest.collector_pool import child_main; "
+          "child_main(int(sys.argv[1]), int(sys.argv[2]))")
 
 
 class CollectorPool:
-    """The collector processes of one `accountlens serve`."""
+    """The collector processes of one `accountlens serve`. The server process listens on the
+    collector port and hands each accepted connection to the next collector process in turn
+    (SCM_RIGHTS), so that a few long keep-alive connections still spread evenly: with
+    `SO_REUSEPORT` the kernel's hash of 4 connections over 2 processes put all of them on one
+    in some runs."""
 
     def __init__(self, specs: list[SinkSpec], host: str, port: int, count: int,
                  log_level: str = "warning"):
         self.specs, self.host, self.port, self.count = specs, host, port, count
         self.log_level = log_level
         self.processes: list[_Process] = []
+        self.listener: socket.socket | None = None
 
     def start(self) -> CollectorPool:
+        try:
+            self.listener = _listen(self.host, self.port)
+        except OSError as exc:
+            raise RuntimeError(f"cannot listen on the collector port {self.port}: {exc}") from exc
         for index in range(self.count):
             ours, theirs = socket.socketpair()
-            process = subprocess.Popen([sys.executable, "-c", _CHILD, str(theirs.fileno())],
-                                       pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
+            handoff, their_handoff = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            fds = [theirs.fileno(), their_handoff.fileno()]
+            process = subprocess.Popen([sys.executable, "-c", _CHILD, *map(str, fds)],
+                                       pass_fds=fds, stdin=subprocess.DEVNULL)
             theirs.close()
+            their_handoff.close()
             conn = Connection(ours.detach())
-            conn.send((index, self.host, self.port, self.specs, self.log_level))
-            self.processes.append(_Process(index, process, conn))
+            conn.send((index, self.specs, self.log_level))
+            self.processes.append(_Process(index, process, conn, handoff))
         for worker in self.processes:
             problem = None
             try:
@@ -228,13 +278,35 @@ class CollectorPool:
                 problem = f"exited with status {worker.process.wait()}"
             if problem is not None:
                 self.stop()
-                raise RuntimeError(f"collector process {worker.index} on port {self.port}: {problem}")
+                raise RuntimeError(f"collector process {worker.index}: {problem}")
+        threading.Thread(target=self._accept, daemon=True, name="accountlens-acceptor").start()
         return self
+
+    def _accept(self) -> None:
+        turn = 0
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return  # the listener was shut down
+            with conn:
+                for _ in range(len(self.processes)):
+                    worker = self.processes[turn % len(self.processes)]
+                    turn += 1
+                    try:
+                        socket.send_fds(worker.handoff, [b"c"], [conn.fileno()])
+                        break
+                    except OSError:
+                        continue  # that process has ended: the next one takes it
 
     def log(self, local: EventLog, workspace: int) -> PooledLog:
         return PooledLog(local, self, workspace)
 
     def stop(self, timeout: float = 20.0) -> None:
+        if self.listener is not None:
+            with contextlib.suppress(OSError):
+                self.listener.shutdown(socket.SHUT_RDWR)  # wakes the acceptor thread
+            self.listener.close()
         for worker in self.processes:
             worker.ask("stop")
         for worker in self.processes:
@@ -244,6 +316,7 @@ class CollectorPool:
                 worker.process.kill()
                 worker.process.wait(5)
             worker.conn.close()
+            worker.handoff.close()
 
 
 class PooledLog:
