@@ -148,8 +148,10 @@ class BackgroundLoader:
         now = time.monotonic()
         if self._waiting_since is None:
             self._waiting_since = now
-        segments = self.event_log.segments()
-        backlog = sum(path.stat().st_size for path in segments if path.exists())
+        backlog = 0
+        for path in self.event_log.segments():
+            with contextlib.suppress(FileNotFoundError):  # loaded and removed meanwhile
+                backlog += path.stat().st_size
         return (now - self._waiting_since >= self.cfg.max_load_delay_seconds
                 or backlog >= self.cfg.max_unloaded_bytes)
 
