@@ -103,3 +103,34 @@ def test_restarts_never_reuse_a_loaded_segment_name(tmp_path) -> None:
             assert [p.name for p in log.segments()] == ["seg-9000000000000001.jsonl"]
         finally:
             log.close()
+
+
+def test_a_killed_collector_process_is_replaced_and_loses_nothing(tmp_path) -> None:
+    root = tmp_path / "ws"
+    Workspace.init(root).close()
+    acked: list[str] = []
+    sent: list[list[dict]] = []
+    server = start_server(root, collectors=2)
+    try:
+        stop = threading.Event()
+        threads = [threading.Thread(target=sender, args=(server.ingest_url, server.write_key, w, acked,
+                                                         sent, stop)) for w in range(4)]
+        for thread in threads:
+            thread.start()
+        time.sleep(1.0)
+        victim = psutil.Process(server.process.pid).children()[0]
+        victim.kill()
+        time.sleep(2.5)  # the server starts a successor within about a second
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
+        children = psutil.Process(server.process.pid).children()
+        assert len(children) == 2 and victim.pid not in {c.pid for c in children}
+        server.flush()
+    finally:
+        server.stop()
+    with Workspace.open(root) as ws:
+        stored = [r["message_id"] for r in ws.store.arrow("SELECT message_id FROM events").to_pylist()]
+    assert len(acked) > 1000
+    assert len(stored) == len(set(stored))
+    assert not set(acked) - set(stored), "acknowledged events lost"

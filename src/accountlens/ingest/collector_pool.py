@@ -37,6 +37,7 @@ log = logging.getLogger("accountlens.collectors")
 FOLDER_PREFIX = "collector-"
 LOCK_FILE = ".lock"
 START_TIMEOUT = 60.0
+WATCH_SECONDS = 1.0  # how often the server checks that its collector processes still run
 
 
 @dataclass(frozen=True)
@@ -249,38 +250,64 @@ class CollectorPool:
         self.log_level = log_level
         self.processes: list[_Process] = []
         self.listener: socket.socket | None = None
+        self._stopping = threading.Event()
 
     def start(self) -> CollectorPool:
         try:
             self.listener = _listen(self.host, self.port)
         except OSError as exc:
             raise RuntimeError(f"cannot listen on the collector port {self.port}: {exc}") from exc
-        for index in range(self.count):
-            ours, theirs = socket.socketpair()
-            handoff, their_handoff = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            fds = [theirs.fileno(), their_handoff.fileno()]
-            process = subprocess.Popen([sys.executable, "-c", _CHILD, *map(str, fds)],
-                                       pass_fds=fds, stdin=subprocess.DEVNULL)
-            theirs.close()
-            their_handoff.close()
-            conn = Connection(ours.detach())
-            conn.send((index, self.specs, self.log_level))
-            self.processes.append(_Process(index, process, conn, handoff))
+        self.processes = [self._spawn(index) for index in range(self.count)]
         for worker in self.processes:
-            problem = None
-            try:
-                if not worker.conn.poll(START_TIMEOUT):
-                    problem = "did not start"
-                else:
-                    status, message = worker.conn.recv()
-                    problem = None if status == "ready" else message
-            except (EOFError, OSError):
-                problem = f"exited with status {worker.process.wait()}"
+            problem = self._ready(worker)
             if problem is not None:
                 self.stop()
                 raise RuntimeError(f"collector process {worker.index}: {problem}")
         threading.Thread(target=self._accept, daemon=True, name="accountlens-acceptor").start()
+        threading.Thread(target=self._watch, daemon=True, name="accountlens-collectors").start()
         return self
+
+    def _spawn(self, index: int) -> _Process:
+        ours, theirs = socket.socketpair()
+        handoff, their_handoff = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        fds = [theirs.fileno(), their_handoff.fileno()]
+        process = subprocess.Popen([sys.executable, "-c", _CHILD, *map(str, fds)],
+                                   pass_fds=fds, stdin=subprocess.DEVNULL)
+        theirs.close()
+        their_handoff.close()
+        conn = Connection(ours.detach())
+        conn.send((index, self.specs, self.log_level))
+        return _Process(index, process, conn, handoff)
+
+    @staticmethod
+    def _ready(worker: _Process) -> str | None:
+        """Wait for a new process's report: None when it serves, else what went wrong."""
+        try:
+            if not worker.conn.poll(START_TIMEOUT):
+                return "did not start"
+            status, message = worker.conn.recv()
+            return None if status == "ready" else message
+        except (EOFError, OSError):
+            return f"exited with status {worker.process.wait()}"
+
+    def _watch(self) -> None:
+        """Start a collector process again when it ends (its successor loads what it left:
+        an event log recovers its folder when it opens)."""
+        while not self._stopping.wait(WATCH_SECONDS):
+            for index, worker in enumerate(self.processes):
+                if worker.alive() or self._stopping.is_set():
+                    continue
+                log.error("collector process %d ended with status %s; starting it again",
+                          index, worker.process.returncode)
+                successor = self._spawn(index)
+                problem = self._ready(successor)
+                if problem is not None:
+                    log.error("collector process %d could not start again: %s", index, problem)
+                    successor.process.kill()
+                    continue
+                self.processes[index] = successor
+                worker.conn.close()
+                worker.handoff.close()
 
     def _accept(self) -> None:
         turn = 0
@@ -299,10 +326,15 @@ class CollectorPool:
                     except OSError:
                         continue  # that process has ended: the next one takes it
 
+    @property
+    def stopped(self) -> bool:
+        return self._stopping.is_set()
+
     def log(self, local: EventLog, workspace: int) -> PooledLog:
         return PooledLog(local, self, workspace)
 
     def stop(self, timeout: float = 20.0) -> None:
+        self._stopping.set()
         if self.listener is not None:
             with contextlib.suppress(OSError):
                 self.listener.shutdown(socket.SHUT_RDWR)  # wakes the acceptor thread
@@ -343,6 +375,7 @@ class PooledLog:
             paths = worker.ask("seal", self.workspace)
             if paths is not None:
                 sealed.extend(Path(p) for p in paths)
-            elif not worker.alive():  # its folder is ours to load
+            elif self.pool.stopped and not worker.alive():  # its folder is ours to load
+                # (while the pool runs, a successor process takes over the folder instead)
                 sealed.extend(_take_over(self.directory / f"{FOLDER_PREFIX}{worker.index}", 10))
         return sealed
