@@ -160,7 +160,8 @@ class BackgroundLoader:
         appended = self.event_log.appended_bytes
         while not self._stop.wait(interval):
             total = self.event_log.appended_bytes  # collector processes are asked: read once
-            arrived, appended = total - appended, total
+            # (a collector process started again counts from zero: never a negative arrival)
+            arrived, appended = max(0, total - appended), total
             if arrived:
                 self._set_ingesting(True)
             if not self._due(heavy=arrived >= HEAVY_BYTES_PER_SECOND * interval):
