@@ -245,3 +245,27 @@ def test_collector_processes_serve_several_workspaces_by_write_key(tmp_path) -> 
         assert sorted(ids) == sorted(f"{root.name}-{c}-{i}" for c in range(4) for i in range(3))
         folders = {source.split(":", 1)[1].split("/")[0] for source in ids.values()}
         assert folders == {"collector-0", "collector-1"}
+
+
+def test_a_taken_collector_port_is_a_clear_error(tmp_path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from accountlens.workspace import Workspace
+    from tests.conftest import free_port
+
+    root = tmp_path / "ws"
+    Workspace.init(root).close()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = subprocess.run(
+            [sys.executable, "-m", "accountlens", "serve", "--dir", str(root), "--port",
+             str(free_port()), "--collectors", "1", "--collector-port", str(taken.getsockname()[1])],
+            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "cannot listen on the collector port" in result.stderr
+    assert "Traceback" not in result.stderr
+    with Workspace.open(root) as ws:  # closed cleanly: the store opens again
+        assert ws.store.scalar("SELECT count(*) FROM events") == 0

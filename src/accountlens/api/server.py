@@ -85,7 +85,12 @@ def build_app(roots: list[Path], collectors: Collectors = Collectors(), log_leve
 
     lives.extend(start_workspace(root) for root in roots)
     if collectors.count:
-        pools.append(_start_collectors(lives, collectors, log_level))
+        try:
+            pools.append(_start_collectors(lives, collectors, log_level))
+        except RuntimeError:
+            for live in lives:
+                stop_workspace(live)
+            raise
     for live in lives:
         live.loader.start()
     warmers.extend(DashboardWarmer(live) for live in lives)

@@ -120,7 +120,10 @@ def serve(
     if pool.count:
         typer.echo(f"{pool.count} collector processes on http://{host}:{pool.port}/ "
                    "(ingestion endpoints only)", err=True)
-    run(roots, host, port, log_level, pool)
+    try:
+        run(roots, host, port, log_level, pool)
+    except RuntimeError as exc:  # e.g. the collector port is taken
+        _fail(str(exc))
 
 
 @app.command()
