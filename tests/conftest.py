@@ -73,11 +73,13 @@ class Server:
 
 
 def start_server(root: Path, port: int | None = None, collectors: int = 0,
-                 collector_port: int | None = None) -> Server:
+                 collector_port: int | None = None, also: tuple[Path, ...] = ()) -> Server:
+    """`accountlens serve` of `root` (and the workspaces `also`, served beside it)."""
     port = port or free_port()
     collector_port = (collector_port or free_port()) if collectors else 0
+    dirs = [arg for folder in (root, *also) for arg in ("--dir", str(folder))]
     process = subprocess.Popen(
-        [sys.executable, "-m", "accountlens", "serve", "--dir", str(root), "--port", str(port),
+        [sys.executable, "-m", "accountlens", "serve", *dirs, "--port", str(port),
          "--collectors", str(collectors), "--collector-port", str(collector_port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )

@@ -198,46 +198,28 @@ def test_posthog_endpoints_raw(server: Server, path: str) -> None:
 def test_collector_processes_serve_several_workspaces_by_write_key(tmp_path) -> None:
     """`serve --dir A --dir B --collectors 2`: each collector process keeps a folder per
     workspace; the write key decides where an event goes, and each workspace loads its own."""
-    import subprocess
-    import sys
-    import time
-
     from accountlens.workspace import Workspace
-    from tests.conftest import free_port, write_key_of
+    from tests.conftest import start_server, write_key_of
 
     roots = [tmp_path / "a", tmp_path / "b"]
     for root in roots:
         Workspace.init(root, name=root.name).close()
-    port, collector_port = free_port(), free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "accountlens", "serve", *[a for r in roots for a in ("--dir", str(r))],
-         "--port", str(port), "--collectors", "2", "--collector-port", str(collector_port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = start_server(roots[0], collectors=2, also=(roots[1],))
     try:
-        deadline = time.time() + 30
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.time() < deadline, "server did not start"
-            time.sleep(0.1)
         for connection in range(4):  # four connections: both collector processes get some
             with httpx.Client(timeout=10) as client:
                 for root in roots:
                     events = [seg_event(f"{root.name}-{connection}-{i}") for i in range(3)]
-                    response = client.post(f"http://127.0.0.1:{collector_port}/v1/batch",
+                    response = client.post(server.ingest_url + "/v1/batch",
                                            auth=(write_key_of(root), ""), content=batch_body(events),
                                            headers={"content-type": "application/json"})
                     assert response.status_code == 200, response.text
         for root in roots:
-            flushed = httpx.post(f"http://127.0.0.1:{port}/api/v1/flush",
-                                 params={"workspace": root.name}, timeout=30)
+            flushed = httpx.post(server.url + "/api/v1/flush", params={"workspace": root.name},
+                                 timeout=30)
             assert flushed.status_code == 200
     finally:
-        process.send_signal(__import__("signal").SIGINT)
-        process.wait(timeout=30)
+        server.stop()
     for root in roots:
         with Workspace.open(root) as ws:
             ids = {r["message_id"]: r["source"] for r in ws.store.arrow(

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import threading
 import time
+from collections.abc import Iterator
 
 import httpx
 import psutil
 import pytest
 
 from accountlens.workspace import Workspace
-from tests.conftest import start_server
+from tests.conftest import Server, start_server
 
 
 def sender(url: str, key: str, worker: int, acked: list[str], sent: list[list[dict]],
@@ -35,6 +37,22 @@ def sender(url: str, key: str, worker: int, acked: list[str], sent: list[list[di
                 acked.extend(e["messageId"] for e in batch)
 
 
+@contextlib.contextmanager
+def sending(server: Server, acked: list[str], sent: list[list[dict]]) -> Iterator[None]:
+    """Four clients send to the server's ingestion port until the block ends."""
+    stop = threading.Event()
+    threads = [threading.Thread(target=sender, args=(server.ingest_url, server.write_key, w, acked,
+                                                     sent, stop)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
+
+
 @pytest.mark.parametrize("collectors", [0, 2], ids=["server", "collector-processes"])
 def test_sigkill_while_sending_loses_nothing_acknowledged(tmp_path, collectors: int) -> None:
     root = tmp_path / "ws"
@@ -45,18 +63,11 @@ def test_sigkill_while_sending_loses_nothing_acknowledged(tmp_path, collectors: 
     server = start_server(root, collectors=collectors)
     port = server.port
     for _cycle in range(3):
-        stop = threading.Event()
-        threads = [threading.Thread(target=sender, args=(server.ingest_url, server.write_key, w, acked,
-                                                         sent, stop)) for w in range(4)]
-        for thread in threads:
-            thread.start()
-        time.sleep(rng.uniform(1.0, 2.5))  # spans several loader runs (every 1 s)
-        children = psutil.Process(server.process.pid).children()
-        assert len(children) >= collectors
-        server.kill()
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=10)
+        with sending(server, acked, sent):
+            time.sleep(rng.uniform(1.0, 2.5))  # spans several loader runs (every 1 s)
+            children = psutil.Process(server.process.pid).children()
+            assert len(children) >= collectors
+            server.kill()
         # Collector processes end with the server (they still acknowledge until they notice).
         _, alive = psutil.wait_procs(children, timeout=10)
         assert not alive
@@ -112,18 +123,11 @@ def test_a_killed_collector_process_is_replaced_and_loses_nothing(tmp_path) -> N
     sent: list[list[dict]] = []
     server = start_server(root, collectors=2)
     try:
-        stop = threading.Event()
-        threads = [threading.Thread(target=sender, args=(server.ingest_url, server.write_key, w, acked,
-                                                         sent, stop)) for w in range(4)]
-        for thread in threads:
-            thread.start()
-        time.sleep(1.0)
-        victim = psutil.Process(server.process.pid).children()[0]
-        victim.kill()
-        time.sleep(2.5)  # the server starts a successor within about a second
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=10)
+        with sending(server, acked, sent):
+            time.sleep(1.0)
+            victim = psutil.Process(server.process.pid).children()[0]
+            victim.kill()
+            time.sleep(2.5)  # the server starts a successor within about a second
         children = psutil.Process(server.process.pid).children()
         assert len(children) == 2 and victim.pid not in {c.pid for c in children}
         server.flush()

@@ -12,9 +12,9 @@ import orjson
 
 from accountlens.config import CONFIG_FILE, Config, load_config, new_write_key, render_template
 from accountlens.ingest import importers
-from accountlens.ingest.collector_pool import collector_folders
+from accountlens.ingest.collector_pool import log_segments
 from accountlens.ingest.loader import load_pending
-from accountlens.ingest.log import EventLog, segment_files
+from accountlens.ingest.log import EventLog
 from accountlens.ingest.pipeline import STAGING, LoadResult, run_pipeline
 from accountlens.model.attribution import unattributed_summary
 from accountlens.store.base import PARQUET_ENGINES, Store, StoreError, open_parquet_engine
@@ -185,9 +185,7 @@ class Workspace:
         ).to_pylist()[0]
         counts["workspace"] = self.config.workspace.name
         counts["attribution"] = {r["rule"]: r["events"] for r in unattributed_summary(self.store)}
-        folders = [self.log_dir, *collector_folders(self.log_dir)]
-        counts["unloaded_log_bytes"] = sum(p.stat().st_size for folder in folders
-                                           for p in segment_files(folder))
+        counts["unloaded_log_bytes"] = sum(p.stat().st_size for p in log_segments(self.log_dir))
         return counts
 
     def quarantine(self, include_replayed: bool = False, limit: int = 100) -> list[dict]:

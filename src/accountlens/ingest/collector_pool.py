@@ -50,11 +50,21 @@ class SinkSpec:
     floor: int
 
 
+def collector_folder(log_root: Path, index: int) -> Path:
+    """The log folder of collector process `index` under a workspace's log."""
+    return log_root / f"{FOLDER_PREFIX}{index}"
+
+
 def collector_folders(log_root: Path) -> list[Path]:
     """The log folders of collector processes, past and present, under a workspace's log."""
     if not log_root.exists():
         return []
     return sorted(p for p in log_root.iterdir() if p.is_dir() and p.name.startswith(FOLDER_PREFIX))
+
+
+def log_segments(log_root: Path) -> list[Path]:
+    """Every segment of a workspace's log: the server process's, then the collectors'."""
+    return [p for folder in (log_root, *collector_folders(log_root)) for p in segment_files(folder)]
 
 
 def _lock(folder: Path, timeout: float) -> Any:
@@ -178,7 +188,7 @@ def run_collector(index: int, specs: list[SinkSpec], log_level: str, conn: Any,
     locks, logs = [], []
     try:
         for spec in specs:
-            folder = spec.log_root / f"{FOLDER_PREFIX}{index}"
+            folder = collector_folder(spec.log_root, index)
             locks.append(_lock(folder, timeout=10))
             logs.append(EventLog(folder, spec.segment_bytes, spec.floor))
     except Exception as exc:  # noqa: BLE001 - reported to the server process, which refuses to start
@@ -212,6 +222,10 @@ class _Process:
 
     def alive(self) -> bool:
         return self.process.poll() is None
+
+    def close(self) -> None:
+        self.conn.close()
+        self.handoff.close()
 
     def ask(self, command: str, arg: Any = None) -> Any:
         """The process's answer, or None when it does not answer (stopped, ended, stuck)."""
@@ -306,8 +320,7 @@ class CollectorPool:
                     successor.process.kill()
                     continue
                 self.processes[index] = successor
-                worker.conn.close()
-                worker.handoff.close()
+                worker.close()
 
     def _accept(self) -> None:
         turn = 0
@@ -347,8 +360,7 @@ class CollectorPool:
             except subprocess.TimeoutExpired:
                 worker.process.kill()
                 worker.process.wait(5)
-            worker.conn.close()
-            worker.handoff.close()
+            worker.close()
 
 
 class PooledLog:
@@ -365,8 +377,7 @@ class PooledLog:
         return self.local.appended_bytes + sum(n or 0 for n in remote)
 
     def segments(self) -> list[Path]:
-        nested = [p for folder in collector_folders(self.directory) for p in segment_files(folder)]
-        return self.local.segments() + nested
+        return log_segments(self.directory)
 
     def seal(self) -> list[Path]:
         """Seal every log; the segments nobody appends to, oldest first within each folder."""
@@ -377,5 +388,5 @@ class PooledLog:
                 sealed.extend(Path(p) for p in paths)
             elif self.pool.stopped and not worker.alive():  # its folder is ours to load
                 # (while the pool runs, a successor process takes over the folder instead)
-                sealed.extend(_take_over(self.directory / f"{FOLDER_PREFIX}{worker.index}", 10))
+                sealed.extend(_take_over(collector_folder(self.directory, worker.index), 10))
         return sealed
