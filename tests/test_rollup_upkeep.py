@@ -28,7 +28,8 @@ RECOMPUTED_USER_FIRSTS = """
       AND user_id IS NOT NULL AND actor_kind = 'human' GROUP BY ALL"""
 RECOMPUTED_ACCOUNT_DAYS = """
     SELECT CAST(timestamp AS DATE) AS day, account_id, count(*) AS events,
-           min(timestamp) AS first_at, max(timestamp) AS last_at
+           min(timestamp) AS first_at, max(timestamp) AS last_at,
+           count(DISTINCT user_id) FILTER (WHERE actor_kind = 'human') AS users
     FROM events WHERE type IN ('track', 'page', 'screen') AND account_id IS NOT NULL GROUP BY ALL"""
 ROLLUP_KEY = "day, account_id, user_id, unit_id, role, name, product, actor_kind"
 
@@ -193,3 +194,25 @@ def test_a_workspace_from_before_the_first_moment_tables_rebuilds_them(tmp_path)
         assert writable.metrics_table(names, level="account", as_of=AS_OF).equals(expected)
         assert_current(writable)
     assert expected.set_index("account").loc["acme", "activated"]
+
+
+def test_a_table_kept_with_the_rollup_in_an_older_shape_is_rebuilt(tmp_path) -> None:
+    """`account_days` as written before it counted each day's users: the rollup counts as not
+    current (a read-only query computes inline), and the first writable query rebuilds it in
+    today's shape — the same stickiness each way."""
+    from tests.test_metrics_fixture import AS_OF, build_fixture
+
+    ws = build_fixture(tmp_path)
+    names = ["stickiness", "dau", "active_accounts"]
+    expected = ws.metrics_table(names, level="account", as_of=AS_OF)
+    ws.store.execute(f"ALTER TABLE {rollup.ACCOUNT_DAYS} DROP COLUMN users")
+    assert not rollup.is_fresh(ws.store)
+    root = ws.root
+    ws.close()
+    with Workspace.open(root, read_only=True) as ro:
+        assert ro.metrics_table(names, level="account", as_of=AS_OF).equals(expected)
+    with Workspace.open(root) as writable:
+        assert writable.metrics_table(names, level="account", as_of=AS_OF).equals(expected)
+        assert rollup.is_fresh(writable.store)
+        assert_current(writable)
+    assert expected["mean_dau"].sum() > 0

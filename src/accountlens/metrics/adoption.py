@@ -139,11 +139,22 @@ register(Metric(
 ))
 
 
-def _build_stickiness(ctx: Context) -> ir.Table:
+def _mean_dau(ctx: Context) -> ir.Table:
+    """(entity, mean_dau) over the 30 days ending on as_of: the DAUs of the days add up to the
+    distinct (entity, user, day) triples. An account's come from `account_days` (its human users
+    per day, one row per account and day); other levels count the triples (a user in two
+    accounts of one industry is one user of it)."""
+    if ctx.level == "account" and "user" not in ctx.filters:
+        days = ctx.account_days()
+        days = days.filter(ctx.window(days, 30))
+        return days.group_by("entity").aggregate(mean_dau=days.users.sum().cast("float64") / 30)
     rows = ctx.recent(30)
-    # The DAUs of the 30 days add up to the distinct (user, day) pairs.
     days = rows.select("entity", "user_id", "day").distinct()
-    mean_dau = days.group_by("entity").aggregate(mean_dau=days.count().cast("float64") / 30)
+    return days.group_by("entity").aggregate(mean_dau=days.count().cast("float64") / 30)
+
+
+def _build_stickiness(ctx: Context) -> ir.Table:
+    mean_dau = _mean_dau(ctx)
     users = recent_users(ctx)
     mau = users.group_by("entity").aggregate(mau=users.count())
     values = mau.inner_join(mean_dau, "entity").select(~ibis.selectors.endswith("_right"))
@@ -156,7 +167,8 @@ register(Metric(
     name="stickiness", family="adoption", levels=ALL_LEVELS,
     definition=("Mean DAU over the 30 days ending on as_of ÷ MAU. At user level: active days "
                 "in the 30 days ÷ 30."),
-    inputs=ROLLUP_INPUTS, build=_build_stickiness,
+    inputs=(*ROLLUP_INPUTS, "account_days (account level: human users per account and day)"),
+    build=_build_stickiness,
 ))
 
 

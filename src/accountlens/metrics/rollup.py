@@ -11,8 +11,9 @@ rows instead of the whole rollup saves a scan per query. `account_user_firsts` k
 (account, user, event name)'s first human moment: activation, time-to-value and adoption
 velocity ask when users first did something in an account, and read those (~5× fewer rows than
 the rollup on the benchmark's data) instead of grouping the whole rollup. `account_days` keeps
-each account's active events per day (count, first and last moment) for what asks only whether
-and when an account was active (the funnel's any-event stages, account retention cohorts): one
+each account's active events per day (count, first and last moment, and how many human users
+acted) for what asks only whether and when an account was active or how many users it had each
+day (stickiness's mean DAU at account level) (the funnel's any-event stages, account retention cohorts): one
 row per account and day instead of one per user, event name and so on. `referral_invites`
 keeps the invite events (`metrics.referral_event`) with the invitee's e-mail read out of their
 JSON properties (`metrics.referral_email_property`) — reading those properties was half of
@@ -57,7 +58,7 @@ SCHEMAS: dict[str, dict[str, str]] = {
     USER_FIRSTS: {"account_id": "string", "user_id": "string", "name": "string",
                   "first_day": "date", "first_at": TS},
     ACCOUNT_DAYS: {"day": "date", "account_id": "string", "events": "int64", "first_at": TS,
-                   "last_at": TS},
+                   "last_at": TS, "users": "int64"},
     INVITES: {
         "day": "date", "message_id": "string", "account_id": "string", "user_id": "string",
         "unit_id": "string", "role": "string", "timestamp": TS, "actor_kind": "string",
@@ -116,7 +117,8 @@ _DDL = [
     f"""CREATE TABLE IF NOT EXISTS {USER_FIRSTS} (
         account_id VARCHAR, user_id VARCHAR, name VARCHAR, first_day DATE, first_at TIMESTAMPTZ)""",
     f"""CREATE TABLE IF NOT EXISTS {ACCOUNT_DAYS} (
-        day DATE, account_id VARCHAR, events BIGINT, first_at TIMESTAMPTZ, last_at TIMESTAMPTZ)""",
+        day DATE, account_id VARCHAR, events BIGINT, first_at TIMESTAMPTZ, last_at TIMESTAMPTZ,
+        users BIGINT)""",
     f"CREATE TABLE IF NOT EXISTS {STATE} (key VARCHAR PRIMARY KEY, value BIGINT)",
     f"""CREATE TABLE IF NOT EXISTS {INVITES} (
         day DATE, message_id VARCHAR, account_id VARCHAR, user_id VARCHAR, unit_id VARCHAR,
@@ -172,7 +174,8 @@ def account_days_expression(activity: ir.Table) -> ir.Table:
     attributed = _attributed(activity)
     return attributed.group_by("day", "account_id").aggregate(
         events=attributed.events.sum(), first_at=attributed.first_at.min(),
-        last_at=attributed.last_at.max())
+        last_at=attributed.last_at.max(),
+        users=attributed.user_id.nunique(where=attributed.actor_kind == "human"))
 
 
 def derived(name: str, activity: ir.Table, inline: bool) -> ir.Table:
@@ -292,6 +295,8 @@ def rebuild(store: Store, settings=None) -> None:
     """Recompute the whole rollup (first use, or after CRM imports re-attributed history), and
     the invites for `settings` (a MetricsSection; else for the settings recorded, if any)."""
     with store.transaction():
+        for name in _outdated(store):
+            store.execute(f"DROP TABLE {name}")
         for statement in _DDL:
             store.execute(statement)
         if settings is not None:
@@ -317,8 +322,19 @@ def _invites_current(store: Store, settings) -> bool:
                                                          settings.referral_email_property)
 
 
+def _outdated(store: Store) -> list[str]:
+    """The stored tables (of a writable store) whose columns are not those of SCHEMAS: written
+    by an older accountlens, rebuilt before use."""
+    rows = store.arrow(
+        "SELECT table_name, list(column_name) AS columns FROM duckdb_columns() "
+        "WHERE database_name <> 'temp' AND list_contains(?, table_name) GROUP BY table_name",
+        [[name for name in TABLES if name in SCHEMAS]]).to_pylist()
+    return [row["table_name"] for row in rows
+            if set(row["columns"]) != set(SCHEMAS[row["table_name"]])]
+
+
 def _built(store: Store) -> bool:
-    return all(store.has_table(name) for name in (*TABLES, STATE))
+    return all(store.has_table(name) for name in (*TABLES, STATE)) and not _outdated(store)
 
 
 def _rollup_fresh(store: Store) -> bool:
