@@ -18,51 +18,61 @@ from accountlens.metrics.rollup import ACTIVE_TYPES, INVITES, TS, invites_expres
 LEVELS = ("user", "account", "role", "unit", *UNIT_KINDS, *SLICES)
 
 
+def _member_emails(as_of) -> ir.Table:
+    """One row per (member e-mail in lower case, account) of the memberships begun by the end of
+    `as_of`, with the latest start there: (m_email, m_account, m_from)."""
+    users, members = table("users"), table("memberships")
+    live = members.filter(members.valid_from < end_of(as_of))
+    emails = users.select(m_user=users.user_id, m_email=users.email.lower())
+    live = live.inner_join(emails, live.user_id == emails.m_user)
+    return live.group_by(m_email=live.m_email, m_account=live.account_id).aggregate(
+        m_from=live.valid_from.max())
+
+
 def invites(ctx: Context) -> ir.Table:
-    """Invite events up to as_of with `entity`, `internal` and `referred_account` (SPEC §5):
-    one row per invite and account it referred (count invites with nunique(message_id))."""
+    """Invite events up to as_of, one row per invite, with `entity` and `internal` (SPEC §5)."""
     s = ctx.settings
-    accounts, users, members = table("accounts"), table("users"), table("memberships")
-    end = end_of(ctx.as_of)
+    accounts = table("accounts")
     # the stored invites (kept at load time for these settings), or read from the events
     rows = (table(INVITES) if ctx.stored else
             invites_expression(table("events"), s.referral_event, s.referral_email_property))
-    rows = rows.filter(rows.timestamp < end, rows.actor_kind == "human")
+    rows = rows.filter(rows.timestamp < end_of(ctx.as_of), rows.actor_kind == "human")
     rows = rows.select("message_id", "account_id", "user_id", "unit_id", "role", "timestamp",
                        "invitee_email")
     domains = accounts.select(account_id=accounts.account_id, account_domain=accounts.domain.lower())
     rows = rows.left_join(domains, "account_id").select(~ibis.selectors.endswith("_right"))
-    live = members.filter(members.valid_from < end)
-    emails = users.select(m_user=users.user_id, m_email=users.email.lower())
-    live = live.inner_join(emails, live.user_id == emails.m_user)  # memberships by e-mail
     # An invite is internal when a user with the invitee's e-mail is or was a member of the
     # inviting account, or the e-mail's domain is the account's.
-    member_emails = live.select(m_email="m_email", m_account="account_id").distinct()
+    member_emails = _member_emails(ctx.as_of).drop("m_from")
     rows = rows.left_join(member_emails, [rows.invitee_email == member_emails.m_email,
                                           rows.account_id == member_emails.m_account])
     rows = rows.mutate(internal=(rows.invitee_email.split("@")[1] == rows.account_domain)
                        .fill_null(False) | rows.m_email.notnull()).drop(
         "m_email", "m_account", "account_domain")
-    # Accounts an external invitee joined after the invite (they may join several).
-    # One row per (e-mail, account): joined there on or after the invite iff its latest start is.
-    later = live.group_by(r_email=live.m_email, r_account=live.account_id).aggregate(
-        r_from=live.valid_from.max())
-    joined = rows.left_join(later, [~rows.internal, rows.invitee_email == later.r_email,
-                                    rows.account_id != later.r_account,
-                                    later.r_from >= rows.timestamp])
-    rows = joined.rename(referred_account="r_account").drop("r_email", "r_from")
     return ctx.scoped(rows)
+
+
+def referred_accounts(ctx: Context, rows: ir.Table) -> ir.Table:
+    """(entity, referred_account) of the external invites among `rows` (from `invites`): the
+    accounts an external invitee joined after the invite (they may join several)."""
+    # One row per (e-mail, account): joined there on or after the invite iff its latest start is.
+    later = _member_emails(ctx.as_of).rename(r_email="m_email", r_account="m_account",
+                                             r_from="m_from")
+    external = rows.filter(~rows.internal)
+    joined = external.inner_join(later, [external.invitee_email == later.r_email,
+                                         external.account_id != later.r_account,
+                                         later.r_from >= external.timestamp])
+    return joined.select("entity", referred_account=joined.r_account)
 
 
 def _build_referrals(ctx: Context) -> ir.Table:
     rows = invites(ctx)
-    # One row per invite first (an invite is internal or not, whatever it referred): plain
-    # counts then, instead of three distinct counts over every (invite, referred account).
-    sent = rows.group_by("entity", "message_id").aggregate(internal=rows.internal.any())
-    sent = sent.group_by("entity").aggregate(
-        invites=sent.count(), internal=sent.internal.sum(), external=(~sent.internal).sum())
-    referred = rows.group_by("entity").aggregate(referred_accounts=rows.referred_account.nunique())
-    values = sent.inner_join(referred, "entity").select(~ibis.selectors.endswith("_right"))
+    sent = rows.group_by("entity").aggregate(
+        invites=rows.count(), internal=rows.internal.sum(), external=(~rows.internal).sum())
+    referred = referred_accounts(ctx, rows)
+    referred = referred.group_by("entity").aggregate(
+        referred_accounts=referred.referred_account.nunique())
+    values = sent.left_join(referred, "entity").select(~ibis.selectors.endswith("_right"))
     return ctx.complete(values, invites=0, internal=0, external=0, referred_accounts=0)
 
 
