@@ -295,7 +295,7 @@ def rebuild(store: Store, settings=None) -> None:
     """Recompute the whole rollup (first use, or after CRM imports re-attributed history), and
     the invites for `settings` (a MetricsSection; else for the settings recorded, if any)."""
     with store.transaction():
-        for name in _outdated(store):
+        for name in _outdated(_stored_columns(store)):
             store.execute(f"DROP TABLE {name}")
         for statement in _DDL:
             store.execute(statement)
@@ -322,19 +322,25 @@ def _invites_current(store: Store, settings) -> bool:
                                                          settings.referral_email_property)
 
 
-def _outdated(store: Store) -> list[str]:
-    """The stored tables (of a writable store) whose columns are not those of SCHEMAS: written
-    by an older accountlens, rebuilt before use."""
+def _stored_columns(store: Store) -> dict[str, set[str]]:
+    """The columns of the tables kept with the rollup that exist (one catalog query)."""
     rows = store.arrow(
         "SELECT table_name, list(column_name) AS columns FROM duckdb_columns() "
         "WHERE database_name <> 'temp' AND list_contains(?, table_name) GROUP BY table_name",
-        [[name for name in TABLES if name in SCHEMAS]]).to_pylist()
-    return [row["table_name"] for row in rows
-            if set(row["columns"]) != set(SCHEMAS[row["table_name"]])]
+        [[*TABLES, STATE]]).to_pylist()
+    return {row["table_name"]: set(row["columns"]) for row in rows}
+
+
+def _outdated(columns: dict[str, set[str]]) -> list[str]:
+    """The stored tables whose columns are not those of SCHEMAS: written by an older
+    accountlens, rebuilt before use."""
+    return [name for name, have in columns.items() if name in SCHEMAS and have != set(SCHEMAS[name])]
 
 
 def _built(store: Store) -> bool:
-    return all(store.has_table(name) for name in (*TABLES, STATE)) and not _outdated(store)
+    """Every table kept with the rollup exists, in today's shape (a writable store)."""
+    columns = _stored_columns(store)
+    return all(name in columns for name in (*TABLES, STATE)) and not _outdated(columns)
 
 
 def _rollup_fresh(store: Store) -> bool:
