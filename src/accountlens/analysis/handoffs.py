@@ -41,14 +41,16 @@ def handoff_tables(store: Store, settings, as_of: dt.date | None, level: str,
                    account: str | None = None, lookback_days: int | None = None,
                    view: str = "pairs") -> dt.date | None:
     """Create the temp tables `view` needs, with actors labelled at `level`: `_handoffs` (one
-    row per handoff) always; for views that report objects `_objects` (one per object: events,
-    times, reached final, stalled; users and last actor for `stalls`/`chains`) and
-    `_last_handoff`; for `chains` `_object_events` (every event on an object with its step).
-    None if there is no data.
+    row per handoff: object, step, actors, latency, whether its object stalled; users,
+    events, times and units too unless `view` is one of PAIR_VIEWS) always; for the views of
+    VIEWS `_last_handoff` (each object's last handoff, and whether the object stalled); for
+    `stalls` and `chains`, which report objects, `_objects` (one per object: events, users,
+    times, last actor, reached final, stalled); for `chains` `_object_events` (every event on
+    an object with its step). None if there is no data.
 
-    The events are read twice (once ordered per object for the handoffs, once grouped per
-    object) rather than materialized once: at 10M events, writing the wide ordered table cost
-    more than the second scan.
+    `_objects` reads the events a second time (grouped per object) rather than from one
+    materialized ordered table: at 10M events, writing the wide ordered table cost more than
+    the second scan.
     """
     as_of = resolve_as_of(store, as_of)
     if as_of is None:
@@ -56,57 +58,72 @@ def handoff_tables(store: Store, settings, as_of: dt.date | None, level: str,
     cfg = settings.handoffs
     start, end = window(as_of, lookback_days or cfg.lookback_days)
     events = {"start": start, "end": end, "account": account}
+    stall = {"finals": cfg.final_events, "stall_before": minus_days(end, cfg.stall_after_days)}
+    # Views of actor pairs need only the actors and times of each handoff; the collaboration
+    # summary and chains also read its users, events and units (each lag widens the sort).
+    full = view not in PAIR_VIEWS
+    extra = "name, unit_id," if full else ""
+    extra_lags = ("lag(name) OVER w AS prev_name, lag(unit_id) OVER w AS prev_unit,"
+                  if full else "")
+    # Whether each object stalled, from the same sorted partitions (no second pass over the
+    # events for the pair views): no final event, and its last event before `stall_before`.
+    stalled = ("NOT bool_or(list_contains($finals, name)) OVER whole "
+               "AND max(timestamp) OVER whole < $stall_before AS object_stalled,"
+               if view in VIEWS else "")
     ordered = f"""
-        SELECT account_id, object_id, user_id, actor, name, timestamp, unit_id,
+        SELECT account_id, object_id, user_id, actor, timestamp, {extra} {stalled}
                lag(user_id) OVER w AS prev_user, lag(actor) OVER w AS prev_actor,
-               lag(timestamp) OVER w AS prev_ts, lag(name) OVER w AS prev_name,
-               lag(unit_id) OVER w AS prev_unit,
+               lag(timestamp) OVER w AS prev_ts, {extra_lags}
                row_number() OVER w AS step
         FROM ({actor_events_sql(level)}) ev
         WHERE object_id IS NOT NULL
-        WINDOW w AS (PARTITION BY account_id, object_id ORDER BY timestamp, message_id)
+        WINDOW w AS (PARTITION BY account_id, object_id ORDER BY timestamp, message_id),
+               whole AS (PARTITION BY account_id, object_id ORDER BY timestamp, message_id
+                         ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
     """
+    params = {**events, **stall} if stalled else events
     if view == "chains":
-        store.execute(f"CREATE OR REPLACE TEMP TABLE _object_events AS {ordered}", events)
+        store.execute(f"CREATE OR REPLACE TEMP TABLE _object_events AS {ordered}", params)
         ordered = "SELECT * FROM _object_events"
+    detail = ("prev_user AS from_user, user_id AS to_user, prev_name AS from_event, "
+              "name AS to_event, prev_ts AS from_ts, timestamp AS to_ts, "
+              "prev_unit AS from_unit, unit_id AS to_unit," if full else "")
     store.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _handoffs AS
-        SELECT account_id, object_id, step, prev_user AS from_user, user_id AS to_user,
-               prev_actor AS from_actor, actor AS to_actor, prev_name AS from_event,
-               name AS to_event, prev_ts AS from_ts, timestamp AS to_ts,
-               prev_unit AS from_unit, unit_id AS to_unit,
+        SELECT account_id, object_id, step, prev_actor AS from_actor, actor AS to_actor, {detail}
+               {"object_stalled," if stalled else ""}
                {elapsed_sql("prev_ts", "timestamp")} AS latency_hours
         FROM ({ordered}) WHERE prev_user IS NOT NULL AND prev_user <> user_id
         """,
-        None if view == "chains" else events,
+        None if view == "chains" else params,
     )
     if view not in VIEWS:  # e.g. the collaboration graph: handoffs only
         return as_of
-    # Distinct users and the last actor are the costly aggregates: only where they are shown.
-    detail = ("count(DISTINCT user_id) AS users, arg_max(actor, (timestamp, message_id)) "
-              "AS last_actor," if view in ("stalls", "chains") else "")
-    store.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE _objects AS
-        SELECT account_id, object_id, count(*) AS events, {detail}
-               min(timestamp) AS first_ts, max(timestamp) AS last_ts,
-               bool_or(list_contains($finals, name)) AS reached_final,
-               NOT bool_or(list_contains($finals, name)) AND max(timestamp) < $stall_before
-                   AS stalled
-        FROM ({actor_events_sql(level)}) ev
-        WHERE object_id IS NOT NULL
-        GROUP BY account_id, object_id
-        """,
-        {**events, "finals": cfg.final_events,
-         "stall_before": minus_days(end, cfg.stall_after_days)},
-    )
+    if view in ("stalls", "chains"):  # views that report objects
+        # Distinct users and the last actor are the costly aggregates: only where shown.
+        detail = ("count(DISTINCT user_id) AS users, arg_max(actor, (timestamp, message_id)) "
+                  "AS last_actor,")
+        store.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE _objects AS
+            SELECT account_id, object_id, count(*) AS events, {detail}
+                   min(timestamp) AS first_ts, max(timestamp) AS last_ts,
+                   bool_or(list_contains($finals, name)) AS reached_final,
+                   NOT bool_or(list_contains($finals, name)) AND max(timestamp) < $stall_before
+                       AS stalled
+            FROM ({actor_events_sql(level)}) ev
+            WHERE object_id IS NOT NULL
+            GROUP BY account_id, object_id
+            """,
+            {**events, **stall},
+        )
     # The last handoff of each object: where a stalled object is waiting.
     store.execute(
         """
         CREATE OR REPLACE TEMP TABLE _last_handoff AS
         SELECT account_id, object_id, arg_max(from_actor, step) AS from_actor,
-               arg_max(to_actor, step) AS to_actor
+               arg_max(to_actor, step) AS to_actor, bool_or(object_stalled) AS stalled
         FROM _handoffs GROUP BY account_id, object_id
         """
     )
@@ -119,28 +136,29 @@ def drop_handoff_tables(store: Store) -> None:
 
 
 PAIRS_SQL = """
-    WITH pair_objects AS (
-        SELECT from_actor, to_actor, account_id, object_id FROM _handoffs GROUP BY ALL
-    ),
-    stalls AS (
-        SELECT l.from_actor, l.to_actor, count(*) AS stalled_objects
-        FROM _last_handoff l JOIN _objects o USING (account_id, object_id)
-        WHERE o.stalled GROUP BY ALL
+    WITH per_pair AS (  -- the handoffs grouped first: the joins below see one row per pair
+        SELECT from_actor, to_actor, count(*) AS handoffs, median(latency_hours) AS median_latency, quantile_cont(latency_hours, 0.9) AS p90,
+               avg(latency_hours) AS mean_latency
+        FROM _handoffs GROUP BY ALL
     ),
     objects AS (
-        SELECT from_actor, to_actor, count(*) AS objects FROM pair_objects GROUP BY ALL
+        SELECT from_actor, to_actor, count(*) AS objects, count(DISTINCT account_id) AS accounts
+        FROM (SELECT DISTINCT from_actor, to_actor, account_id, object_id FROM _handoffs)
+        GROUP BY ALL
+    ),
+    stalls AS (
+        SELECT from_actor, to_actor, count(*) AS stalled_objects
+        FROM _last_handoff WHERE stalled GROUP BY ALL
     )
-    SELECT h.from_actor, h.to_actor, count(*) AS handoffs,
-           any_value(ob.objects) AS objects, count(DISTINCT h.account_id) AS accounts,
-           round(median(latency_hours), 3) AS median_latency_hours,
-           round(quantile_cont(latency_hours, 0.9), 3) AS p90_latency_hours,
-           round(avg(latency_hours), 3) AS mean_latency_hours,
-           coalesce(any_value(s.stalled_objects), 0) AS stalled_objects,
-           round(coalesce(any_value(s.stalled_objects), 0) / any_value(ob.objects), 4) AS stall_rate
-    FROM _handoffs h
+    SELECT p.from_actor, p.to_actor, p.handoffs, ob.objects, ob.accounts,
+           round(p.median_latency, 3) AS median_latency_hours,
+           round(p.p90, 3) AS p90_latency_hours,
+           round(p.mean_latency, 3) AS mean_latency_hours,
+           coalesce(s.stalled_objects, 0) AS stalled_objects,
+           round(coalesce(s.stalled_objects, 0) / ob.objects, 4) AS stall_rate
+    FROM per_pair p
     JOIN objects ob USING (from_actor, to_actor)
     LEFT JOIN stalls s USING (from_actor, to_actor)
-    GROUP BY h.from_actor, h.to_actor
 """
 
 
@@ -226,6 +244,7 @@ def _chains(store: Store, request: HandoffsRequest) -> pd.DataFrame:
 
 
 VIEWS = {"pairs": _pairs, "bottlenecks": _bottlenecks, "stalls": _stalls, "chains": _chains}
+PAIR_VIEWS = ("pairs", "bottlenecks", "stalls")  # read only the actors and times of handoffs
 
 
 def run(store: Store, settings, request: HandoffsRequest) -> pd.DataFrame:
