@@ -138,3 +138,41 @@ def test_a_killed_collector_process_is_replaced_and_loses_nothing(tmp_path) -> N
     assert len(acked) > 1000
     assert len(stored) == len(set(stored))
     assert not set(acked) - set(stored), "acknowledged events lost"
+
+
+def test_a_stuck_collector_process_is_replaced_and_loses_nothing(tmp_path) -> None:
+    """A collector process that is alive but does not answer (here: stopped with SIGSTOP)
+    would keep the events it acknowledged from the loader; after
+    `serve.collector_timeout_seconds` the server kills it, starts a successor, and every
+    acknowledged event is stored once."""
+    root = tmp_path / "ws"
+    Workspace.init(root).close()
+    toml = root / "accountlens.toml"
+    toml.write_text(toml.read_text().replace("collector_timeout_seconds = 30",
+                                             "collector_timeout_seconds = 1"))
+    acked: list[str] = []
+    sent: list[list[dict]] = []
+    server = start_server(root, collectors=2)
+    try:
+        with sending(server, acked, sent):
+            time.sleep(1.0)
+            victim = psutil.Process(server.process.pid).children()[0]
+            victim.suspend()
+            time.sleep(1.0)
+        server.flush()  # the loader asks the stuck process to seal its log: no answer
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            children = psutil.Process(server.process.pid).children()
+            if len(children) == 2 and victim.pid not in {c.pid for c in children}:
+                break
+            time.sleep(0.2)
+        assert victim.pid not in {c.pid for c in psutil.Process(server.process.pid).children()}
+        assert not victim.is_running() or victim.status() == psutil.STATUS_ZOMBIE
+        server.flush()  # the successor's seal hands over what the stuck process logged
+    finally:
+        server.stop()
+    with Workspace.open(root) as ws:
+        stored = [r["message_id"] for r in ws.store.arrow("SELECT message_id FROM events").to_pylist()]
+    assert len(acked) > 1000
+    assert len(stored) == len(set(stored))
+    assert not set(acked) - set(stored), "acknowledged events lost"

@@ -43,6 +43,9 @@ class ServeSection(_Section):
     ingest_memory_limit: str = "128MB"
     collectors: int = Field(default=0, ge=0, le=64)
     collector_port: int = Field(default=8845, ge=0, le=65535)
+    # A collector process that does not answer the server within this long is stuck: it is
+    # killed and replaced (its successor loads what it logged).
+    collector_timeout_seconds: float = Field(default=30.0, ge=0.5, le=3600)
 
 
 class SparkSection(_Section):
@@ -138,6 +141,9 @@ ingest_memory_limit = "128MB"
 # always accepts events).
 collectors = 0
 collector_port = 8845
+# A collector process that does not answer the server within this many seconds is stuck:
+# it is killed and started again, and its successor loads what it logged.
+collector_timeout_seconds = 30
 
 [handoffs]
 # Events that complete a shared object; an object without one is a stall candidate.

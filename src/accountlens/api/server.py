@@ -49,6 +49,7 @@ class Collectors:
     count: int = 0
     host: str = "127.0.0.1"
     port: int = 0
+    timeout: float = 30.0  # seconds a process may take to answer before it is replaced
 
 
 def _start_collectors(lives: list[LiveWorkspace], collectors: Collectors,
@@ -56,7 +57,8 @@ def _start_collectors(lives: list[LiveWorkspace], collectors: Collectors,
     specs = [SinkSpec(replace(live.sink, log=None), live.workspace.log_dir,
                       live.workspace.config.ingest.log_segment_bytes, live.workspace.log_floor())
              for live in lives]
-    pool = CollectorPool(specs, collectors.host, collectors.port, collectors.count, log_level)
+    pool = CollectorPool(specs, collectors.host, collectors.port, collectors.count, log_level,
+                         collectors.timeout)
     pool.start()
     for index, live in enumerate(lives):
         live.loader.event_log = pool.log(live.log, index)

@@ -115,7 +115,8 @@ def serve(
     first.close()
     host, port = host or cfg.host, port if port is not None else cfg.port
     pool = Collectors(collectors if collectors is not None else cfg.collectors, host,
-                      collector_port if collector_port is not None else cfg.collector_port)
+                      collector_port if collector_port is not None else cfg.collector_port,
+                      cfg.collector_timeout_seconds)
     typer.echo(f"accountlens serving {', '.join(map(str, roots))} on http://{host}:{port}/", err=True)
     if pool.count:
         typer.echo(f"{pool.count} collector processes on http://{host}:{pool.port}/ "

@@ -212,11 +212,10 @@ def run_collector(index: int, specs: list[SinkSpec], log_level: str, conn: Any,
 
 # --- the server process's side -----------------------------------------------------------------
 class _Process:
-    ANSWER_TIMEOUT = 30.0
-
     def __init__(self, index: int, process: subprocess.Popen, conn: Connection,
-                 handoff: socket.socket):
+                 handoff: socket.socket, timeout: float):
         self.index, self.process, self.conn, self.handoff = index, process, conn, handoff
+        self.timeout = timeout
         self.lock = threading.Lock()
         self.answering = True  # False once stopped, or when an answer did not come
 
@@ -228,20 +227,27 @@ class _Process:
         self.handoff.close()
 
     def ask(self, command: str, arg: Any = None) -> Any:
-        """The process's answer, or None when it does not answer (stopped, ended, stuck)."""
+        """The process's answer, or None when it does not answer (stopped, ended, stuck).
+
+        A process that is alive but does not answer in time is stuck: it is killed, so that
+        the pool's watcher starts a successor, which loads what it had logged (a stuck
+        process would otherwise keep its acknowledged events from the loader while it lives).
+        """
         with self.lock:
             if not self.answering or not self.alive():
                 return None
             try:
                 self.conn.send((command, arg))
-                if self.conn.poll(self.ANSWER_TIMEOUT):
+                if self.conn.poll(self.timeout):
                     self.answering = command != "stop"
                     return self.conn.recv()
             except (EOFError, OSError):
                 pass
             self.answering = False
-            if self.alive():
-                log.error("collector process %d does not answer", self.index)
+            if self.alive() and command != "stop":
+                log.error("collector process %d did not answer in %g s; killing it to start "
+                          "it again", self.index, self.timeout)
+                self.process.kill()
             return None
 
 
@@ -259,9 +265,9 @@ class CollectorPool:
     in some runs."""
 
     def __init__(self, specs: list[SinkSpec], host: str, port: int, count: int,
-                 log_level: str = "warning"):
+                 log_level: str = "warning", timeout: float = 30.0):
         self.specs, self.host, self.port, self.count = specs, host, port, count
-        self.log_level = log_level
+        self.log_level, self.timeout = log_level, timeout
         self.processes: list[_Process] = []
         self.listener: socket.socket | None = None
         self._stopping = threading.Event()
@@ -291,7 +297,7 @@ class CollectorPool:
         their_handoff.close()
         conn = Connection(ours.detach())
         conn.send((index, self.specs, self.log_level))
-        return _Process(index, process, conn, handoff)
+        return _Process(index, process, conn, handoff, self.timeout)
 
     @staticmethod
     def _ready(worker: _Process) -> str | None:
