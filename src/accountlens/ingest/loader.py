@@ -64,7 +64,8 @@ def load_segments(store: Store, cfg: IngestSection, root: Path, paths: list[Path
         todo = [path for path in paths
                 if segment_name(root, path) not in loaded and path.stat().st_size]
         if todo:
-            stage_jsonl(store, todo, source_prefix=SOURCE_PREFIX, root=root)
+            stage_jsonl(store, todo, source_prefix=SOURCE_PREFIX,
+                        names=[segment_name(root, path) for path in todo])
             result = run_pipeline(store, cfg, then=(_record_segments,))
             store.execute(f"DROP TABLE {STAGING}")
     for path in paths:

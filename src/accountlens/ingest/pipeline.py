@@ -66,18 +66,19 @@ class Batch:
 
 
 def stage_jsonl(store: Store, paths: list[Path], source_prefix: str | None = None,
-                root: Path | None = None) -> None:
+                names: list[str] | None = None) -> None:
     """Stage the lines of JSONL files, in order (DuckDB validates the JSON; blank lines are
-    skipped). With `source_prefix`, each event's source is the prefix and its file's path
-    relative to `root` (its name without a root)."""
-    relative = (f"substr(filename, {len(str(root)) + 2})" if root is not None
-                else "parse_filename(filename)")
+    skipped). With `source_prefix`, each event's source is the prefix and its file's name in
+    `names` (one per path; default the file names)."""
+    files = [str(path) for path in paths]
+    names = names if names is not None else [path.name for path in paths]
     store.execute(
         f"""CREATE OR REPLACE TEMP TABLE {STAGING} AS
             SELECT row_number() OVER () AS line_no, json AS raw,
-                   ? || {relative} AS source, now() AS received_fallback
+                   ? || list_extract(?, list_position(?, filename)) AS source,
+                   now() AS received_fallback
             FROM read_ndjson_objects(?, filename = true)""",
-        [source_prefix, [str(path) for path in paths]],
+        [source_prefix, names, files, files],
     )
 
 
