@@ -277,3 +277,40 @@ def test_loader_waits_under_heavy_traffic_but_no_longer_than_the_delay(ws: Works
     assert all(count == 0 for elapsed, count in stored_during if elapsed < 1.0)
     assert any(count > 0 for elapsed, count in stored_during), "loaded while traffic arrived"
     assert counts(ws) == (sent, 0)
+
+
+def test_a_load_that_outgrows_the_ingest_memory_limit_runs_under_the_normal_one(ws: Workspace) -> None:
+    """When a load runs out of memory under the small ingest limit (a store grown past what
+    it can load: here the limit is tiny), the loader loads under the normal limit from then on
+    instead of failing on every retry; nothing is lost or loaded twice."""
+    from accountlens.ingest.loader import BackgroundLoader
+    from accountlens.ingest.log import EventLog
+
+    def limit() -> str:
+        return ws.store.scalar("SELECT current_setting('memory_limit')")
+
+    ws.store.execute("SET memory_limit = '512MB'")
+    normal = limit()
+    event_log = EventLog(ws.log_dir, segment_bytes=1 << 20)
+    loader = BackgroundLoader(ws.store, ws.config.ingest, event_log,
+                              memory_limits=("16MB", "512MB"))
+    try:
+        for part in range(2):  # two segments: two batches of the first load
+            lines = [json.dumps({**EVENTS[0], "messageId": f"big-{part}-{i}"}).encode()
+                     for i in range(20_000)]
+            event_log.append(b"\n".join(lines) + b"\n").result()
+            event_log.seal()
+        loader._set_ingesting(True)  # as when events arrive
+        assert limit() != normal
+        result = loader.flush()
+        assert loader.last_error is None
+        assert result.inserted == 40_000
+        assert limit() == normal
+        loader._set_ingesting(False)
+        loader._set_ingesting(True)  # later traffic: the normal limit stays
+        assert limit() == normal
+    finally:
+        loader.stop()
+        event_log.close()
+    assert ws.store.scalar("SELECT count(*) FROM events WHERE message_id LIKE 'big-%'") == 40_000
+    assert ws.store.scalar("SELECT count(DISTINCT message_id) FROM events") == counts(ws)[0]

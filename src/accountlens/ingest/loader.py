@@ -101,6 +101,11 @@ def _load(store: Store, cfg: IngestSection, root: Path, paths: list[Path]) -> Lo
     return total
 
 
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether the engine ran out of its memory limit (DuckDB's OutOfMemoryException)."""
+    return type(exc).__name__ == "OutOfMemoryException"
+
+
 class BackgroundLoader:
     """Loads the log every `interval` seconds until stopped; `flush()` loads right now."""
 
@@ -126,7 +131,15 @@ class BackgroundLoader:
     def _run(self, pending) -> LoadResult:
         with self._run_lock:
             try:
-                result = _load(self.store, self.cfg, self.event_log.directory, pending())
+                paths = pending()
+                try:
+                    result = _load(self.store, self.cfg, self.event_log.directory, paths)
+                except Exception as exc:
+                    if not (_out_of_memory(exc) and self._outgrow_ingest_limit()):
+                        raise
+                    # the batches loaded before the failure were committed and removed
+                    result = _load(self.store, self.cfg, self.event_log.directory,
+                                   [path for path in paths if path.exists()])
                 self.last_error = None
             except Exception as exc:  # keep serving; the log keeps the data for the next try
                 self.last_error = f"{type(exc).__name__}: {exc}"
@@ -134,6 +147,20 @@ class BackgroundLoader:
                 raise
             self.totals.add(result)
             return result
+
+    def _outgrow_ingest_limit(self) -> bool:
+        """After a load ran out of memory under the ingest limit: load under the normal limit
+        from now on (the store has grown past what the small footprint can load: the rollup
+        refresh and the deduplication against stored events grow with it). False when there
+        is no higher limit to go to."""
+        if self._limits is None or not self._ingesting or self._limits[0] == self._limits[1]:
+            return False
+        log.warning("loading needed more memory than the ingest limit (%s, "
+                    "serve.ingest_memory_limit); loading under %s (serve.memory_limit) from "
+                    "now on", *self._limits)
+        self._limits = (self._limits[1], self._limits[1])
+        self.store.execute("SET memory_limit = ?", [self._limits[1]])
+        return True
 
     def _set_ingesting(self, ingesting: bool) -> None:
         if self._limits is not None and ingesting != self._ingesting:
