@@ -21,6 +21,7 @@ from accountlens.ingest.pipeline import (
     run_pipeline,
     stage_jsonl,
 )
+from accountlens.metrics.rollup import rebuild_deferred
 from accountlens.model import attribution
 from accountlens.store.base import Store
 
@@ -137,6 +138,7 @@ def import_events(store: Store, cfg: IngestSection, path: Path) -> LoadResult:
             raise ImportError_(path, _jsonl_problems(path) or [f"{path}: malformed lines"])
         store.execute(f"DROP TABLE {STAGING}")
         _record_import(store, "events", path, result.received, result.inserted, result.quarantined)
+    rebuild_deferred(store)  # history of most days: rebuilt whole, not day by day
     return result
 
 

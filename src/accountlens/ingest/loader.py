@@ -22,6 +22,7 @@ from accountlens.config import IngestSection
 from accountlens.ingest.collector_pool import take_over
 from accountlens.ingest.log import EventLog, segment_name
 from accountlens.ingest.pipeline import STAGING, Batch, LoadResult, run_pipeline, stage_jsonl
+from accountlens.metrics.rollup import rebuild_deferred
 from accountlens.store.base import Store
 
 log = logging.getLogger("accountlens.loader")
@@ -98,6 +99,7 @@ def _load(store: Store, cfg: IngestSection, root: Path, paths: list[Path]) -> Lo
     total = LoadResult()
     for batch in _batches(paths):
         total.add(load_segments(store, cfg, root, batch))
+    rebuild_deferred(store)  # a backfill of history: one rollup rebuild after its last batch
     return total
 
 

@@ -47,12 +47,15 @@ def apply_new_events(store: Store, new: str) -> None:
         ) c ON lower(split_part(u.email, '@', 2)) = c.domain)
         """
     )
+    # The batch's users first, in a table of their own: the upsert reading this grouping
+    # directly took 110-120 s instead of 0.2 s for a 1M-event batch (90k users) imported into
+    # a 10M-event workspace (DuckDB, the batch being a table of the same transaction).
     store.execute(
         f"""
-        INSERT INTO users (user_id, email, name, created_at, traits, updated_at, source)
-        SELECT sent_user_id, traits->>'email', traits->>'name',
-               coalesce(TRY_CAST(traits->>'createdAt' AS TIMESTAMPTZ), timestamp),
-               traits, timestamp, 'sdk'
+        CREATE OR REPLACE TEMP TABLE _user_profiles AS
+        SELECT sent_user_id, traits->>'email' AS email, traits->>'name' AS name,
+               coalesce(TRY_CAST(traits->>'createdAt' AS TIMESTAMPTZ), timestamp) AS created_at,
+               traits, timestamp
         FROM (  -- the traits of the user's identify calls, else of the latest call
             SELECT sent_user_id,
                    CASE WHEN bool_or(type = 'identify')
@@ -63,18 +66,26 @@ def apply_new_events(store: Store, new: str) -> None:
             FROM {new} WHERE sent_user_id IS NOT NULL AND type <> 'alias'
             GROUP BY sent_user_id
         )
+        """
+    )
+    store.execute(
+        """
+        INSERT INTO users (user_id, email, name, created_at, traits, updated_at, source)
+        SELECT sent_user_id, email, name, created_at, traits, timestamp, 'sdk'
+        FROM _user_profiles
         ON CONFLICT (user_id) DO UPDATE SET
             email = coalesce(excluded.email, users.email),
             name = coalesce(excluded.name, users.name),
             created_at = least(users.created_at, excluded.created_at),
             traits = CASE WHEN excluded.updated_at >= coalesce(users.updated_at, excluded.updated_at)
-                          THEN json_merge_patch(coalesce(users.traits, '{{}}'),
-                                                coalesce(excluded.traits, '{{}}'))
-                          ELSE json_merge_patch(coalesce(excluded.traits, '{{}}'),
-                                                coalesce(users.traits, '{{}}')) END,
+                          THEN json_merge_patch(coalesce(users.traits, '{}'),
+                                                coalesce(excluded.traits, '{}'))
+                          ELSE json_merge_patch(coalesce(excluded.traits, '{}'),
+                                                coalesce(users.traits, '{}')) END,
             updated_at = greatest(users.updated_at, excluded.updated_at)
         """
     )
+    store.execute("DROP TABLE _user_profiles")
     store.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _identity_candidates AS
