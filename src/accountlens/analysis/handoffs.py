@@ -37,6 +37,13 @@ class HandoffsRequest(AnalysisRequest):
     min_handoffs: int = Field(default=5, ge=1, description="bottlenecks: least handoffs for a pair to rank")
 
 
+def _stalled(over: str = "") -> str:
+    """SQL: an object is stalled — none of its events is final and its last one is before
+    `$stall_before`. Aggregates over its events; `over`: a window clause, as window aggregates."""
+    return (f"NOT bool_or(list_contains($finals, name)){over} "
+            f"AND max(timestamp){over} < $stall_before")
+
+
 def handoff_tables(store: Store, settings, as_of: dt.date | None, level: str,
                    account: str | None = None, lookback_days: int | None = None,
                    view: str = "pairs") -> dt.date | None:
@@ -67,9 +74,7 @@ def handoff_tables(store: Store, settings, as_of: dt.date | None, level: str,
                   if full else "")
     # Whether each object stalled, from the same sorted partitions (no second pass over the
     # events for the pair views): no final event, and its last event before `stall_before`.
-    stalled = ("NOT bool_or(list_contains($finals, name)) OVER whole "
-               "AND max(timestamp) OVER whole < $stall_before AS object_stalled,"
-               if view in VIEWS else "")
+    stalled = f"{_stalled(' OVER whole')} AS object_stalled," if view in VIEWS else ""
     ordered = f"""
         SELECT account_id, object_id, user_id, actor, timestamp, {extra} {stalled}
                lag(user_id) OVER w AS prev_user, lag(actor) OVER w AS prev_actor,
@@ -110,8 +115,7 @@ def handoff_tables(store: Store, settings, as_of: dt.date | None, level: str,
             SELECT account_id, object_id, count(*) AS events, {detail}
                    min(timestamp) AS first_ts, max(timestamp) AS last_ts,
                    bool_or(list_contains($finals, name)) AS reached_final,
-                   NOT bool_or(list_contains($finals, name)) AND max(timestamp) < $stall_before
-                       AS stalled
+                   {_stalled()} AS stalled
             FROM ({actor_events_sql(level)}) ev
             WHERE object_id IS NOT NULL
             GROUP BY account_id, object_id
@@ -137,8 +141,9 @@ def drop_handoff_tables(store: Store) -> None:
 
 PAIRS_SQL = """
     WITH per_pair AS (  -- the handoffs grouped first: the joins below see one row per pair
-        SELECT from_actor, to_actor, count(*) AS handoffs, median(latency_hours) AS median_latency, quantile_cont(latency_hours, 0.9) AS p90,
-               avg(latency_hours) AS mean_latency
+        SELECT from_actor, to_actor, count(*) AS handoffs,
+               median(latency_hours) AS median_latency,
+               quantile_cont(latency_hours, 0.9) AS p90, avg(latency_hours) AS mean_latency
         FROM _handoffs GROUP BY ALL
     ),
     objects AS (
