@@ -227,7 +227,7 @@ def test_a_load_of_most_of_history_rebuilds_the_rollup_once_instead_of_day_by_da
     refreshed: list[str] = []
     real = rollup._refresh_days
     monkeypatch.setattr(rollup, "_refresh_days", lambda store, days_sql, params=None: (
-        refreshed.append("all" if "FROM events" in days_sql and "_new" not in days_sql
+        refreshed.append("all" if "FROM events" in days_sql
                          else "days"), real(store, days_sql, params))[1])
     ws = Workspace.init(tmp_path / "ws", name="deferred")
     try:

@@ -12,9 +12,9 @@ rows instead of the whole rollup saves a scan per query. `account_user_firsts` k
 velocity ask when users first did something in an account, and read those (~5× fewer rows than
 the rollup on the benchmark's data) instead of grouping the whole rollup. `account_days` keeps
 each account's active events per day (count, first and last moment, and how many human users
-acted) for what asks only whether and when an account was active or how many users it had each
-day (stickiness's mean DAU at account level) (the funnel's any-event stages, account retention cohorts): one
-row per account and day instead of one per user, event name and so on. `referral_invites`
+acted) for what asks only whether and when an account was active (the funnel's any-event
+stages, account retention cohorts) or how many users it had each day (stickiness's mean DAU at
+account level): one row per account and day instead of one per user, event name and so on. `referral_invites`
 keeps the invite events (`metrics.referral_event`) with the invitee's e-mail read out of their
 JSON properties (`metrics.referral_email_property`) — reading those properties was half of
 `referrals`. It is built for the settings recorded in `referral_invites_source` and rebuilt
@@ -398,14 +398,20 @@ def update_daily_rollup(store: Store, cfg, result) -> None:
 
         where, params = changed_events(store)
         days += f" UNION SELECT CAST(timestamp AS DATE) FROM events WHERE {where}"
-    total = store.scalar(f"SELECT count(*) FROM {ROLLUP}")
-    if total >= DEFER_MIN_ROWS:
-        touched = store.scalar(f"SELECT count(*) FROM {ROLLUP} WHERE day IN ({days})", params)
-        if touched > DEFER_SHARE * total:
+    store.execute("SET TimeZone = 'UTC'")
+    store.execute(f"CREATE OR REPLACE TEMP TABLE _load_days AS SELECT DISTINCT day FROM ({days})",
+                  params)
+    try:
+        total = store.scalar(f"SELECT count(*) FROM {ROLLUP}")
+        if total >= DEFER_MIN_ROWS and store.scalar(
+                f"SELECT count(*) FROM {ROLLUP} WHERE day IN (SELECT day FROM _load_days)"
+        ) > DEFER_SHARE * total:
             store.execute(f"DELETE FROM {STATE} WHERE key = 'reattribution_mark'")  # not fresh
             store.execute(f"INSERT OR REPLACE INTO {STATE} VALUES ('{_DEFERRED}', 1)")
-            return
-    _refresh_days(store, days, params)
+        else:
+            _refresh_days(store, "SELECT day FROM _load_days")
+    finally:
+        store.execute("DROP TABLE _load_days")
 
 
 def rebuild_deferred(store: Store) -> bool:
