@@ -7,6 +7,7 @@ invalid go to quarantine with a reason, as from the collector.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,8 @@ from accountlens.ingest.pipeline import (
 from accountlens.metrics.rollup import rebuild_deferred
 from accountlens.model import attribution
 from accountlens.store.base import Store
+
+log = logging.getLogger("accountlens.import")
 
 
 class ImportError_(ValueError):
@@ -138,7 +141,11 @@ def import_events(store: Store, cfg: IngestSection, path: Path) -> LoadResult:
             raise ImportError_(path, _jsonl_problems(path) or [f"{path}: malformed lines"])
         store.execute(f"DROP TABLE {STAGING}")
         _record_import(store, "events", path, result.received, result.inserted, result.quarantined)
-    rebuild_deferred(store)  # history of most days: rebuilt whole, not day by day
+    try:  # history of most days: the rollup rebuilt whole, not day by day
+        rebuild_deferred(store)
+    except Exception:  # the events are in; the next metric query rebuilds the rollup
+        log.warning("rebuilding the daily rollup after importing %s failed; the next metric "
+                    "query rebuilds it", path, exc_info=True)
     return result
 
 
