@@ -224,28 +224,28 @@ def test_a_load_of_most_of_history_rebuilds_the_rollup_once_instead_of_day_by_da
     rollup whole after its last batch; a load of a few days refreshes just those days. Either
     way the rollup equals a rebuild from the events afterwards."""
     monkeypatch.setattr(rollup, "DEFER_MIN_ROWS", 0)  # (the fixture's rollup is small)
-    refreshed: list[str] = []
-    real = rollup._refresh_days
-    monkeypatch.setattr(rollup, "_refresh_days", lambda store, days_sql, params=None: (
-        refreshed.append("all" if "FROM events" in days_sql
-                         else "days"), real(store, days_sql, params))[1])
+    refreshed: list[int] = []  # how many days each refresh recomputed
+    real = rollup._refresh_listed_days
+    monkeypatch.setattr(rollup, "_refresh_listed_days", lambda store: (
+        refreshed.append(store.scalar("SELECT count(*) FROM _rollup_days")), real(store))[1])
     ws = Workspace.init(tmp_path / "ws", name="deferred")
     try:
         load(ws, tmp_path, [track(f"h{d}", "ann", "Report Created", f"2024-03-{d:02d}T09:00:00Z",
                                   account="acme") for d in range(1, 11)], 1)
         rollup.rebuild(ws.store)
         refreshed.clear()
-        # history again for 8 of the 10 days (another user): deferred, then one rebuild
+        # history again for 8 of the 10 days (another user): deferred, then one rebuild of
+        # every day (not a refresh of the 8)
         load(ws, tmp_path, [track(f"b{d}", "bob", "Report Shared", f"2024-03-{d:02d}T10:00:00Z",
                                   account="acme") for d in range(1, 9)], 2)
-        assert refreshed == ["all"]
+        assert refreshed == [10]
         assert rollup.is_fresh(ws.store)
         assert_current(ws)
         refreshed.clear()
         # a late event of one day: that day is refreshed, nothing rebuilt
         load(ws, tmp_path, [track("late", "cat", "Report Created", "2024-03-05T11:00:00Z",
                                   account="acme")], 3)
-        assert refreshed == ["days"]
+        assert refreshed == [1]
         assert_current(ws)
     finally:
         ws.close()

@@ -14,8 +14,8 @@ the rollup on the benchmark's data) instead of grouping the whole rollup. `accou
 each account's active events per day (count, first and last moment, and how many human users
 acted) for what asks only whether and when an account was active (the funnel's any-event
 stages, account retention cohorts) or how many users it had each day (stickiness's mean DAU at
-account level): one row per account and day instead of one per user, event name and so on. `referral_invites`
-keeps the invite events (`metrics.referral_event`) with the invitee's e-mail read out of their
+account level): one row per account and day instead of one per user, event name and so on.
+`referral_invites` keeps the invite events (`metrics.referral_event`) with the invitee's e-mail read out of their
 JSON properties (`metrics.referral_email_property`) — reading those properties was half of
 `referrals`. It is built for the settings recorded in `referral_invites_source` and rebuilt
 when they change.
@@ -200,11 +200,21 @@ def _reattribution_mark(store: Store) -> int:
     ) or 0)
 
 
-def _refresh_days(store: Store, days_sql: str, params: list | None = None) -> None:
-    """Recompute the rollup rows of the days listed by `days_sql` (a one-column `day` query)."""
+def _list_days(store: Store, days_sql: str, params: list | None = None) -> None:
+    """`_rollup_days`: the distinct days `days_sql` (a one-column `day` query) lists."""
     store.execute("SET TimeZone = 'UTC'")
     store.execute(f"CREATE OR REPLACE TEMP TABLE _rollup_days AS SELECT DISTINCT day FROM ({days_sql})",
                   params)
+
+
+def _refresh_days(store: Store, days_sql: str, params: list | None = None) -> None:
+    """Recompute the rollup rows of the days listed by `days_sql` (a one-column `day` query)."""
+    _list_days(store, days_sql, params)
+    _refresh_listed_days(store)
+
+
+def _refresh_listed_days(store: Store) -> None:
+    """Recompute the rollup rows of the days in `_rollup_days`, and drop that table."""
     if not store.scalar("SELECT count(*) FROM _rollup_days"):
         store.execute("DROP TABLE _rollup_days")
         return
@@ -398,20 +408,15 @@ def update_daily_rollup(store: Store, cfg, result) -> None:
 
         where, params = changed_events(store)
         days += f" UNION SELECT CAST(timestamp AS DATE) FROM events WHERE {where}"
-    store.execute("SET TimeZone = 'UTC'")
-    store.execute(f"CREATE OR REPLACE TEMP TABLE _load_days AS SELECT DISTINCT day FROM ({days})",
-                  params)
-    try:
-        total = store.scalar(f"SELECT count(*) FROM {ROLLUP}")
-        if total >= DEFER_MIN_ROWS and store.scalar(
-                f"SELECT count(*) FROM {ROLLUP} WHERE day IN (SELECT day FROM _load_days)"
-        ) > DEFER_SHARE * total:
-            store.execute(f"DELETE FROM {STATE} WHERE key = 'reattribution_mark'")  # not fresh
-            store.execute(f"INSERT OR REPLACE INTO {STATE} VALUES ('{_DEFERRED}', 1)")
-        else:
-            _refresh_days(store, "SELECT day FROM _load_days")
-    finally:
-        store.execute("DROP TABLE _load_days")
+    _list_days(store, days, params)
+    total = store.scalar(f"SELECT count(*) FROM {ROLLUP}")
+    if total >= DEFER_MIN_ROWS and store.scalar(
+            f"SELECT count(*) FROM {ROLLUP} WHERE {_IN_DAYS}") > DEFER_SHARE * total:
+        store.execute("DROP TABLE _rollup_days")
+        store.execute(f"DELETE FROM {STATE} WHERE key = 'reattribution_mark'")  # not fresh
+        store.execute(f"INSERT OR REPLACE INTO {STATE} VALUES ('{_DEFERRED}', 1)")
+        return
+    _refresh_listed_days(store)
 
 
 def rebuild_deferred(store: Store) -> bool:
