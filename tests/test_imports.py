@@ -181,6 +181,31 @@ def test_duplicates_in_one_file_missing_ids_and_quarantined_raw(ws: Workspace, t
     assert ws.store.scalar("SELECT name FROM events WHERE message_id = 'm9'") == "Fixed"
 
 
+def test_staged_lines_are_numbered_in_file_order_when_read_in_parallel(ws: Workspace,
+                                                                         tmp_path: Path) -> None:
+    """Line numbers (which copy of a message id is first, an event's `file:line` source) come
+    from the staged rows' ids: the files are large enough here for DuckDB to read them on
+    several threads, inside a transaction as every load does."""
+    from accountlens.ingest.pipeline import STAGING, stage_jsonl
+
+    pad = "x" * 100
+    paths = []
+    for part in range(2):
+        path = tmp_path / f"part{part}.jsonl"
+        path.write_text("".join(f'{{"n":{part * 300_000 + i},"pad":"{pad}"}}\n'
+                                for i in range(300_000)))
+        paths.append(path)
+    with ws.store.transaction():
+        stage_jsonl(ws.store, paths, source_prefix="test:")
+        wrong = ws.store.scalar(f"SELECT count(*) FROM {STAGING} "
+                                "WHERE line_no <> CAST(json_extract(raw, '$.n') AS BIGINT) + 1")
+        sources = ws.store.arrow(f"SELECT source, min(line_no) AS first FROM {STAGING} "
+                                 "GROUP BY source ORDER BY first").to_pylist()
+        ws.store.execute(f"DROP TABLE {STAGING}")
+    assert wrong == 0
+    assert [r["source"] for r in sources] == ["test:part0.jsonl", "test:part1.jsonl"]
+
+
 def test_log_segments_load_as_one_batch_exactly_once(ws: Workspace) -> None:
     """The loader takes several sealed segments in one pipeline run and records each segment
     with its own counts; loading the same segments again changes nothing."""

@@ -19,6 +19,7 @@ from accountlens.ingest.pipeline import (
     MALFORMED,
     STAGING,
     LoadResult,
+    number_lines,
     run_pipeline,
     stage_jsonl,
 )
@@ -106,13 +107,12 @@ def _stage_table(store: Store, path: Path, reader: str) -> None:
         expr = _nested_json_expr(columns)
         store.execute(
             f"""CREATE OR REPLACE TEMP TABLE {STAGING} AS
-                SELECT row_number() OVER () AS line_no,
-                       json_merge_patch('{{}}', {expr}) AS raw,
-                       ? || ':' || (row_number() OVER () + ?) AS source,
-                       now() AS received_fallback
+                SELECT NULL::BIGINT AS line_no, json_merge_patch('{{}}', {expr}) AS raw,
+                       NULL::VARCHAR AS source, now() AS received_fallback
                 FROM {reader}(?) t""",
-            ["import:" + path.name, 1 if reader == "read_csv" else 0, str(path)],
+            [str(path)],
         )
+        number_lines(store, ("import:" + path.name, 1 if reader == "read_csv" else 0))
     except Exception as exc:
         raise ImportError_(path, [f"{path}: {exc}"]) from exc
 

@@ -74,12 +74,29 @@ def stage_jsonl(store: Store, paths: list[Path], source_prefix: str | None = Non
     names = names if names is not None else [path.name for path in paths]
     store.execute(
         f"""CREATE OR REPLACE TEMP TABLE {STAGING} AS
-            SELECT row_number() OVER () AS line_no, json AS raw,
+            SELECT NULL::BIGINT AS line_no, json AS raw,
                    ? || list_extract(?, list_position(?, filename)) AS source,
                    now() AS received_fallback
             FROM read_ndjson_objects(?, filename = true)""",
         [source_prefix, names, files, files],
     )
+    number_lines(store)
+
+
+def number_lines(store: Store, source: tuple[str, int] | None = None) -> None:
+    """Number the staged rows 1, 2, … in the order they were read. The reader keeps the files'
+    order (DuckDB preserves insertion order), and the new table's row ids follow it, one apart
+    from a base (which is not 0 inside a transaction): numbering by row id is exact, and unlike
+    `row_number() OVER ()` the read runs on every core. A test checks this on a file large enough
+    to be read by several threads.
+
+    `source` (label, offset): each row's source becomes `label:<line_no + offset>`."""
+    line_no = f"rowid - (SELECT min(rowid) FROM {STAGING}) + 1"
+    if source is None:
+        store.execute(f"UPDATE {STAGING} SET line_no = {line_no}")
+    else:
+        store.execute(f"UPDATE {STAGING} SET line_no = {line_no}, source = ? || ':' || ({line_no} + ?)",
+                      list(source))
 
 
 def _json_path(prop: str) -> str:
