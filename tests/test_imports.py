@@ -339,3 +339,73 @@ def test_a_load_that_outgrows_the_ingest_memory_limit_runs_under_the_normal_one(
         event_log.close()
     assert ws.store.scalar("SELECT count(*) FROM events WHERE message_id LIKE 'big-%'") == 40_000
     assert ws.store.scalar("SELECT count(DISTINCT message_id) FROM events") == counts(ws)[0]
+
+
+def _many_events(count: int) -> str:
+    return "".join(
+        json.dumps({"type": "track", "messageId": f"p{i}", "userId": f"u{i % 50}",
+                    "event": "Report Created", "timestamp": "2024-01-01T10:00:00Z",
+                    "context": {"groupId": f"a{i % 7}"}}) + "\n"
+        for i in range(count))
+
+
+def test_import_reports_its_progress_step_by_step(ws: Workspace, tmp_path: Path) -> None:
+    """A progress bar's feed: the steps in the order they run, a share that never goes back,
+    and `done` at 1.0; a refused file stops the feed without `done`."""
+    import threading
+
+    from accountlens.ingest.progress import DONE, STEPS
+
+    path = tmp_path / "many.jsonl"
+    path.write_text(_many_events(20_000))
+    seen: list[tuple[str, float]] = []
+    result = ws.import_events(path, progress=lambda what, share: seen.append((what, share)))
+    assert result.inserted == 20_000
+    labels = [what for what, _ in seen]
+    order = [label for label, _ in STEPS.values()] + [DONE]
+    steps = list(dict.fromkeys(labels))  # each label once, in the order first seen
+    assert steps == [label for label in order if label in steps]
+    assert {"reading", "parsing", "writing events", "committing"} <= set(steps)
+    shares = [share for _, share in seen]
+    assert shares == sorted(shares) and shares[0] == 0.0 and seen[-1] == (DONE, 1.0)
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(_many_events(10) + "{oops\n")
+    seen.clear()
+    with pytest.raises(ImportError_, match="bad.jsonl:11: invalid JSON"):
+        ws.import_events(bad, progress=lambda what, share: seen.append((what, share)))
+    assert seen and DONE not in [what for what, _ in seen]
+    assert not [t for t in threading.enumerate() if t.name == "accountlens-import-progress"]
+
+
+def test_cli_import_shows_a_progress_bar_on_a_terminal(tmp_path: Path) -> None:
+    """`accountlens import events` on a terminal (a pseudo-terminal here) draws the bar with
+    the step each file is in; the summary table follows."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    Workspace.init(tmp_path / "ws").close()
+    path = tmp_path / "many.jsonl"
+    path.write_text(_many_events(50_000))
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "accountlens", "import", "events", str(path), "-d", str(tmp_path / "ws")],
+        stdin=subprocess.DEVNULL, stdout=follower, stderr=follower,
+        env={**os.environ, "TERM": "xterm", "COLUMNS": "120"})
+    os.close(follower)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the process closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(leader)
+    assert process.wait(timeout=120) == 0
+    text = output.decode("utf-8", "replace")
+    assert "many.jsonl: writing events" in text
+    assert "50000" in text  # the summary table: received and inserted

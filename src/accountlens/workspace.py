@@ -5,6 +5,7 @@ This is the Python API (`accountlens.open`) and the one place the CLI and REST A
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -99,8 +100,11 @@ class Workspace:
             event_log.close()
 
     # --- imports ----------------------------------------------------------------------------
-    def import_events(self, path: str | Path) -> LoadResult:
-        return importers.import_events(self.store, self.config.ingest, Path(path))
+    def import_events(self, path: str | Path,
+                      progress: Callable[[str, float], None] | None = None) -> LoadResult:
+        """Import a JSONL, CSV or Parquet event file, whole or not at all. `progress(what,
+        share_done)` is called as the import goes (a progress bar's feed)."""
+        return importers.import_events(self.store, self.config.ingest, Path(path), progress)
 
     def import_entities(self, kind: str, path: str | Path) -> int:
         if kind not in importers.ENTITIES:

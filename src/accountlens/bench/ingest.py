@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,6 +61,7 @@ def timed_steps(seconds: dict[str, float]) -> Iterator[None]:
     original = list(pipeline.STEPS)
 
     def timed(step):
+        @functools.wraps(step)
         def run(store, cfg, batch):
             started = time.perf_counter()
             try:

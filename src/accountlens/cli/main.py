@@ -187,10 +187,12 @@ def import_events(
         transient=True, disable=not sys.stderr.isatty(),
     ) as progress:
         task = progress.add_task("importing events", total=len(files))
-        for path in files:
-            progress.update(task, description=f"importing {path.name}")
+        for index, path in enumerate(files):
+            def show(what: str, share: float, name: str = path.name, done: int = index) -> None:
+                progress.update(task, description=f"{name}: {what}", completed=done + share)
+
             try:
-                result = ws.import_events(path)
+                result = ws.import_events(path, progress=show if progress.live.is_started else None)
             except ImportError_ as exc:
                 typer.secho(str(exc), fg=typer.colors.RED, err=True)
                 failed = True
@@ -198,7 +200,7 @@ def import_events(
                 rows.append({"file": str(path), "received": result.received,
                              "inserted": result.inserted, "duplicates": result.duplicates,
                              "quarantined": result.quarantined})
-            progress.advance(task)
+            progress.update(task, completed=index + 1)
     emit(rows, fmt, title="imported events")
     if failed:
         raise typer.Exit(1)

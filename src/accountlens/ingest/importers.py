@@ -23,6 +23,7 @@ from accountlens.ingest.pipeline import (
     run_pipeline,
     stage_jsonl,
 )
+from accountlens.ingest.progress import ImportProgress, Report
 from accountlens.metrics.rollup import rebuild_deferred
 from accountlens.model import attribution
 from accountlens.store.base import Store
@@ -126,7 +127,10 @@ EVENT_READERS: dict[str, Callable[[Store, Path], None]] = {
 }
 
 
-def import_events(store: Store, cfg: IngestSection, path: Path) -> LoadResult:
+def import_events(store: Store, cfg: IngestSection, path: Path,
+                  progress: Report | None = None) -> LoadResult:
+    """Import one event file, whole or not at all. `progress` is told, as the import goes,
+    what it is doing and which share of it is done (ingest/progress.py)."""
     reader = EVENT_READERS.get(path.suffix.lower())
     if reader is None:
         raise ImportError_(
@@ -134,13 +138,24 @@ def import_events(store: Store, cfg: IngestSection, path: Path) -> LoadResult:
         )
     if not path.exists():
         raise ImportError_(path, [f"{path}: no such file"])
+    if progress is None:
+        return _import_events(store, cfg, path, lambda step: None)
+    with ImportProgress(progress, store.progress_probe()) as tracker:
+        return _import_events(store, cfg, path, tracker.step)
+
+
+def _import_events(store: Store, cfg: IngestSection, path: Path,
+                   step: Callable[[str], None]) -> LoadResult:
     with store.transaction():
-        reader(store, path)
-        result = run_pipeline(store, cfg, label="import:" + path.name)
+        step("stage")
+        EVENT_READERS[path.suffix.lower()](store, path)
+        result = run_pipeline(store, cfg, label="import:" + path.name, on_step=step)
         if any(reason in result.quarantine_reasons for reason in MALFORMED):
             raise ImportError_(path, _jsonl_problems(path) or [f"{path}: malformed lines"])
         store.execute(f"DROP TABLE {STAGING}")
         _record_import(store, "events", path, result.received, result.inserted, result.quarantined)
+        step("commit")
+    step("rebuild_rollup")
     try:  # history of most days: the rollup rebuilt whole, not day by day
         rebuild_deferred(store)
     except Exception:  # the events are in; the next metric query rebuilds the rollup

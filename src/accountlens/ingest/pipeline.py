@@ -63,6 +63,8 @@ class Batch:
     # When set, a staged event without a `source` gets `label:line_no`.
     label: str | None = None
     result: LoadResult = field(default_factory=LoadResult)
+    # Told the name of each step as it starts (a progress bar: ingest/progress.py).
+    on_step: Callable[[str], None] | None = None
 
 
 def stage_jsonl(store: Store, paths: list[Path], source_prefix: str | None = None,
@@ -320,11 +322,14 @@ STEPS: list[Step] = [
 
 
 def run_pipeline(store: Store, cfg: IngestSection, label: str | None = None,
-                 then: tuple[Step, ...] = ()) -> LoadResult:
+                 then: tuple[Step, ...] = (),
+                 on_step: Callable[[str], None] | None = None) -> LoadResult:
     """Run every step, and the caller's steps `then`, over `_staging`; the caller holds the
-    transaction."""
-    batch = Batch(label)
+    transaction. `on_step` is told each step's name as it starts."""
+    batch = Batch(label, on_step=on_step)
     for step in (*STEPS, *then):
+        if batch.on_step is not None:
+            batch.on_step(step.__name__)
         step(store, cfg, batch)
     for table in ("_checked", "_new", "_changed_users", "_new_identities"):
         store.execute(f"DROP TABLE IF EXISTS {table}")

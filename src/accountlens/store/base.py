@@ -7,7 +7,7 @@ import contextlib
 import importlib
 import itertools
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +65,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def has_table(self, name: str) -> bool:
         """Whether a (non-temporary) table or view `name` exists."""
+
+    def progress_probe(self) -> Callable[[], float]:
+        """A function another thread may call: how far (percent) the statement that the calling
+        thread is running has come, or a negative number when the engine cannot tell."""
+        return lambda: -1.0
 
     # --- shared behaviour -----------------------------------------------------------------------
     def df(self, sql: str, params: Sequence[Any] | dict | None = None) -> pd.DataFrame:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,13 @@ class DuckDBStore(Store):
 
     def arrow(self, sql: str, params: Sequence[Any] | dict | None = None) -> pa.Table:
         return self._cursor().sql(sql, params=params).to_arrow_table()
+
+    def progress_probe(self) -> Callable[[], float]:
+        cursor = self._cursor()
+        # DuckDB estimates progress only with its progress bar on; nothing is printed
+        cursor.execute("SET enable_progress_bar = true")
+        cursor.execute("SET enable_progress_bar_print = false")
+        return cursor.query_progress
 
     def register(self, name: str, table: pa.Table) -> None:
         self._cursor().register(name, table)
