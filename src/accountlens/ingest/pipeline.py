@@ -8,8 +8,8 @@ all-or-nothing and can be repeated without effect (dedup by message id).
 The raw JSON is parsed once, into `_checked` (every column of the events table, plus the reason
 an event cannot be loaded); the later steps work on the narrow `_new` (the rows to insert, with
 only what profiles, memberships and attribution need), and the write joins the two. Staging
-only numbers the raw lines (a window over a file runs on one thread); the parse then runs on
-every core.
+only reads and numbers the raw lines (by row id: see `number_lines`); reading and parsing run
+on every core.
 """
 
 from __future__ import annotations
