@@ -44,3 +44,59 @@ def test_dashboard_analyses_are_kept_after_a_quiet_period(tmp_path) -> None:
     finally:
         warmer.stop()
         stop_workspace(live)
+
+
+def test_warmer_waits_while_events_arrive(tmp_path) -> None:
+    """Under heavy traffic the loader holds loads back for seconds; the data looks quiet in
+    between, but the warmer does not compute the dashboard then (its results would be outdated
+    by the next load, and it would take memory from the ingestion). It warms once the traffic
+    has stopped and the last events are loaded."""
+    import json
+
+    from accountlens.ingest.collector import LiveWorkspace
+    from accountlens.ingest.loader import BackgroundLoader
+    from accountlens.workspace import Workspace
+
+    ws = fixtures_b2b.build(tmp_path)
+    root = ws.root
+    ws.close()
+    ws = Workspace.open(root)
+    event_log = ws.open_log()
+    cfg = ws.config.ingest.model_copy(update={"load_interval_seconds": 0.1,
+                                              "max_load_delay_seconds": 0.8})
+    live = LiveWorkspace(ws, event_log, BackgroundLoader(ws.store, cfg, event_log))
+    warmer = DashboardWarmer(live, quiet_seconds=0.2, poll_seconds=0.05)
+    store = ws.store
+    try:
+        live.loader.start()
+        warmer.start()
+        deadline = time.monotonic() + 60
+        while warmer.warmed_version != store.data_version and time.monotonic() < deadline:
+            time.sleep(0.05)
+        first = warmer.warmed_version
+        assert first == store.data_version
+
+        padding = "x" * 900  # ~1 KB events, 100 per append: several MB/s, heavy traffic
+        versions, warmed_during = {store.data_version}, set()
+        started, sent = time.monotonic(), 0
+        while time.monotonic() - started < 3.0:
+            lines = [json.dumps({"type": "track", "messageId": f"burst-{sent + i}",
+                                 "userId": "u-burst", "event": "Report Created",
+                                 "properties": {"pad": padding}}).encode() for i in range(100)]
+            event_log.append(b"\n".join(lines) + b"\n").result()
+            sent += 100
+            versions.add(store.data_version)
+            warmed_during.add(warmer.warmed_version)
+            time.sleep(0.01)
+        assert len(versions) >= 3, "the loader loaded while the traffic went on"
+        assert warmed_during == {first}
+
+        deadline = time.monotonic() + 60
+        while (warmer.warmed_version != store.data_version or live.loader.ingesting
+               or store.scalar("SELECT count(*) FROM events WHERE message_id LIKE 'burst-%'") < sent) \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert warmer.warmed_version == store.data_version != first
+    finally:
+        warmer.stop()
+        stop_workspace(live)

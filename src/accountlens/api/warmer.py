@@ -1,7 +1,11 @@
 """Keeps the dashboard's analyses computed: when a workspace's data has been quiet for a few
 seconds after a change (or at start), the analyses the dashboard shows are run once, so that
 opening the dashboard answers from the kept results (analysis/registry.py) instead of waiting
-for each computation (seconds each at millions of events)."""
+for each computation (seconds each at millions of events).
+
+Quiet means no new data in the store and no events arriving: under heavy traffic the loader
+holds loads back for seconds, and results computed then would be outdated by the next load
+while taking memory and CPU from the ingestion (the server's memory budget is for ingesting)."""
 
 from __future__ import annotations
 
@@ -44,7 +48,7 @@ class DashboardWarmer:
         store = self.live.workspace.store
         seen, since = store.data_version, time.monotonic()
         while not self._stop.wait(self.poll):
-            if store.data_version != seen:
+            if store.data_version != seen or self.live.loader.ingesting:
                 seen, since = store.data_version, time.monotonic()
             elif seen != self.warmed_version and time.monotonic() - since >= self.quiet:
                 self.warm(seen)
@@ -55,7 +59,8 @@ class DashboardWarmer:
             self.warmed_version = version  # nothing to show yet (and nothing to import for it)
             return
         for name, params in DASHBOARD_ANALYSES:
-            if self._stop.is_set() or store.data_version != version:
+            if (self._stop.is_set() or store.data_version != version
+                    or self.live.loader.ingesting):
                 return  # stopping, or new data: warm again once it is quiet
             try:
                 self.live.workspace.analysis(name, **params)

@@ -164,9 +164,16 @@ class BackgroundLoader:
         self.store.execute("SET memory_limit = ?", [self._limits[1]])
         return True
 
+    @property
+    def ingesting(self) -> bool:
+        """Whether events are arriving (or the last load took some): work that can wait, such
+        as warming the dashboard, waits until this is over."""
+        return self._ingesting
+
     def _set_ingesting(self, ingesting: bool) -> None:
-        if self._limits is not None and ingesting != self._ingesting:
-            self.store.execute("SET memory_limit = ?", [self._limits[0 if ingesting else 1]])
+        if ingesting != self._ingesting:
+            if self._limits is not None:
+                self.store.execute("SET memory_limit = ?", [self._limits[0 if ingesting else 1]])
             self._ingesting = ingesting
 
     def _due(self, heavy: bool) -> bool:
