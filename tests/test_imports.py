@@ -380,7 +380,8 @@ def test_import_reports_its_progress_step_by_step(ws: Workspace, tmp_path: Path)
 
 def test_cli_import_shows_a_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     """`accountlens import events` on a terminal (a pseudo-terminal here) draws the bar with
-    the step each file is in; the summary table follows."""
+    the step each file is in; the summary table follows. (Which intermediate steps get drawn
+    depends on the bar's refresh rate; the feed itself is checked step by step above.)"""
     import os
     import pty
     import subprocess
@@ -407,5 +408,5 @@ def test_cli_import_shows_a_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     os.close(leader)
     assert process.wait(timeout=120) == 0
     text = output.decode("utf-8", "replace")
-    assert "many.jsonl: writing events" in text
+    assert "many.jsonl: done" in text  # the bar's last refresh, when it stops
     assert "50000" in text  # the summary table: received and inserted
