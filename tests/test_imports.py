@@ -85,10 +85,37 @@ def test_csv_and_parquet_events_with_flattened_fields(ws: Workspace, tmp_path: P
 
 
 def test_unknown_event_file_type(ws: Workspace, tmp_path: Path) -> None:
-    path = tmp_path / "events.xml"
-    path.write_text("<x/>")
-    with pytest.raises(ImportError_, match="unknown event file type"):
-        ws.import_events(path)
+    for name in ("events.xml", "events.xml.gz", "events.gz"):
+        path = tmp_path / name
+        path.write_text("<x/>")
+        with pytest.raises(ImportError_, match=r"unknown event file type; use one of .*\.jsonl\.gz"):
+            ws.import_events(path)
+
+
+def test_gzipped_jsonl_and_csv_import_like_plain_files(ws: Workspace, tmp_path: Path) -> None:
+    """Exports arrive gzip-compressed (`.json.gz` lines from Segment's and RudderStack's S3
+    destinations): they import as the plain file would, with the same line numbers."""
+    import gzip
+
+    jsonl = tmp_path / "export.json.gz"
+    with gzip.open(jsonl, "wt") as fh:
+        fh.write("".join(json.dumps(e) + "\n" for e in EVENTS))
+    first = ws.import_events(jsonl)
+    assert (first.received, first.inserted, first.quarantined) == (3, 2, 1)
+    assert ws.quarantine()[0]["source"] == "import:export.json.gz:3"
+    csv = tmp_path / "events.CSV.GZ"
+    with gzip.open(csv, "wt") as fh:
+        fh.write("type,messageId,userId,event,timestamp,context.groupId\n"
+                 "track,g1,u1,Report Created,2024-01-01T10:00:00Z,acme\n")
+    assert ws.import_events(csv).inserted == 1
+    assert ws.store.scalar("SELECT account_id FROM events WHERE message_id = 'g1'") == "acme"
+
+    bad = tmp_path / "bad.jsonl.gz"
+    with gzip.open(bad, "wt") as fh:
+        fh.write(json.dumps(EVENTS[0]) + "\n{oops\n")
+    with pytest.raises(ImportError_, match=r"bad.jsonl.gz:2: invalid JSON"):
+        ws.import_events(bad)
+    assert ws.store.scalar("SELECT count(*) FROM events") == 3
 
 
 def test_timestamp_correction_and_invalid_timestamps(ws: Workspace, tmp_path: Path) -> None:

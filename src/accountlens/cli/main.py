@@ -172,7 +172,7 @@ def demo(
 
 @import_app.command("events")
 def import_events(
-    files: Annotated[list[Path], typer.Argument(help="JSONL (Segment format), CSV or Parquet files.")],
+    files: Annotated[list[Path], typer.Argument(help="JSONL (Segment format), CSV or Parquet files; JSONL and CSV may be gzipped (.gz).")],
     directory: DirOption = Path("."),
     fmt: FormatOption = OutputFormat.table,
 ) -> None:

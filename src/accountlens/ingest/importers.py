@@ -7,6 +7,7 @@ invalid go to quarantine with a reason, as from the collector.
 
 from __future__ import annotations
 
+import gzip
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,7 +52,8 @@ def _ident(name: str) -> str:
 def _jsonl_problems(path: Path, limit: int = 50) -> list[str]:
     """Exact line numbers of bad JSON lines (only run when DuckDB reported a problem)."""
     problems = []
-    with open(path, "rb") as fh:
+    opener = gzip.open if path.suffix.lower() == GZIP else open
+    with opener(path, "rb") as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
                 problems.append(f"{path}:{number}: empty line")
@@ -125,30 +127,48 @@ EVENT_READERS: dict[str, Callable[[Store, Path], None]] = {
     ".csv": lambda store, path: _stage_table(store, path, "read_csv"),
     ".parquet": lambda store, path: _stage_table(store, path, "read_parquet"),
 }
+# Text formats may come gzip-compressed (Segment's and RudderStack's S3 exports are
+# `.json.gz` lines); DuckDB reads them as they are.
+GZIP = ".gz"
+GZIPPED = (".jsonl", ".ndjson", ".json", ".csv")
+
+
+def event_reader(path: Path) -> Callable[[Store, Path], None] | None:
+    """How to stage an event file, by its name: `events.jsonl`, `export.json.gz`, …"""
+    suffixes = [suffix.lower() for suffix in path.suffixes]
+    if suffixes[-1:] == [GZIP]:
+        inner = suffixes[-2] if len(suffixes) > 1 else ""
+        return EVENT_READERS[inner] if inner in GZIPPED else None
+    return EVENT_READERS.get(path.suffix.lower())
+
+
+def event_file_types() -> str:
+    return ", ".join([*EVENT_READERS, *(suffix + GZIP for suffix in GZIPPED)])
 
 
 def import_events(store: Store, cfg: IngestSection, path: Path,
                   progress: Report | None = None) -> LoadResult:
     """Import one event file, whole or not at all. `progress` is told, as the import goes,
     what it is doing and which share of it is done (ingest/progress.py)."""
-    reader = EVENT_READERS.get(path.suffix.lower())
+    reader = event_reader(path)
     if reader is None:
         raise ImportError_(
-            path, [f"{path}: unknown event file type; use one of {', '.join(EVENT_READERS)}"]
+            path, [f"{path}: unknown event file type; use one of {event_file_types()}"]
         )
     if not path.exists():
         raise ImportError_(path, [f"{path}: no such file"])
     if progress is None:
-        return _import_events(store, cfg, path, lambda step: None)
+        return _import_events(store, cfg, path, reader, lambda step: None)
     with ImportProgress(progress, store.progress_probe()) as tracker:
-        return _import_events(store, cfg, path, tracker.step)
+        return _import_events(store, cfg, path, reader, tracker.step)
 
 
 def _import_events(store: Store, cfg: IngestSection, path: Path,
+                   reader: Callable[[Store, Path], None],
                    step: Callable[[str], None]) -> LoadResult:
     with store.transaction():
         step("stage")
-        EVENT_READERS[path.suffix.lower()](store, path)
+        reader(store, path)
         result = run_pipeline(store, cfg, label="import:" + path.name, on_step=step)
         if any(reason in result.quarantine_reasons for reason in MALFORMED):
             raise ImportError_(path, _jsonl_problems(path) or [f"{path}: malformed lines"])
