@@ -437,3 +437,35 @@ def test_cli_import_shows_a_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     text = output.decode("utf-8", "replace")
     assert "many.jsonl: done" in text  # the bar's last refresh, when it stops
     assert "50000" in text  # the summary table: received and inserted
+
+
+def test_cli_imports_every_event_file_under_a_folder(tmp_path: Path) -> None:
+    """`accountlens import events FOLDER` imports the event files anywhere under it, in name
+    order (an S3 export's dated folders of `.json.gz` files), each file whole or not at all;
+    other and hidden files are left alone, and a folder without event files is an error."""
+    import gzip
+    import subprocess
+    import sys
+
+    Workspace.init(tmp_path / "ws").close()
+    export = tmp_path / "export"
+    for day, events in (("2024-01-02", [EVENTS[1]]), ("2024-01-01", [EVENTS[0], EVENTS[2]])):
+        (export / day).mkdir(parents=True)
+        with gzip.open(export / day / "part-0.json.gz", "wt") as fh:
+            fh.write("".join(json.dumps(e) + "\n" for e in events))
+    (export / "manifest.txt").write_text("not events")
+    (export / ".cache").mkdir()
+    (export / ".cache" / "old.jsonl").write_text("{broken\n")
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "accountlens", "import", "events", *args,
+                               "-d", str(tmp_path / "ws"), "--format", "json"],
+                              capture_output=True, text=True, timeout=120)
+
+    done = cli(str(export))
+    assert done.returncode == 0, done.stderr
+    assert [(Path(r["file"]).parent.name, r["inserted"], r["quarantined"])
+            for r in json.loads(done.stdout)] == [("2024-01-01", 1, 1), ("2024-01-02", 1, 0)]
+    (tmp_path / "empty").mkdir()
+    refused = cli(str(tmp_path / "empty"))
+    assert refused.returncode == 1 and "no event files in this folder" in refused.stderr

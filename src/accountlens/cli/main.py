@@ -172,15 +172,22 @@ def demo(
 
 @import_app.command("events")
 def import_events(
-    files: Annotated[list[Path], typer.Argument(help="JSONL (Segment format), CSV or Parquet files; JSONL and CSV may be gzipped (.gz).")],
+    files: Annotated[list[Path], typer.Argument(
+        help="JSONL (Segment format), CSV or Parquet files (JSONL and CSV may be gzipped), or "
+             "folders: every such file under them, in name order.")],
     directory: DirOption = Path("."),
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Import event files; each file loads whole or not at all."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from accountlens.ingest.importers import ImportError_
+    from accountlens.ingest.importers import ImportError_, event_files
 
+    try:
+        files = event_files(files)
+    except ImportError_ as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
     rows, failed = [], False
     with _open(directory) as ws, Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

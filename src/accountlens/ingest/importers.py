@@ -142,6 +142,24 @@ def event_reader(path: Path) -> Callable[[Store, Path], None] | None:
     return EVENT_READERS.get(path.suffix.lower())
 
 
+def event_files(paths: list[Path]) -> list[Path]:
+    """The files to import for `paths`: a folder stands for the event files anywhere under it
+    (by name, hidden ones left out), in name order; a file stands for itself."""
+    files: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            files.append(path)
+            continue
+        found = sorted(p for p in path.rglob("*")
+                       if p.is_file() and event_reader(p) is not None
+                       and not any(part.startswith(".") for part in p.relative_to(path).parts))
+        if not found:
+            raise ImportError_(path, [f"{path}: no event files in this folder "
+                                      f"(looked for {event_file_types()})"])
+        files.extend(found)
+    return files
+
+
 def event_file_types() -> str:
     return ", ".join([*EVENT_READERS, *(suffix + GZIP for suffix in GZIPPED)])
 
