@@ -69,10 +69,10 @@ class ImportProgress:
         return STEPS.get(name, (name.replace("_", " "), 0.0))[0]
 
     def _emit(self, label: str, share: float) -> None:
+        # Under the lock: `report` hears from one thread at a time, in order.
         with self._lock:
             self._shown = max(self._shown, min(share, 1.0))
-            shown = self._shown
-        self._report(label, shown)
+            self._report(label, self._shown)
 
     def _poll(self) -> None:
         while not self._stop.wait(self._interval):
