@@ -386,8 +386,11 @@ def test_import_reports_its_progress_step_by_step(ws: Workspace, tmp_path: Path)
     path = tmp_path / "many.jsonl"
     path.write_text(_many_events(20_000))
     seen: list[tuple[str, float]] = []
+    setting = "SELECT current_setting('enable_progress_bar')"
+    before = ws.store.scalar(setting)
     result = ws.import_events(path, progress=lambda what, share: seen.append((what, share)))
     assert result.inserted == 20_000
+    assert ws.store.scalar(setting) == before  # later queries do not track their progress
     labels = [what for what, _ in seen]
     order = [label for label, _ in STEPS.values()] + [DONE]
     steps = list(dict.fromkeys(labels))  # each label once, in the order first seen

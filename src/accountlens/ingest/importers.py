@@ -177,7 +177,7 @@ def import_events(store: Store, cfg: IngestSection, path: Path,
         raise ImportError_(path, [f"{path}: no such file"])
     if progress is None:
         return _import_events(store, cfg, path, reader, lambda step: None)
-    with ImportProgress(progress, store.progress_probe()) as tracker:
+    with store.progress_probe() as probe, ImportProgress(progress, probe) as tracker:
         return _import_events(store, cfg, path, reader, tracker.step)
 
 

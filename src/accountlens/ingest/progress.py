@@ -8,6 +8,7 @@ bar. The reported share never goes back.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable
 
@@ -27,6 +28,9 @@ STEPS: dict[str, tuple[str, float]] = {
     "rebuild_rollup": ("rebuilding the daily rollup", 0.02),
 }
 DONE = "done"
+# step → share of the bar done before it
+_BEFORE = dict(zip(STEPS, itertools.accumulate((share for _, share in STEPS.values()), initial=0.0),
+                   strict=False))
 
 Report = Callable[[str, float], None]  # (what the bar says, share done in [0, 1])
 
@@ -58,9 +62,7 @@ class ImportProgress:
     def step(self, name: str) -> None:
         """The import enters step `name` (a pipeline step or one of `STEPS`)."""
         with self._lock:
-            names = list(STEPS)
-            if name in STEPS:
-                self._start = sum(STEPS[n][1] for n in names[: names.index(name)])
+            self._start = _BEFORE.get(name, self._start)  # a step of its own: where the last was
             self._step = name
         self._emit(self._label(name), self._start)
 

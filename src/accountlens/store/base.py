@@ -66,10 +66,12 @@ class Store(abc.ABC):
     def has_table(self, name: str) -> bool:
         """Whether a (non-temporary) table or view `name` exists."""
 
-    def progress_probe(self) -> Callable[[], float]:
-        """A function another thread may call: how far (percent) the statement that the calling
-        thread is running has come, or a negative number when the engine cannot tell."""
-        return lambda: -1.0
+    @contextlib.contextmanager
+    def progress_probe(self) -> Iterator[Callable[[], float]]:
+        """For the block: a function another thread may call, how far (percent) the statement
+        that the calling thread is running has come, or a negative number when the engine
+        cannot tell."""
+        yield lambda: -1.0
 
     # --- shared behaviour -----------------------------------------------------------------------
     def df(self, sql: str, params: Sequence[Any] | dict | None = None) -> pd.DataFrame:

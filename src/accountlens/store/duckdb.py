@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +46,18 @@ class DuckDBStore(Store):
     def arrow(self, sql: str, params: Sequence[Any] | dict | None = None) -> pa.Table:
         return self._cursor().sql(sql, params=params).to_arrow_table()
 
-    def progress_probe(self) -> Callable[[], float]:
+    @contextlib.contextmanager
+    def progress_probe(self) -> Iterator[Callable[[], float]]:
         cursor = self._cursor()
-        # DuckDB estimates progress only with its progress bar on; nothing is printed
+        # DuckDB estimates progress only with its progress bar on (nothing printed); the
+        # thread's later statements go back to the defaults
         cursor.execute("SET enable_progress_bar = true")
         cursor.execute("SET enable_progress_bar_print = false")
-        return cursor.query_progress
+        try:
+            yield cursor.query_progress
+        finally:
+            cursor.execute("RESET enable_progress_bar")
+            cursor.execute("RESET enable_progress_bar_print")
 
     def register(self, name: str, table: pa.Table) -> None:
         self._cursor().register(name, table)
