@@ -29,7 +29,7 @@ test: $(STAMP) browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP)
-	$(BIN)/python -m accountlens.bench
+	$(BIN)/python -m benchmarks
 
 lint: $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt ruff

@@ -17,7 +17,7 @@ from inspect import signature
 import numpy as np
 import pandas as pd
 
-from accountlens.metrics.settings import MetricsSection
+from accountlens.config import MetricsSection
 
 NONE = "(none)"
 DAY = pd.Timedelta(days=1)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from accountlens.metrics import rollup
+from accountlens.model import rollup
 from accountlens.workspace import Workspace
 from tests.test_rollup_upkeep import assert_current
 

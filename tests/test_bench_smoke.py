@@ -6,9 +6,9 @@ import json
 
 import duckdb
 
-from accountlens.bench.__main__ import FULL_EVENTS, FULL_INGEST_EVENTS, main, parse
-from accountlens.bench.datagen import generate
-from accountlens.bench.registry import select
+from benchmarks.__main__ import FULL_EVENTS, FULL_INGEST_EVENTS, main, parse
+from benchmarks.datagen import generate
+from benchmarks.registry import select
 
 
 def test_registry_selects_baselines_of_the_chosen_benchmarks() -> None:

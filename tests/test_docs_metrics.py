@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from accountlens.config import AnalysisSection, MetricsSection
 from accountlens.metrics.registry import load_all
-from accountlens.metrics.settings import AnalysisSection, MetricsSection
 
 DOC = (Path(__file__).resolve().parent.parent / "docs" / "metrics.md").read_text()
 

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from accountlens.config import MetricsSection
 from accountlens.metrics.registry import load_all
-from accountlens.metrics.settings import MetricsSection
 from accountlens.workspace import Workspace
 from tests.pandas_reference import REFERENCES, Raw
 

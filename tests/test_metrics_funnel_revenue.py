@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from accountlens.config import AnalysisSection, MetricsSection
 from accountlens.metrics.registry import MetricError
-from accountlens.metrics.settings import AnalysisSection, MetricsSection
 from tests.test_metrics_fixture import AS_OF, build_fixture, metrics_ws, records, track  # noqa: F401
 
 INVITES = [

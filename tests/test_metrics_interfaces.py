@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from accountlens.api.app import create_app
 from accountlens.cli.main import app as cli
-from accountlens.ingest.collector import LiveWorkspace
+from accountlens.serve.live import LiveWorkspace
 from tests.test_metrics_fixture import AS_OF, build_fixture
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from accountlens.config import MetricsSection
 from accountlens.ingest.normalize import posthog_events
-from accountlens.metrics.settings import MetricsSection
 from accountlens.workspace import Workspace
 
 FUNNEL_TESTS = "PostHog/posthog ee/clickhouse/views/test/funnel/test_clickhouse_funnel.py"

@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 
 import ibis
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from accountlens.metrics import rollup
-from accountlens.metrics.settings import MetricsSection
+from accountlens.config import MetricsSection
+from accountlens.model import rollup
+from accountlens.store import catalog
 from accountlens.workspace import Workspace
 from tests.test_metrics_fixture import track
 
@@ -50,7 +52,7 @@ def assert_current(ws: Workspace) -> None:
     assert rows(ws, stored) == rows(ws, again)
     source = rollup.invites_source(ws.store)
     if source is not None:  # the invites kept at load time equal reading them from the events
-        columns = ", ".join(rollup.SCHEMAS[rollup.INVITES])
+        columns = ", ".join(catalog.columns(rollup.INVITES))
         read = ibis.to_sql(rollup.invites_expression(rollup.table("events"), *source), dialect="duckdb")
         assert rows(ws, f"SELECT {columns} FROM {rollup.INVITES}") == rows(ws, read)
 
@@ -167,51 +169,28 @@ def test_invites_follow_the_referral_settings(tmp_path) -> None:
         ro.close()
 
 
-def test_a_workspace_from_before_the_first_moment_tables_rebuilds_them(tmp_path) -> None:
-    """A workspace whose rollup was written before `account_user_firsts` and `account_days`
-    existed: loads leave the rollup alone, a read-only query computes inline, the first
-    writable query rebuilds every table — the same numbers each way."""
+def test_a_workspace_from_schema_1_gets_the_rollup_tables_anew(tmp_path) -> None:
+    """Before schema 2 the tables kept with the rollup were made on first use, some in older
+    shapes (no `account_user_firsts`; an `account_days` without its users column). Opening such
+    a workspace read-only is refused (it needs the upgrade); opening it migrates: the tables are
+    made anew in today's shape, and the first query fills them — the same numbers as before."""
+    from accountlens.store.base import StoreError
+    from accountlens.store.schema import SCHEMA_VERSION
     from tests.test_metrics_fixture import AS_OF, build_fixture
 
     ws = build_fixture(tmp_path)
-    names = ["activation", "time_to_value", "adoption_velocity", "active_accounts"]
-    ws.metrics_table(names, level="account", as_of=AS_OF)  # builds the tables
-    for name in (rollup.USER_FIRSTS, rollup.ACCOUNT_DAYS):
-        ws.store.execute(f"DROP TABLE {name}")
-    assert not rollup.is_fresh(ws.store)
-    load(ws, tmp_path, [track("late", "ann", "Report Created", "2024-03-31T12:00:00Z")], 1)
-    assert not ws.store.has_table(rollup.USER_FIRSTS)  # the load did not half-build them
+    names = ["activation", "time_to_value", "adoption_velocity", "stickiness", "active_accounts"]
     expected = ws.metrics_table(names, level="account", as_of=AS_OF)
-    root = ws.root
-    ws.close()
-    for name in (rollup.USER_FIRSTS, rollup.ACCOUNT_DAYS):  # as before the upgrade, again
-        with Workspace.open(root) as writable:
-            writable.store.execute(f"DROP TABLE {name}")
-    with Workspace.open(root, read_only=True) as ro:
-        assert ro.metrics_table(names, level="account", as_of=AS_OF).equals(expected)
-        assert not ro.store.has_table(rollup.USER_FIRSTS)
-    with Workspace.open(root) as writable:
-        assert writable.metrics_table(names, level="account", as_of=AS_OF).equals(expected)
-        assert_current(writable)
-    assert expected.set_index("account").loc["acme", "activated"]
-
-
-def test_a_table_kept_with_the_rollup_in_an_older_shape_is_rebuilt(tmp_path) -> None:
-    """`account_days` as written before it counted each day's users: the rollup counts as not
-    current (a read-only query computes inline), and the first writable query rebuilds it in
-    today's shape — the same stickiness each way."""
-    from tests.test_metrics_fixture import AS_OF, build_fixture
-
-    ws = build_fixture(tmp_path)
-    names = ["stickiness", "dau", "active_accounts"]
-    expected = ws.metrics_table(names, level="account", as_of=AS_OF)
+    ws.store.execute(f"DROP TABLE {rollup.USER_FIRSTS}")
     ws.store.execute(f"ALTER TABLE {rollup.ACCOUNT_DAYS} DROP COLUMN users")
-    assert not rollup.is_fresh(ws.store)
+    ws.store.execute("DELETE FROM schema_version WHERE version >= 2")
     root = ws.root
     ws.close()
-    with Workspace.open(root, read_only=True) as ro:
-        assert ro.metrics_table(names, level="account", as_of=AS_OF).equals(expected)
+    with pytest.raises(StoreError, match="schema upgrade"):
+        Workspace.open(root, read_only=True)
     with Workspace.open(root) as writable:
+        assert writable.store.schema_version() == SCHEMA_VERSION
+        assert not rollup.is_fresh(writable.store)
         assert writable.metrics_table(names, level="account", as_of=AS_OF).equals(expected)
         assert rollup.is_fresh(writable.store)
         assert_current(writable)

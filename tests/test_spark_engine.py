@@ -194,7 +194,7 @@ def test_default_as_of_and_explain_use_the_engine(generated, spark) -> None:
     info = explain(spark, cfg.metrics, cfg.analysis, MetricRequest(name="referrals", level="account"))
     assert "`referral_invites`" in info["sql"] and "`account_firsts`" in info["sql"]
     # an export without stored invites reads the invitee e-mail from the JSON properties
-    from accountlens.metrics import rollup
+    from accountlens.model import rollup
 
     inline = rollup.invites_expression(rollup.table("events"), "User Invited", "invitee_email")
     assert "try_variant_get" in spark.compile(inline).lower()
@@ -226,7 +226,7 @@ def test_rest_engine_parameter(generated, spark, export) -> None:
     from fastapi.testclient import TestClient
 
     from accountlens.api.app import create_app
-    from accountlens.ingest.collector import LiveWorkspace
+    from accountlens.serve.live import LiveWorkspace
 
     generated.config.spark.parquet_dir = str(export[0])
     client = TestClient(create_app([LiveWorkspace(workspace=generated, log=None, loader=None)]))

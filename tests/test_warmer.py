@@ -9,8 +9,8 @@ from pathlib import Path
 from urllib.parse import parse_qsl
 
 from accountlens.analysis import registry
-from accountlens.api.server import start_workspace, stop_workspace
-from accountlens.api.warmer import DASHBOARD_ANALYSES, DashboardWarmer
+from accountlens.serve.server import start_workspace, stop_workspace
+from accountlens.serve.warmer import DASHBOARD_ANALYSES, DashboardWarmer
 from tests import fixtures_b2b
 
 APP_JS = Path(__file__).resolve().parent.parent / "src" / "accountlens" / "web" / "static" / "app.js"
@@ -53,8 +53,8 @@ def test_warmer_waits_while_events_arrive(tmp_path) -> None:
     has stopped and the last events are loaded."""
     import json
 
-    from accountlens.ingest.collector import LiveWorkspace
     from accountlens.ingest.loader import BackgroundLoader
+    from accountlens.serve.live import LiveWorkspace
     from accountlens.workspace import Workspace
 
     ws = fixtures_b2b.build(tmp_path)

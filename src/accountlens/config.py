@@ -5,11 +5,9 @@ from __future__ import annotations
 import secrets
 import tomllib
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from accountlens.analysis.settings import HandoffsSection, RolesSection, SequencesSection
-from accountlens.metrics.settings import AnalysisSection, MetricsSection
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 CONFIG_FILE = "accountlens.toml"
 
@@ -18,6 +16,93 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# --- metrics: `[metrics]` (SPEC §5 definitions) and `[analysis]` (the analysis model) ---------
+FUNNEL_STAGES = ("awareness", "acquisition", "activation", "retention", "referral", "revenue")
+
+
+def _ascending(values: list[int]) -> list[int]:
+    if any(b <= a for a, b in zip(values, values[1:])) or any(v <= 0 for v in values):
+        raise ValueError("band edges must be positive and strictly increasing")
+    return values
+
+
+class MetricsSection(_Section):
+    # Events that deliver value: activation, time-to-value, value contribution, funnel activation.
+    value_events: list[str] = Field(
+        default_factory=lambda: ["Report Created", "Report Shared", "Workflow Approved",
+                                 "Plan Approved"]
+    )
+    activation_days: int = Field(default=14, gt=0)
+    account_activation_days: int = Field(default=30, gt=0)
+    min_users: int = Field(default=2, ge=1)
+    velocity_weeks: int = Field(default=8, gt=0)
+    funnel_stages: list[str] = Field(
+        default_factory=lambda: ["acquisition", "activation", "retention", "referral", "revenue"]
+    )
+    awareness_events: list[str] = Field(default_factory=lambda: ["Page Viewed"])
+    retention_after_days: int = Field(default=7, gt=0)
+    referral_event: str = "User Invited"
+    referral_email_property: str = "invitee_email"
+    monetization_event: str = "Order Completed"
+    revenue_period_days: int = Field(default=365, gt=0)
+    quota_window_days: int = Field(default=30, gt=0)
+    quota_events: dict[str, list[str]] = Field(default_factory=lambda: {"api_calls": ["API Called"]})
+    module_events: dict[str, list[str]] = Field(default_factory=dict)
+    size_bands: list[int] = Field(default_factory=lambda: [50, 250, 1000])
+    maturity_bands_months: list[int] = Field(default_factory=lambda: [3, 12, 24])
+    deployment_scale_bands: list[int] = Field(default_factory=lambda: [5, 20, 100])
+
+    @field_validator("funnel_stages")
+    @classmethod
+    def _known_stages(cls, stages: list[str]) -> list[str]:
+        unknown = [s for s in stages if s not in FUNNEL_STAGES]
+        if unknown:
+            raise ValueError(f"unknown stage(s) {unknown}; use {', '.join(FUNNEL_STAGES)}")
+        if len(set(stages)) != len(stages) or not stages:
+            raise ValueError("stages must be listed once each, at least one")
+        return stages
+
+    @field_validator("size_bands", "maturity_bands_months", "deployment_scale_bands")
+    @classmethod
+    def _bands(cls, values: list[int]) -> list[int]:
+        return _ascending(values)
+
+
+AnalysisModel = Literal["user", "account", "loose", "linked", "advanced"]
+
+
+class AnalysisSection(_Section):
+    # user | account | loose | linked | advanced (docs/metrics.md, "Analysis models").
+    model: AnalysisModel = "advanced"
+
+
+# --- multi-user analyses: `[handoffs]`, `[sequences]` and `[roles]` ----------------------------
+class HandoffsSection(_Section):
+    final_events: list[str] = Field(
+        default_factory=lambda: ["Workflow Approved", "Report Approved", "Plan Approved"]
+    )
+    stall_after_days: float = Field(default=7.0, gt=0)
+    lookback_days: int = Field(default=90, gt=0)
+
+
+class SequencesSection(_Section):
+    span_days: int = Field(default=30, gt=0)
+    lookback_days: int = Field(default=180, gt=0)
+    min_support: int = Field(default=3, ge=1)
+    max_tokens: int = Field(default=60, ge=2)
+
+
+class RolesSection(_Section):
+    # Least to most senior; roles not listed are left out of seniority analyses.
+    seniority: list[str] = Field(
+        default_factory=lambda: ["viewer", "analyst", "editor", "trainer", "approver", "admin",
+                                 "executive"]
+    )
+    champion_quiet_days: int = Field(default=14, gt=0)
+    champion_lookback_days: int = Field(default=90, gt=0)
+
+
+# --- workspace, ingestion, serving, engines --------------------------------------------------
 class WorkspaceSection(_Section):
     name: str = "default"
     write_keys: list[str] = Field(default_factory=list)

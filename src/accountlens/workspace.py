@@ -13,9 +13,8 @@ import orjson
 
 from accountlens.config import CONFIG_FILE, Config, load_config, new_write_key, render_template
 from accountlens.ingest import importers
-from accountlens.ingest.collector_pool import log_segments
 from accountlens.ingest.loader import load_pending
-from accountlens.ingest.log import EventLog
+from accountlens.ingest.log import EventLog, log_segments
 from accountlens.ingest.pipeline import STAGING, LoadResult, run_pipeline
 from accountlens.model.attribution import unattributed_summary
 from accountlens.store.base import PARQUET_ENGINES, Store, StoreError, open_parquet_engine
@@ -146,12 +145,12 @@ class Workspace:
     def export_parquet(self, directory: str | Path, partition: str = "day",
                        overwrite: bool = False) -> dict[str, Any]:
         """Write the tables metrics read as Parquet (events partitioned by date); the manifest."""
-        from accountlens.metrics import rollup
+        from accountlens.model import rollup
         from accountlens.store.parquet import MODEL_TABLES
 
         # the materialized tables, else engines compute them from the events
         current = rollup.ensure_fresh(self.store, settings=self.config.metrics)
-        tables = (*MODEL_TABLES, *rollup.TABLES) if current else MODEL_TABLES
+        tables = (*MODEL_TABLES, *rollup.MATERIALIZED) if current else MODEL_TABLES
         return self.store.export_parquet(Path(directory), tables, partition, overwrite)
 
     def engine(self, name: str = "duckdb", parquet: str | Path | None = None) -> Store:

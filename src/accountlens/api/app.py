@@ -1,21 +1,31 @@
 """The FastAPI application: `/api/v1` (typed, OpenAPI-documented) and the dashboard.
 
-The collector (ingest/collector.py) sits in front of it as a bare ASGI app (api/server.py)."""
+The collector (serve/collector.py) sits in front of it as a bare ASGI app (serve/server.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
-from accountlens.ingest.collector import LiveWorkspace
-from accountlens.workspace import WorkspaceError
+from accountlens.ingest.loader import BackgroundLoader
+from accountlens.workspace import Workspace, WorkspaceError
 
 STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
+
+
+class LiveWorkspace(Protocol):
+    """What the API needs of a served workspace (`accountlens serve` passes serve/live.py's)."""
+
+    @property
+    def workspace(self) -> Workspace: ...
+
+    @property
+    def loader(self) -> BackgroundLoader: ...
 
 
 class ErrorResponse(BaseModel):

@@ -12,6 +12,7 @@ from typing import Any
 import typer
 from pydantic import ValidationError
 
+from accountlens.cli.common import fail, open_workspace
 from accountlens.cli.formats import OutputFormat, emit
 
 
@@ -34,18 +35,17 @@ def _command(name: str, analysis) -> typer.models.CommandFunctionType:
 
     def command(**kwargs: Any) -> None:
         from accountlens.analysis.registry import AnalysisError
-        from accountlens.cli.main import _fail, _open
 
         directory, fmt = kwargs.pop("directory"), kwargs.pop("fmt")
         params = {k: v for k, v in kwargs.items() if v is not None}
-        with _open(directory) as ws:
+        with open_workspace(directory) as ws:
             try:
                 frame = ws.analysis(name, **params)
             except ValidationError as exc:
-                _fail("; ".join(f"--{'-'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}"
+                fail("; ".join(f"--{'-'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}"
                                 for e in exc.errors()))
             except AnalysisError as exc:
-                _fail(str(exc))
+                fail(str(exc))
         emit(frame_records(frame), fmt, title=name)
 
     parameters = [

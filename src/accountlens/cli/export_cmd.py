@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from accountlens.cli.common import fail, open_workspace
 from accountlens.cli.formats import OutputFormat, emit
 
 export_app = typer.Typer(help="Export the workspace's tables for other engines.",
@@ -31,14 +32,13 @@ def parquet(
 ) -> None:
     """Write accounts, org units, users, memberships, subscriptions, outcomes, the daily rollup
     (one Parquet file each) and the events (partitioned by date) to DIR."""
-    from accountlens.cli.main import _fail, _open
     from accountlens.store.base import StoreError
 
-    with _open(directory) as ws:
+    with open_workspace(directory) as ws:
         try:
             manifest = ws.export_parquet(target, partition.value, overwrite)
         except StoreError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     emit([{"table": name, "rows": entry["rows"], "path": str(target / entry["path"])}
           for name, entry in manifest["tables"].items()], fmt, title=f"exported to {target}")
 

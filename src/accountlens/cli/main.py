@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from accountlens.cli import analysis_cmd, export_cmd, metrics_cmd
+from accountlens.cli.common import CsvArgument, DirOption, FormatOption, fail, open_workspace
 from accountlens.cli.formats import OutputFormat, emit
 
 app = typer.Typer(
@@ -23,27 +25,6 @@ quarantine_app = typer.Typer(help="Inspect and replay events that failed validat
 app.add_typer(import_app, name="import")
 app.add_typer(quarantine_app, name="quarantine")
 
-DirOption = Annotated[Path, typer.Option("--dir", "-d", help="Workspace folder.")]
-CsvArgument = Annotated[Path, typer.Argument(help="CSV with the columns in docs/data-model.md.")]
-FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
-
-
-def _fail(message: str, code: int = 1) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
-
-
-def _open(directory: Path, read_only: bool = False):
-    from accountlens.config import ConfigError
-    from accountlens.store.base import StoreError
-    from accountlens.workspace import Workspace, WorkspaceError
-
-    try:
-        return Workspace.open(directory, read_only=read_only)
-    except (WorkspaceError, StoreError, ConfigError) as exc:
-        _fail(str(exc))
-
-
 @app.command()
 def init(
     directory: Annotated[Path, typer.Argument(help="Folder to create the workspace in.")],
@@ -55,7 +36,7 @@ def init(
     try:
         ws = Workspace.init(directory, name)
     except WorkspaceError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     key = ws.config.workspace.write_keys[0]
     ws.close()
     typer.echo(f"Created workspace {directory} (write key {key}).")
@@ -65,7 +46,7 @@ def init(
 @app.command()
 def status(directory: DirOption = Path("."), fmt: FormatOption = OutputFormat.table) -> None:
     """Counts of accounts, users, events, quarantined and unattributed events; last event time."""
-    with _open(directory) as ws:
+    with open_workspace(directory) as ws:
         info = ws.status()
     if fmt is OutputFormat.table:
         rows = [{"what": k, "value": v} for k, v in info.items() if k != "attribution"]
@@ -83,14 +64,14 @@ def attribution(directory: DirOption = Path("."), fmt: FormatOption = OutputForm
     """Events per attribution rule (explicit, membership, domain, unattributed), SPEC §3.1."""
     from accountlens.model.attribution import unattributed_summary
 
-    with _open(directory) as ws:
+    with open_workspace(directory) as ws:
         emit(unattributed_summary(ws.store), fmt, title="account attribution of events")
 
 
 @app.command()
 def load(directory: DirOption = Path(".")) -> None:
     """Load acknowledged events left in the durable log (e.g. after a crash) without serving."""
-    with _open(directory) as ws:
+    with open_workspace(directory) as ws:
         result = ws.load_log()
     typer.echo(f"loaded {result.inserted} events ({result.duplicates} duplicates, "
                f"{result.quarantined} quarantined)")
@@ -106,11 +87,11 @@ def serve(
     collector_port: Annotated[int | None, typer.Option(help="Port of the collector processes (default from config).")] = None,
 ) -> None:
     """Run the collector (Segment, PostHog), the REST API and the dashboard."""
-    from accountlens.api.server import Collectors
-    from accountlens.api.server import serve as run
+    from accountlens.serve.server import Collectors
+    from accountlens.serve.server import serve as run
 
     roots = directory or [Path(".")]
-    first = _open(roots[0])
+    first = open_workspace(roots[0])
     cfg = first.config.serve
     first.close()
     host, port = host or cfg.host, port if port is not None else cfg.port
@@ -124,7 +105,7 @@ def serve(
     try:
         run(roots, host, port, log_level, pool)
     except RuntimeError as exc:  # e.g. the collector port is taken
-        _fail(str(exc))
+        fail(str(exc))
 
 
 @app.command()
@@ -143,7 +124,7 @@ def demo(
     from accountlens.demo.simulator import generate_demo
 
     if (directory / "accountlens.toml").exists():
-        _fail(f"{directory} already exists; remove it or pass another --dir")
+        fail(f"{directory} already exists; remove it or pass another --dir")
     started = time.perf_counter()
     with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
                   disable=not sys.stderr.isatty(), transient=True) as progress:
@@ -155,7 +136,7 @@ def demo(
         counts = generate_demo(directory, accounts=accounts, seed=seed, progress=report)
     summary = ", ".join(f"{v} {k}" for k, v in counts.items() if isinstance(v, int))
     typer.echo(f"demo workspace {directory}: {summary} ({time.perf_counter() - started:.1f} s)")
-    with _open(directory) as ws:
+    with open_workspace(directory) as ws:
         info = ws.status()
         bottleneck = ws.analysis("handoffs", view="bottlenecks", limit=1)
         champions = ws.analysis("champions", limit=100)
@@ -189,7 +170,7 @@ def import_events(
         typer.secho(str(exc), fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None
     rows, failed = [], False
-    with _open(directory) as ws, Progress(
+    with open_workspace(directory) as ws, Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         transient=True, disable=not sys.stderr.isatty(),
     ) as progress:
@@ -220,11 +201,11 @@ def _entity_command(kind: str) -> None:
     ) -> None:
         from accountlens.ingest.importers import ImportError_
 
-        with _open(directory) as ws:
+        with open_workspace(directory) as ws:
             try:
                 count = ws.import_entities(kind, file)
             except ImportError_ as exc:
-                _fail(str(exc))
+                fail(str(exc))
         typer.echo(f"imported {count} {kind} from {file}")
 
     command.__doc__ = f"Import {kind} from a CSV (all-or-nothing; rows with the same key replace)."
@@ -243,7 +224,7 @@ def quarantine_list(
     limit: Annotated[int, typer.Option(help="At most this many rows.")] = 100,
 ) -> None:
     """Events that failed validation, with the reason and the raw event."""
-    with _open(directory) as ws:
+    with open_workspace(directory) as ws:
         emit(ws.quarantine(include_replayed, limit), fmt, title="quarantined events")
 
 
@@ -259,26 +240,18 @@ def quarantine_replay(
     try:
         patch_obj = orjson.loads(patch) if patch else None
     except orjson.JSONDecodeError as exc:
-        _fail(f"--patch is not valid JSON: {exc}")
+        fail(f"--patch is not valid JSON: {exc}")
     if patch_obj is not None and not isinstance(patch_obj, dict):
-        _fail("--patch must be a JSON object")
-    with _open(directory) as ws:
+        fail("--patch must be a JSON object")
+    with open_workspace(directory) as ws:
         result = ws.replay_quarantine(ids or None, patch_obj)
     typer.echo(f"replayed {result.received}: {result.inserted} loaded, "
                f"{result.duplicates} duplicates, {result.quarantined} still invalid")
 
 
-from accountlens.cli.analysis_cmd import register as _register_analyses  # noqa: E402
-
-_register_analyses(app)
-
-from accountlens.cli.metrics_cmd import register as _register_metrics  # noqa: E402
-
-_register_metrics(app)
-
-from accountlens.cli.export_cmd import register as _register_export  # noqa: E402
-
-_register_export(app)
+analysis_cmd.register(app)
+metrics_cmd.register(app)
+export_cmd.register(app)
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from accountlens.cli.common import fail, open_workspace
 from accountlens.cli.formats import OutputFormat, emit
 
 DirOption = Annotated[Path, typer.Option("--dir", "-d", help="Workspace folder.")]
@@ -29,13 +30,12 @@ ParquetOption = Annotated[str | None, typer.Option(
 
 
 def _pairs(values: list[str] | None, option: str) -> dict[str, list[str]]:
-    from accountlens.cli.main import _fail
 
     out: dict[str, list[str]] = {}
     for value in values or []:
         key, sep, text = value.partition("=")
         if not sep or not key.strip():
-            _fail(f"{option} takes KEY=VALUE, got {value!r}")
+            fail(f"{option} takes KEY=VALUE, got {value!r}")
         out.setdefault(key.strip(), []).append(text.strip())
     return out
 
@@ -67,12 +67,11 @@ def metrics(
 ) -> None:
     """Compute metrics (SPEC §5) at a level, as of a day, for filtered accounts."""
     from accountlens.cli.analysis_cmd import frame_records
-    from accountlens.cli.main import _fail, _open
     from accountlens.metrics.registry import MetricError, available, available_levels, run
     from accountlens.metrics.table import run_table
     from accountlens.store.base import StoreError
 
-    with _open(directory) as ws:
+    with open_workspace(directory) as ws:
         model = ws.config.analysis.model
         if not names:
             emit([{"metric": m.name, "family": m.family,
@@ -81,13 +80,13 @@ def metrics(
             return
         if wide:
             if params:
-                _fail("--wide takes no --param: ask for a metric with parameters on its own")
+                fail("--wide takes no --param: ask for a metric with parameters on its own")
             try:
                 req = _request(names[0], level, as_of, filters, None)
                 frame = run_table(ws.engine(engine, parquet), ws.config.metrics, ws.config.analysis,
                                   list(names), req.level, req.as_of, req.filters)
             except (MetricError, StoreError) as exc:
-                _fail(str(exc))
+                fail(str(exc))
             emit(frame_records(frame), fmt, title=", ".join(names))
             return
         outputs = []
@@ -97,7 +96,7 @@ def metrics(
                 store = ws.engine(engine, parquet)
                 frame = run(store, ws.config.metrics, ws.config.analysis, req)
             except (MetricError, StoreError) as exc:
-                _fail(str(exc))
+                fail(str(exc))
             outputs.append((name, frame_records(frame)))
     if len(outputs) == 1 or fmt is OutputFormat.table:
         for name, rows in outputs:
@@ -118,18 +117,17 @@ def explain(
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Print a metric's definition, inputs and the SQL it runs (data lineage)."""
-    from accountlens.cli.main import _fail, _open
     from accountlens.config import Config
     from accountlens.metrics.registry import MetricError
     from accountlens.metrics.registry import explain as explain_metric
 
-    ws = _open(directory) if (directory / "accountlens.toml").exists() else None
+    ws = open_workspace(directory) if (directory / "accountlens.toml").exists() else None
     config = ws.config if ws else Config()
     try:
         req = _request(name, level, as_of, filters, params)
         info = explain_metric(ws.store if ws else None, config.metrics, config.analysis, req)
     except MetricError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     finally:
         if ws:
             ws.close()

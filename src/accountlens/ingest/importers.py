@@ -25,8 +25,8 @@ from accountlens.ingest.pipeline import (
     stage_jsonl,
 )
 from accountlens.ingest.progress import ImportProgress, Report
-from accountlens.metrics.rollup import rebuild_deferred
 from accountlens.model import attribution
+from accountlens.model.rollup import rebuild_deferred
 from accountlens.store.base import Store
 
 log = logging.getLogger("accountlens.import")

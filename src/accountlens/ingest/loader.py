@@ -19,10 +19,9 @@ import time
 from pathlib import Path
 
 from accountlens.config import IngestSection
-from accountlens.ingest.collector_pool import take_over
-from accountlens.ingest.log import EventLog, segment_name
-from accountlens.ingest.pipeline import STAGING, Batch, LoadResult, run_pipeline, stage_jsonl
-from accountlens.metrics.rollup import rebuild_deferred
+from accountlens.ingest.log import EventLog, segment_name, take_over
+from accountlens.ingest.pipeline import STAGING, Batch, LoadResult, Step, run_pipeline, stage_jsonl
+from accountlens.model.rollup import rebuild_deferred
 from accountlens.store.base import Store
 
 log = logging.getLogger("accountlens.loader")
@@ -54,6 +53,9 @@ def _record_segments(store: Store, cfg: IngestSection, batch: Batch) -> None:
     )
 
 
+RECORD_SEGMENTS = Step(_record_segments, reads=("_checked", "_new"))
+
+
 def load_segments(store: Store, cfg: IngestSection, root: Path, paths: list[Path]) -> LoadResult:
     """Load the segments `paths` of the log in `root` as one batch (those already loaded are
     only removed). A segment is recorded by its path relative to `root`."""
@@ -67,7 +69,7 @@ def load_segments(store: Store, cfg: IngestSection, root: Path, paths: list[Path
         if todo:
             stage_jsonl(store, todo, source_prefix=SOURCE_PREFIX,
                         names=[segment_name(root, path) for path in todo])
-            result = run_pipeline(store, cfg, then=(_record_segments,))
+            result = run_pipeline(store, cfg, then=(RECORD_SEGMENTS,))
             store.execute(f"DROP TABLE {STAGING}")
     for path in paths:
         path.unlink(missing_ok=True)

@@ -15,6 +15,7 @@ above every number still in the folder and every number the store has recorded (
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import queue
 import re
@@ -22,6 +23,7 @@ import threading
 import time
 from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 SEGMENT_RE = re.compile(r"^seg-(\d{12,})\.jsonl$")
 
@@ -174,3 +176,57 @@ class EventLog:
             self._file.close()
             if self._active_size == 0 and self._active.exists():
                 self._active.unlink()
+
+
+# --- the folders collector processes of `accountlens serve` append to ------------------------
+FOLDER_PREFIX = "collector-"
+LOCK_FILE = ".lock"
+
+
+def collector_folder(log_root: Path, index: int) -> Path:
+    """The log folder of collector process `index` under a workspace's log."""
+    return log_root / f"{FOLDER_PREFIX}{index}"
+
+
+def collector_folders(log_root: Path) -> list[Path]:
+    """The log folders of collector processes, past and present, under a workspace's log."""
+    if not log_root.exists():
+        return []
+    return sorted(p for p in log_root.iterdir() if p.is_dir() and p.name.startswith(FOLDER_PREFIX))
+
+
+def log_segments(log_root: Path) -> list[Path]:
+    """Every segment of a workspace's log: the server process's, then the collectors'."""
+    return [p for folder in (log_root, *collector_folders(log_root)) for p in segment_files(folder)]
+
+
+def hold_lock(folder: Path, timeout: float) -> Any:
+    """Hold the folder's exclusive lock (released when the returned file is closed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = open(folder / LOCK_FILE, "a+b")  # noqa: SIM115 - held until released
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                handle.close()
+                raise RuntimeError(f"{folder} is still locked by a collector process") from None
+            time.sleep(0.05)
+
+
+def take_over_folder(folder: Path, timeout: float) -> list[Path]:
+    """Wait until no collector process appends to `folder`, cut torn tails, and return its
+    segments: nobody appends to them any more, they can be loaded."""
+    handle = hold_lock(folder, timeout)
+    try:
+        recover(folder)
+        return segment_files(folder)
+    finally:
+        handle.close()
+
+
+def take_over(log_root: Path, timeout: float = 30.0) -> list[Path]:
+    """The segments left in the collector folders of `log_root` (by a stopped or killed server)."""
+    return [path for folder in collector_folders(log_root) for path in take_over_folder(folder, timeout)]

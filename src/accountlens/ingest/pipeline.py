@@ -21,8 +21,7 @@ from pathlib import Path
 import orjson
 
 from accountlens.config import IngestSection
-from accountlens.metrics.rollup import update_daily_rollup
-from accountlens.model import attribution, memberships, profiles
+from accountlens.model import attribution, memberships, profiles, rollup
 from accountlens.store.base import Store
 
 STAGING = "_staging"
@@ -303,22 +302,50 @@ def write_events(store: Store, cfg: IngestSection, batch: Batch) -> None:
 
 
 def refresh_rollup(store: Store, cfg: IngestSection, batch: Batch) -> None:
-    update_daily_rollup(store, cfg, batch.result)
+    """Keep the daily rollup current: the days of the new events and of re-attributed ones."""
+    rollup.refresh_after_load(store, "_new", attribution.changed_events(store))
 
 
-Step = Callable[[Store, IngestSection, Batch], None]
+@dataclass(frozen=True)
+class Step:
+    """One pipeline step: its function and the staging tables it reads and makes (every table
+    a step reads is made by an earlier step: `check_order`)."""
 
-STEPS: list[Step] = [
-    parse,
-    quarantine,
-    dedup,
-    update_profiles,
-    derive_memberships,
-    reattribute_changed,
-    attribute_new,
-    write_events,
-    refresh_rollup,
-]
+    run: Callable[[Store, IngestSection, Batch], None]
+    reads: tuple[str, ...] = ()
+    makes: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.run.__name__
+
+
+STEPS: tuple[Step, ...] = (
+    Step(parse, reads=(STAGING,), makes=("_checked",)),
+    Step(quarantine, reads=("_checked",)),
+    Step(dedup, reads=("_checked",), makes=("_new",)),
+    Step(update_profiles, reads=("_new",), makes=("_changed_users", "_new_identities")),
+    Step(derive_memberships, reads=("_new", "_changed_users")),
+    Step(reattribute_changed, reads=("_changed_users", "_new_identities")),
+    Step(attribute_new, reads=("_new",), makes=("_attr_result",)),
+    Step(write_events, reads=("_checked", "_attr_result")),
+    Step(refresh_rollup, reads=("_new", "_changed_users", "_new_identities")),
+)
+
+
+def check_order(steps: tuple[Step, ...]) -> tuple[str, ...]:
+    """The staging tables `steps` make; raises when a step reads one no earlier step made."""
+    made = [STAGING]
+    for step in steps:
+        missing = [name for name in step.reads if name not in made]
+        if missing:
+            raise RuntimeError(f"pipeline step {step.name} reads {', '.join(missing)}, "
+                               "which no earlier step makes")
+        made.extend(step.makes)
+    return tuple(made[1:])
+
+
+_MADE = check_order(STEPS)
 
 
 def run_pipeline(store: Store, cfg: IngestSection, label: str | None = None,
@@ -327,10 +354,12 @@ def run_pipeline(store: Store, cfg: IngestSection, label: str | None = None,
     """Run every step, and the caller's steps `then`, over `_staging`; the caller holds the
     transaction. `on_step` is told each step's name as it starts."""
     batch = Batch(label, on_step=on_step)
-    for step in (*STEPS, *then):
+    steps = (*STEPS, *then)
+    made = check_order(steps) if then else _MADE
+    for step in steps:
         if batch.on_step is not None:
-            batch.on_step(step.__name__)
-        step(store, cfg, batch)
-    for table in ("_checked", "_new", "_changed_users", "_new_identities"):
+            batch.on_step(step.name)
+        step.run(store, cfg, batch)
+    for table in made:
         store.execute(f"DROP TABLE IF EXISTS {table}")
     return batch.result

@@ -7,7 +7,7 @@ import ibis.expr.types as ir
 
 from accountlens.metrics.levels import ACCOUNT_LEVELS, SLICES
 from accountlens.metrics.registry import Context, Metric, ratio, register
-from accountlens.metrics.rollup import TS
+from accountlens.store.catalog import TS
 
 LEVELS = ("user", "account", *SLICES, "all")
 DAY_SECONDS = 86400

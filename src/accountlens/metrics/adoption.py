@@ -174,7 +174,7 @@ register(Metric(
 
 def members_on(as_of: dt.date) -> ir.Table:
     """(account_id, user_id) of memberships valid at the end of `as_of`."""
-    from accountlens.metrics.rollup import table
+    from accountlens.store.catalog import table
 
     m = table("memberships")
     end = end_of(as_of)

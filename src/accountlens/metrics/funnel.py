@@ -13,7 +13,8 @@ import ibis.expr.types as ir
 from accountlens.metrics.activation import account_acquisition, days_between
 from accountlens.metrics.levels import SLICES, UNIT_KINDS
 from accountlens.metrics.registry import Context, Metric, end_of, ratio, register
-from accountlens.metrics.rollup import ACTIVE_TYPES, INVITES, TS, invites_expression, table
+from accountlens.model.rollup import ACTIVE_TYPES, invites_expression
+from accountlens.store.catalog import INVITES, TS, table
 
 LEVELS = ("user", "account", "role", "unit", *UNIT_KINDS, *SLICES)
 

@@ -11,8 +11,8 @@ import datetime as dt
 import ibis
 import ibis.expr.types as ir
 
-from accountlens.metrics.rollup import table
-from accountlens.metrics.settings import MetricsSection
+from accountlens.config import MetricsSection
+from accountlens.store.catalog import table
 
 UNIT_KINDS = ("team", "department", "business_unit")
 USER_LEVELS = ("user", "role", "unit", *UNIT_KINDS)

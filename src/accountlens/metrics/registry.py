@@ -19,9 +19,9 @@ import pandas as pd
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from accountlens.config import AnalysisSection, MetricsSection
 from accountlens.metrics import levels as lv
-from accountlens.metrics import rollup
-from accountlens.metrics.settings import AnalysisSection, MetricsSection
+from accountlens.model import rollup
 from accountlens.store.base import Store
 from accountlens.store.cache import BoundedCache
 

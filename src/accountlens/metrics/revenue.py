@@ -9,7 +9,7 @@ import ibis.expr.types as ir
 
 from accountlens.metrics.levels import ACCOUNT_LEVELS, subscriptions_on
 from accountlens.metrics.registry import Context, Metric, ratio, register
-from accountlens.metrics.rollup import table
+from accountlens.store.catalog import table
 
 INPUTS = ("subscriptions.arr", "subscriptions.start_date", "subscriptions.end_date",
           "metrics.revenue_period_days")

@@ -15,6 +15,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
+from accountlens.config import AnalysisSection, MetricsSection
 from accountlens.metrics.registry import (
     Metric,
     MetricError,
@@ -27,7 +28,6 @@ from accountlens.metrics.registry import (
     key_column,
     prepare,
 )
-from accountlens.metrics.settings import AnalysisSection, MetricsSection
 from accountlens.store.base import Store
 
 

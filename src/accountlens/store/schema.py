@@ -65,6 +65,34 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "CREATE SEQUENCE import_seq START 1",
         ],
     ),
+    (
+        # Before this step accountlens created these on first use, some in older shapes: they
+        # hold only what the events determine, so they are made anew (the next metric query
+        # fills them).
+        "tables kept with the daily rollup",
+        [
+            *(f"DROP TABLE IF EXISTS {name}" for name in (
+                "daily_activity", "account_firsts", "account_user_firsts", "account_days",
+                "metrics_state", "referral_invites", "referral_invites_source")),
+            """CREATE TABLE daily_activity (
+                day DATE NOT NULL, account_id VARCHAR, user_id VARCHAR, unit_id VARCHAR,
+                role VARCHAR, name VARCHAR, product VARCHAR, actor_kind VARCHAR, events BIGINT,
+                first_at TIMESTAMPTZ, last_at TIMESTAMPTZ)""",
+            "CREATE TABLE account_firsts (account_id VARCHAR, first_day DATE, first_at TIMESTAMPTZ)",
+            """CREATE TABLE account_user_firsts (
+                account_id VARCHAR, user_id VARCHAR, name VARCHAR, first_day DATE,
+                first_at TIMESTAMPTZ)""",
+            """CREATE TABLE account_days (
+                day DATE, account_id VARCHAR, events BIGINT, first_at TIMESTAMPTZ,
+                last_at TIMESTAMPTZ, users BIGINT)""",
+            "CREATE TABLE metrics_state (key VARCHAR PRIMARY KEY, value BIGINT)",
+            """CREATE TABLE referral_invites (
+                day DATE, message_id VARCHAR, account_id VARCHAR, user_id VARCHAR,
+                unit_id VARCHAR, role VARCHAR, timestamp TIMESTAMPTZ, actor_kind VARCHAR,
+                invitee_email VARCHAR)""",
+            "CREATE TABLE referral_invites_source (event VARCHAR, property VARCHAR)",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -3,12 +3,12 @@ workspace to the full one (issue 3: near linear from 1M to 10M events)."""
 
 from __future__ import annotations
 
-from accountlens.bench.analyses import ANALYSES
-from accountlens.bench.measure import in_child
-from accountlens.bench.metrics import analysis_label, run_accountlens, table_metrics
-from accountlens.bench.registry import Context, Row, Target, benchmark
-from accountlens.bench.workspace import bench_workspace
 from accountlens.workspace import Workspace
+from benchmarks.analyses import ANALYSES
+from benchmarks.measure import in_child
+from benchmarks.metrics import analysis_label, run_accountlens, table_metrics
+from benchmarks.registry import Context, Row, Target, benchmark
+from benchmarks.workspace import bench_workspace
 
 FACTOR = 10
 # Near linear: 10× the events may cost at most this many times the time.

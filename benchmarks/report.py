@@ -9,7 +9,7 @@ from importlib import metadata
 
 import psutil
 
-from accountlens.bench.registry import Context, Outcome, Row
+from benchmarks.registry import Context, Outcome, Row
 
 SHARED_MACHINE_NOTE = (
     "Numbers are from a shared 2-core machine (other work may run at the same time); treat them "

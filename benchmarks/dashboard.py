@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from accountlens.bench.http_ingest import HOST, Server, _request
-from accountlens.bench.measure import timed
-from accountlens.bench.registry import Context, Row, Skipped, benchmark
-from accountlens.bench.workspace import bench_workspace
+from benchmarks.http_ingest import HOST, Server, _request
+from benchmarks.measure import timed
+from benchmarks.registry import Context, Row, Skipped, benchmark
+from benchmarks.workspace import bench_workspace
 
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

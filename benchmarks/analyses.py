@@ -3,11 +3,11 @@ workspace: issue 5 asks for at most 3× the metrics table's time."""
 
 from __future__ import annotations
 
-from accountlens.bench.measure import best_of
-from accountlens.bench.metrics import account_table, analysis_label, table_metrics
-from accountlens.bench.registry import Context, Row, Target, benchmark
-from accountlens.bench.workspace import bench_workspace
 from accountlens.workspace import Workspace
+from benchmarks.measure import best_of
+from benchmarks.metrics import account_table, analysis_label, table_metrics
+from benchmarks.registry import Context, Row, Target, benchmark
+from benchmarks.workspace import bench_workspace
 
 # A smaller table, reported for reference: the adoption core of the account metrics table.
 CORE_METRICS = ("dau", "wau", "mau", "seat_utilization", "breadth", "depth", "stickiness",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from accountlens.metrics.settings import MetricsSection
+from accountlens.config import MetricsSection
 
 # Shared head: as_of (the latest day with an active event), the active events up to it, and the
 # accounts known on it with their acquisition moment.

@@ -26,74 +26,25 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from accountlens.store.base import Store
+from accountlens.store.catalog import (
+    ACCOUNT_DAYS,
+    FIRSTS,
+    INVITES,
+    INVITES_SOURCE,
+    ROLLUP,
+    STATE,
+    TS,
+    USER_FIRSTS,
+    columns,
+    table,
+)
 
 if TYPE_CHECKING:  # ibis is imported lazily: the load pipeline must stay light
     import ibis.expr.types as ir
 
-ROLLUP = "daily_activity"
-FIRSTS = "account_firsts"
-USER_FIRSTS = "account_user_firsts"
-ACCOUNT_DAYS = "account_days"
-INVITES = "referral_invites"
-INVITES_SOURCE = "referral_invites_source"
-STATE = "metrics_state"
 ACTIVE_TYPES = ("track", "page", "screen")
 # Importing these re-attributes stored events (see ingest/importers.py ENTITIES.reattribute).
 _REATTRIBUTING_IMPORTS = ("accounts", "users", "memberships")
-
-TS = "timestamp('UTC')"
-SCHEMAS: dict[str, dict[str, str]] = {
-    "events": {
-        "message_id": "string", "type": "string", "name": "string", "user_id": "string",
-        "anonymous_id": "string", "account_id": "string", "attribution": "string",
-        "unit_id": "string", "role": "string", "product": "string", "object_id": "string",
-        "actor_kind": "string", "timestamp": TS, "properties": "json",
-    },
-    ROLLUP: {
-        "day": "date", "account_id": "string", "user_id": "string", "unit_id": "string",
-        "role": "string", "name": "string", "product": "string", "actor_kind": "string",
-        "events": "int64", "first_at": TS, "last_at": TS,
-    },
-    FIRSTS: {"account_id": "string", "first_day": "date", "first_at": TS},
-    USER_FIRSTS: {"account_id": "string", "user_id": "string", "name": "string",
-                  "first_day": "date", "first_at": TS},
-    ACCOUNT_DAYS: {"day": "date", "account_id": "string", "events": "int64", "first_at": TS,
-                   "last_at": TS, "users": "int64"},
-    INVITES: {
-        "day": "date", "message_id": "string", "account_id": "string", "user_id": "string",
-        "unit_id": "string", "role": "string", "timestamp": TS, "actor_kind": "string",
-        "invitee_email": "string",
-    },
-    "accounts": {
-        "account_id": "string", "name": "string", "domain": "string", "industry": "string",
-        "region": "string", "employees": "int64", "plan": "string",
-        "parent_account_id": "string", "created_at": TS,
-    },
-    "org_units": {
-        "unit_id": "string", "account_id": "string", "kind": "string", "name": "string",
-        "parent_unit_id": "string",
-    },
-    "users": {"user_id": "string", "email": "string", "name": "string", "created_at": TS},
-    "memberships": {
-        "user_id": "string", "account_id": "string", "unit_id": "string", "role": "string",
-        "valid_from": TS, "valid_to": TS,
-    },
-    "subscriptions": {
-        "subscription_id": "string", "account_id": "string", "product": "string",
-        "plan": "string", "seats": "int64", "arr": "float64", "start_date": "date",
-        "end_date": "date", "status": "string", "entitlements": "json",
-    },
-    "outcomes": {
-        "account_id": "string", "kind": "string", "date": "date", "arr_delta": "float64",
-    },
-}
-
-
-def table(name: str) -> ir.Table:
-    """An unbound Ibis table of the store: metrics are engine-independent expressions."""
-    import ibis
-
-    return ibis.table(SCHEMAS[name], name=name)
 
 
 def rollup_expression(events: ir.Table) -> ir.Table:
@@ -108,25 +59,8 @@ def rollup_expression(events: ir.Table) -> ir.Table:
     )
 
 
-_DDL = [
-    f"""CREATE TABLE IF NOT EXISTS {ROLLUP} (
-        day DATE NOT NULL, account_id VARCHAR, user_id VARCHAR, unit_id VARCHAR, role VARCHAR,
-        name VARCHAR, product VARCHAR, actor_kind VARCHAR, events BIGINT,
-        first_at TIMESTAMPTZ, last_at TIMESTAMPTZ)""",
-    f"CREATE TABLE IF NOT EXISTS {FIRSTS} (account_id VARCHAR, first_day DATE, first_at TIMESTAMPTZ)",
-    f"""CREATE TABLE IF NOT EXISTS {USER_FIRSTS} (
-        account_id VARCHAR, user_id VARCHAR, name VARCHAR, first_day DATE, first_at TIMESTAMPTZ)""",
-    f"""CREATE TABLE IF NOT EXISTS {ACCOUNT_DAYS} (
-        day DATE, account_id VARCHAR, events BIGINT, first_at TIMESTAMPTZ, last_at TIMESTAMPTZ,
-        users BIGINT)""",
-    f"CREATE TABLE IF NOT EXISTS {STATE} (key VARCHAR PRIMARY KEY, value BIGINT)",
-    f"""CREATE TABLE IF NOT EXISTS {INVITES} (
-        day DATE, message_id VARCHAR, account_id VARCHAR, user_id VARCHAR, unit_id VARCHAR,
-        role VARCHAR, timestamp TIMESTAMPTZ, actor_kind VARCHAR, invitee_email VARCHAR)""",
-    f"CREATE TABLE IF NOT EXISTS {INVITES_SOURCE} (event VARCHAR, property VARCHAR)",
-]
 # what the materialized path reads
-TABLES = (ROLLUP, FIRSTS, USER_FIRSTS, ACCOUNT_DAYS, INVITES, INVITES_SOURCE)
+MATERIALIZED = (ROLLUP, FIRSTS, USER_FIRSTS, ACCOUNT_DAYS, INVITES, INVITES_SOURCE)
 
 
 def invites_expression(events: ir.Table, event: str, email_property: str) -> ir.Table:
@@ -187,12 +121,6 @@ def derived(name: str, activity: ir.Table, inline: bool) -> ir.Table:
             ACCOUNT_DAYS: account_days_expression}[name](activity)
 
 
-def _temp_exists(store: Store, name: str) -> bool:
-    return bool(store.scalar(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND temporary", [name]
-    ))
-
-
 def _reattribution_mark(store: Store) -> int:
     return int(store.scalar(
         "SELECT coalesce(max(import_id), 0) FROM imports WHERE list_contains(?, kind)",
@@ -243,8 +171,8 @@ def _insert(store: Store, name: str, rows: ir.Table, where: str = "TRUE") -> Non
     """Add the `rows` (an expression with the table's columns) matching `where` to `name`."""
     import ibis
 
-    columns = ", ".join(SCHEMAS[name])
-    store.execute(f"INSERT INTO {name} ({columns}) SELECT {columns} "
+    names = ", ".join(columns(name))
+    store.execute(f"INSERT INTO {name} ({names}) SELECT {names} "
                   f"FROM ({ibis.to_sql(rows, dialect='duckdb')}) r WHERE {where}")
 
 
@@ -305,13 +233,9 @@ def rebuild(store: Store, settings=None) -> None:
     """Recompute the whole rollup (first use, or after CRM imports re-attributed history), and
     the invites for `settings` (a MetricsSection; else for the settings recorded, if any)."""
     with store.transaction():
-        for name in _outdated(_stored_columns(store)):
-            store.execute(f"DROP TABLE {name}")
-        for statement in _DDL:
-            store.execute(statement)
         if settings is not None:
             _record_invites_source(store, settings)
-        for name in TABLES:
+        for name in MATERIALIZED:
             if name != INVITES_SOURCE:  # (the settings the invites are built for)
                 store.execute(f"DELETE FROM {name}")
         _refresh_days(store, "SELECT CAST(timestamp AS DATE) AS day FROM events")
@@ -333,32 +257,9 @@ def _invites_current(store: Store, settings) -> bool:
                                                          settings.referral_email_property)
 
 
-def _stored_columns(store: Store) -> dict[str, set[str]]:
-    """The columns of the tables kept with the rollup that exist (one catalog query)."""
-    rows = store.arrow(
-        "SELECT table_name, list(column_name) AS columns FROM duckdb_columns() "
-        "WHERE database_name <> 'temp' AND list_contains(?, table_name) GROUP BY table_name",
-        [[*TABLES, STATE]]).to_pylist()
-    return {row["table_name"]: set(row["columns"]) for row in rows}
-
-
-def _outdated(columns: dict[str, set[str]]) -> list[str]:
-    """The stored tables whose columns are not those of SCHEMAS: written by an older
-    accountlens, rebuilt before use."""
-    return [name for name, have in columns.items() if name in SCHEMAS and have != set(SCHEMAS[name])]
-
-
-def _built(store: Store) -> bool:
-    """Every table kept with the rollup exists, in today's shape (a writable store)."""
-    columns = _stored_columns(store)
-    return all(name in columns for name in (*TABLES, STATE)) and not _outdated(columns)
-
-
 def _rollup_fresh(store: Store) -> bool:
     if not store.writable:  # a Parquet export: its rollup was made current when it was written
-        return all(store.has_table(name) for name in TABLES)
-    if not _built(store):
-        return False  # (a workspace from before a table existed rebuilds them all)
+        return all(store.has_table(name) for name in MATERIALIZED)
     mark = store.scalar(f"SELECT value FROM {STATE} WHERE key = 'reattribution_mark'")
     return mark is not None and int(mark) >= _reattribution_mark(store)
 
@@ -398,16 +299,15 @@ DEFER_MIN_ROWS = 1_000_000
 _DEFERRED = "deferred_refresh"
 
 
-def update_daily_rollup(store: Store, cfg, result) -> None:
-    """Pipeline step: refresh the days of new events and of events re-attributed in this load."""
+def refresh_after_load(store: Store, new_events: str, changed: tuple[str, list]) -> None:
+    """After a load: refresh the days of the new events (`new_events`, a table with a
+    `timestamp` column) and of the stored events re-attributed in it (`changed`: a condition
+    on `events` and its parameters, from model/attribution.py)."""
     if not _rollup_fresh(store):
         return  # built whole on the next metric query (or after this load): nothing to keep current
-    days, params = "SELECT CAST(timestamp AS DATE) AS day FROM _new", []
-    if _temp_exists(store, "_changed_users") and _temp_exists(store, "_new_identities"):
-        from accountlens.model.attribution import changed_events
-
-        where, params = changed_events(store)
-        days += f" UNION SELECT CAST(timestamp AS DATE) FROM events WHERE {where}"
+    where, params = changed
+    days = (f"SELECT CAST(timestamp AS DATE) AS day FROM {new_events} "
+            f"UNION SELECT CAST(timestamp AS DATE) FROM events WHERE {where}")
     _list_days(store, days, params)
     total = store.scalar(f"SELECT count(*) FROM {ROLLUP}")
     if total >= DEFER_MIN_ROWS and store.scalar(

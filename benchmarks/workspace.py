@@ -7,10 +7,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from accountlens.bench.datagen import END, connect, dataset, entities, scale
-from accountlens.bench.registry import Context, Row, benchmark
-from accountlens.metrics import rollup
+from accountlens.model import rollup
 from accountlens.workspace import DB_FILE, Workspace
+from benchmarks.datagen import END, connect, dataset, entities, scale
+from benchmarks.registry import Context, Row, benchmark
 
 
 @dataclass(frozen=True)

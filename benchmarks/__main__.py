@@ -1,4 +1,4 @@
-"""`python -m accountlens.bench`: run the registered benchmarks and write `docs/benchmarks.md`."""
+"""`python -m benchmarks`: run the registered benchmarks and write `docs/benchmarks.md`."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from accountlens.bench.registry import Context, discover, run
-from accountlens.bench.report import render
+from benchmarks.registry import Context, discover, run
+from benchmarks.report import render
 
 # Issue sizes: metrics, analyses, scaling and the dashboard at 10M events (5,000 accounts,
 # 100,000 users); ingestion at 1M, which keeps `make bench` within about 10–15 minutes.
@@ -18,7 +18,7 @@ QUICK_EVENTS = 50_000
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m accountlens.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--events", type=int,
                         help=f"events of the analytics workspace: metrics, analyses, scaling, "
                              f"dashboard (default {FULL_EVENTS:,}; {QUICK_EVENTS:,} with --quick)")
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyError as exc:
         print(f"error: {exc.args[0]}", file=sys.stderr)
         return 2
-    command = "python -m accountlens.bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(render(ctx, outcomes, command.strip(), load_before), encoding="utf-8")
     ctx.log(f"wrote {args.out}")

@@ -14,7 +14,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from accountlens.bench.registry import Context, Row, benchmark
+from benchmarks.registry import Context, Row, benchmark
 
 EVENT_NAMES = (
     "Report Created", "Report Viewed", "Report Shared", "Dashboard Viewed", "Dashboard Shared",

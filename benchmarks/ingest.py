@@ -8,10 +8,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from accountlens.bench.datagen import connect, dataset
-from accountlens.bench.registry import Context, Row, Target, benchmark
 from accountlens.ingest import pipeline
 from accountlens.workspace import Workspace
+from benchmarks.datagen import connect, dataset
+from benchmarks.registry import Context, Row, Target, benchmark
 
 BASELINE = "baseline.limit"
 BASELINE_READERS = {

@@ -19,10 +19,10 @@ from pathlib import Path
 import duckdb
 import psutil
 
-from accountlens.bench.datagen import dataset
-from accountlens.bench.ingest import BASELINE
-from accountlens.bench.registry import Context, Row, Target, benchmark
 from accountlens.workspace import DB_FILE, Workspace
+from benchmarks.datagen import dataset
+from benchmarks.ingest import BASELINE
+from benchmarks.registry import Context, Row, Target, benchmark
 
 BATCH_EVENTS = 100
 HOST = "127.0.0.1"

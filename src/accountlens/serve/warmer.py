@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 
-from accountlens.ingest.collector import LiveWorkspace
+from accountlens.serve.live import LiveWorkspace
 
 log = logging.getLogger("accountlens.warmer")
 

@@ -16,26 +16,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import os
 import socket
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from accountlens.ingest.collector import Collector, CollectorFront, Sink
-from accountlens.ingest.log import EventLog, recover, segment_files
+from accountlens.ingest.log import EventLog, collector_folder, hold_lock, log_segments, take_over_folder
+from accountlens.serve.collector import Collector, CollectorFront, Sink
 
 log = logging.getLogger("accountlens.collectors")
 
-FOLDER_PREFIX = "collector-"
-LOCK_FILE = ".lock"
 START_TIMEOUT = 60.0
 WATCH_SECONDS = 1.0  # how often the server checks that its collector processes still run
 
@@ -48,55 +44,6 @@ class SinkSpec:
     log_root: Path
     segment_bytes: int
     floor: int
-
-
-def collector_folder(log_root: Path, index: int) -> Path:
-    """The log folder of collector process `index` under a workspace's log."""
-    return log_root / f"{FOLDER_PREFIX}{index}"
-
-
-def collector_folders(log_root: Path) -> list[Path]:
-    """The log folders of collector processes, past and present, under a workspace's log."""
-    if not log_root.exists():
-        return []
-    return sorted(p for p in log_root.iterdir() if p.is_dir() and p.name.startswith(FOLDER_PREFIX))
-
-
-def log_segments(log_root: Path) -> list[Path]:
-    """Every segment of a workspace's log: the server process's, then the collectors'."""
-    return [p for folder in (log_root, *collector_folders(log_root)) for p in segment_files(folder)]
-
-
-def _lock(folder: Path, timeout: float) -> Any:
-    """Hold the folder's exclusive lock (released when the returned file is closed)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    handle = open(folder / LOCK_FILE, "a+b")  # noqa: SIM115 - held until released
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return handle
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                handle.close()
-                raise RuntimeError(f"{folder} is still locked by a collector process") from None
-            time.sleep(0.05)
-
-
-def _take_over(folder: Path, timeout: float) -> list[Path]:
-    """Wait until no collector process appends to `folder`, cut torn tails, and return its
-    segments: nobody appends to them any more, they can be loaded."""
-    handle = _lock(folder, timeout)
-    try:
-        recover(folder)
-        return segment_files(folder)
-    finally:
-        handle.close()
-
-
-def take_over(log_root: Path, timeout: float = 30.0) -> list[Path]:
-    """The segments left in the collector folders of `log_root` (by a stopped or killed server)."""
-    return [path for folder in collector_folders(log_root) for path in _take_over(folder, timeout)]
 
 
 # --- the collector process -------------------------------------------------------------------
@@ -189,7 +136,7 @@ def run_collector(index: int, specs: list[SinkSpec], log_level: str, conn: Any,
     try:
         for spec in specs:
             folder = collector_folder(spec.log_root, index)
-            locks.append(_lock(folder, timeout=10))
+            locks.append(hold_lock(folder, timeout=10))
             logs.append(EventLog(folder, spec.segment_bytes, spec.floor))
     except Exception as exc:  # noqa: BLE001 - reported to the server process, which refuses to start
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
@@ -253,7 +200,7 @@ class _Process:
 
 # A plain interpreter, not multiprocessing's spawn, which would import the server's main module
 # (the CLI, with pandas and DuckDB) into every collector process: 28 MB each instead of 120.
-_CHILD = ("import sys; from accountlens.ingest.collector_pool import child_main; "
+_CHILD = ("import sys; from accountlens.serve.collector_pool import child_main; "
           "child_main(int(sys.argv[1]), int(sys.argv[2]))")
 
 
@@ -394,5 +341,5 @@ class PooledLog:
                 sealed.extend(Path(p) for p in paths)
             elif self.pool.stopped and not worker.alive():  # its folder is ours to load
                 # (while the pool runs, a successor process takes over the folder instead)
-                sealed.extend(_take_over(collector_folder(self.directory, worker.index), 10))
+                sealed.extend(take_over_folder(collector_folder(self.directory, worker.index), 10))
         return sealed

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from accountlens.metrics.settings import MetricsSection
+from accountlens.config import MetricsSection
 from accountlens.store.base import Store
 
 ACTIVE_TYPES = ("track", "page", "screen")

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import orjson
 
@@ -30,11 +30,6 @@ from accountlens.ingest.normalize import (
     posthog_events,
     segment_events,
 )
-
-if TYPE_CHECKING:  # collector processes import this module without the store's dependencies
-    from accountlens.ingest.loader import BackgroundLoader
-    from accountlens.ingest.log import EventLog
-    from accountlens.workspace import Workspace
 
 SEGMENT_PREFIX = "/v1/"
 POSTHOG_PATHS = frozenset({"/batch/", "/batch", "/capture/", "/capture", "/e/", "/i/v0/e/"})
@@ -58,22 +53,6 @@ class Sink:
     limits: Limits
     posthog_account_group_type: str
     log: Appender | None  # None only in a SinkSpec, before a collector process opens its log
-
-
-@dataclass
-class LiveWorkspace:
-    """A workspace opened by `accountlens serve`: its store, log and loader."""
-
-    workspace: Workspace
-    log: EventLog
-    loader: BackgroundLoader
-
-    @property
-    def sink(self) -> Sink:
-        cfg = self.workspace.config
-        return Sink(tuple(cfg.workspace.write_keys),
-                    Limits(cfg.ingest.max_event_bytes, cfg.ingest.max_batch_bytes),
-                    cfg.ingest.posthog_account_group_type, self.log)
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,13 @@ from typing import Any
 
 import pandas as pd
 
-from accountlens.bench import account_pandas, account_sql
-from accountlens.bench.measure import best_of, in_child, timed
-from accountlens.bench.registry import Context, Row, Target, benchmark
-from accountlens.bench.workspace import bench_workspace
 from accountlens.metrics.registry import available_levels, load_all
 from accountlens.metrics.table import columnable
 from accountlens.workspace import Workspace
+from benchmarks import account_pandas, account_sql
+from benchmarks.measure import best_of, in_child, timed
+from benchmarks.registry import Context, Row, Target, benchmark
+from benchmarks.workspace import bench_workspace
 
 
 def table_metrics(model: str) -> list[str]:

@@ -3,7 +3,7 @@
 Add a benchmark by adding a module to this package with a function decorated by `@benchmark`.
 """
 
-from accountlens.bench.registry import (
+from benchmarks.registry import (
     BENCHMARKS,
     Context,
     Row,

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import uvicorn
 
-from accountlens.ingest.collector import Collector, CollectorFront, LiveWorkspace
-from accountlens.ingest.collector_pool import CollectorPool, SinkSpec
 from accountlens.ingest.loader import BackgroundLoader, load_pending
+from accountlens.serve.collector import Collector, CollectorFront
+from accountlens.serve.collector_pool import CollectorPool, SinkSpec
+from accountlens.serve.live import LiveWorkspace
 from accountlens.workspace import Workspace
 
 log = logging.getLogger("accountlens.server")
@@ -67,7 +68,7 @@ def _start_collectors(lives: list[LiveWorkspace], collectors: Collectors,
 
 def build_app(roots: list[Path], collectors: Collectors = Collectors(), log_level: str = "warning"):
     from accountlens.api.app import create_app
-    from accountlens.api.warmer import DashboardWarmer
+    from accountlens.serve.warmer import DashboardWarmer
 
     lives: list[LiveWorkspace] = []
     warmers: list[DashboardWarmer] = []

@@ -144,10 +144,10 @@ class Outcome:
 
 def discover() -> dict[str, Benchmark]:
     """Import every benchmark module of this package; importing registers its benchmarks."""
-    package = importlib.import_module("accountlens.bench")
+    package = importlib.import_module("benchmarks")
     for info in pkgutil.iter_modules(package.__path__):
         if info.name not in _NOT_BENCHMARKS:
-            importlib.import_module(f"accountlens.bench.{info.name}")
+            importlib.import_module(f"benchmarks.{info.name}")
     return BENCHMARKS
 
 

@@ -1,0 +1,109 @@
+"""The catalog: every table of a workspace with its columns and types, declared once.
+
+Queries are built against it (`table(name)`: an unbound Ibis table, so metrics are
+engine-independent expressions), importers take their column types from it, and a test checks
+that the migrations of store/schema.py create exactly these tables.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # ibis is imported lazily: the load pipeline must stay light
+    import ibis.expr.types as ir
+
+# The tables kept with the daily rollup (model/rollup.py): derived from the events, rebuilt at will.
+ROLLUP = "daily_activity"
+FIRSTS = "account_firsts"
+USER_FIRSTS = "account_user_firsts"
+ACCOUNT_DAYS = "account_days"
+INVITES = "referral_invites"
+INVITES_SOURCE = "referral_invites_source"
+STATE = "metrics_state"
+
+TEXT, INT, FLOAT, DAY, TIME, JSON = "VARCHAR", "BIGINT", "DOUBLE", "DATE", "TIMESTAMPTZ", "JSON"
+
+TABLES: dict[str, dict[str, str]] = {
+    # --- the data model (SPEC §3) ---
+    "accounts": {
+        "account_id": TEXT, "name": TEXT, "domain": TEXT, "industry": TEXT, "region": TEXT, "employees": INT,
+        "plan": TEXT, "parent_account_id": TEXT, "created_at": TIME, "traits": JSON, "updated_at": TIME,
+        "source": TEXT,
+    },
+    "account_traits_history": {
+        "account_id": TEXT, "traits": JSON, "valid_from": TIME, "source": TEXT, "message_id": TEXT,
+    },
+    "org_units": {
+        "unit_id": TEXT, "account_id": TEXT, "kind": TEXT, "name": TEXT, "parent_unit_id": TEXT, "source": TEXT,
+    },
+    "users": {
+        "user_id": TEXT, "email": TEXT, "name": TEXT, "created_at": TIME, "traits": JSON, "updated_at": TIME,
+        "source": TEXT,
+    },
+    "memberships": {
+        "user_id": TEXT, "account_id": TEXT, "unit_id": TEXT, "role": TEXT, "valid_from": TIME, "valid_to": TIME,
+        "source": TEXT,
+    },
+    "subscriptions": {
+        "subscription_id": TEXT, "account_id": TEXT, "product": TEXT, "plan": TEXT, "seats": INT, "arr": FLOAT,
+        "start_date": DAY, "end_date": DAY, "status": TEXT, "entitlements": JSON,
+    },
+    "outcomes": {"account_id": TEXT, "kind": TEXT, "date": DAY, "arr_delta": FLOAT, "source": TEXT},
+    "identities": {"anonymous_id": TEXT, "user_id": TEXT, "first_seen": TIME},
+    "events": {
+        "message_id": TEXT, "type": TEXT, "name": TEXT, "user_id": TEXT, "anonymous_id": TEXT,
+        "sent_user_id": TEXT, "group_id": TEXT, "account_id": TEXT, "attribution": TEXT, "unit_id": TEXT,
+        "role": TEXT, "product": TEXT, "object_id": TEXT, "actor_kind": TEXT, "timestamp": TIME,
+        "original_timestamp": TIME, "sent_at": TIME, "received_at": TIME, "properties": JSON, "traits": JSON,
+        "context": JSON, "source": TEXT,
+    },
+    # --- ingestion bookkeeping ---
+    "quarantine": {
+        "quarantine_id": INT, "message_id": TEXT, "reason": TEXT, "raw": JSON, "received_at": TIME,
+        "source": TEXT, "quarantined_at": TIME, "replayed_at": TIME,
+    },
+    "ingest_segments": {
+        "segment": TEXT, "loaded_at": TIME, "received": INT, "inserted": INT, "duplicates": INT,
+        "quarantined": INT,
+    },
+    "imports": {
+        "import_id": INT, "kind": TEXT, "file": TEXT, "rows": INT, "inserted": INT, "quarantined": INT,
+        "imported_at": TIME,
+    },
+    "schema_version": {"version": "INTEGER", "description": TEXT, "applied_at": TIME},
+    # --- kept with the daily rollup ---
+    ROLLUP: {
+        "day": DAY, "account_id": TEXT, "user_id": TEXT, "unit_id": TEXT, "role": TEXT, "name": TEXT,
+        "product": TEXT, "actor_kind": TEXT, "events": INT, "first_at": TIME, "last_at": TIME,
+    },
+    FIRSTS: {"account_id": TEXT, "first_day": DAY, "first_at": TIME},
+    USER_FIRSTS: {"account_id": TEXT, "user_id": TEXT, "name": TEXT, "first_day": DAY, "first_at": TIME},
+    ACCOUNT_DAYS: {"day": DAY, "account_id": TEXT, "events": INT, "first_at": TIME, "last_at": TIME, "users": INT},
+    INVITES: {
+        "day": DAY, "message_id": TEXT, "account_id": TEXT, "user_id": TEXT, "unit_id": TEXT, "role": TEXT,
+        "timestamp": TIME, "actor_kind": TEXT, "invitee_email": TEXT,
+    },
+    INVITES_SOURCE: {"event": TEXT, "property": TEXT},
+    STATE: {"key": TEXT, "value": INT},
+}
+
+# The Ibis type of each column type (timestamps are UTC instants).
+TS = "timestamp('UTC')"
+_IBIS_TYPES = {TEXT: "string", INT: "int64", "INTEGER": "int32", FLOAT: "float64", DAY: "date",
+               TIME: TS, JSON: "json"}
+
+
+def columns(name: str) -> dict[str, str]:
+    """The columns of table `name` and their (DuckDB) types."""
+    return TABLES[name]
+
+
+def ibis_schema(name: str) -> dict[str, str]:
+    return {column: _IBIS_TYPES[kind] for column, kind in TABLES[name].items()}
+
+
+def table(name: str) -> ir.Table:
+    """An unbound Ibis table of the store: metrics are engine-independent expressions."""
+    import ibis
+
+    return ibis.table(ibis_schema(name), name=name)
