@@ -31,9 +31,12 @@ test: $(STAMP) browser
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
+# The layer contracts (SPEC §2) and mypy's settings are in pyproject.toml.
 lint: $(STAMP)
-	$(BIN)/python -m pip install --quiet -c constraints.txt ruff
-	$(BIN)/ruff check src tests
+	$(BIN)/python -m pip install --quiet -c constraints.txt ruff import-linter mypy pandas-stubs scipy-stubs
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) bench-data

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import functools
+import dataclasses
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,23 +58,23 @@ def baseline_benchmark(ctx: Context) -> list[Row]:
 @contextlib.contextmanager
 def timed_steps(seconds: dict[str, float]) -> Iterator[None]:
     """Time each step of the load pipeline (wrapping `pipeline.STEPS` for the duration)."""
-    original = list(pipeline.STEPS)
+    original = pipeline.STEPS
 
-    def timed(step):
-        @functools.wraps(step)
+    def timed(step: pipeline.Step) -> pipeline.Step:
         def run(store, cfg, batch):
             started = time.perf_counter()
             try:
-                step(store, cfg, batch)
+                step.run(store, cfg, batch)
             finally:
-                seconds[step.__name__] = seconds.get(step.__name__, 0.0) + time.perf_counter() - started
-        return run
+                seconds[step.name] = seconds.get(step.name, 0.0) + time.perf_counter() - started
+        run.__name__ = step.name
+        return dataclasses.replace(step, run=run)
 
-    pipeline.STEPS[:] = [timed(step) for step in original]
+    pipeline.STEPS = tuple(timed(step) for step in original)
     try:
         yield
     finally:
-        pipeline.STEPS[:] = original
+        pipeline.STEPS = original
 
 
 def _import(folder: Path, path: Path, steps: dict[str, float] | None = None):

@@ -7,15 +7,15 @@ import json
 
 import pytest
 
-from accountlens.analysis.registry import run_analysis
 from accountlens.workspace import Workspace
 from tests import fixtures_b2b
 
 
 def test_collaboration_summary_and_graph(tmp_path) -> None:
     with fixtures_b2b.build(tmp_path) as ws:
-        summary = run_analysis(ws.store, ws.config, "collaboration")
-        row = summary.set_index("group").loc["acme"]
+        summary = ws.analysis("collaboration")
+        assert list(summary.columns[:2]) == ["account_id", "account_name"]
+        row = summary.set_index("account_id").loc["acme"]
         # handoffs: ann→bob (w1, w2), bob→ann (w2), cat→bob (w3), dan→ann, ann→dan (w4)
         assert (row.handoffs, row.collaborators, row.shared_objects) == (6, 4, 4)
         assert row.cross_team_share == 0.5  # EMEA↔(no team): 3 of 6
@@ -26,10 +26,11 @@ def test_collaboration_summary_and_graph(tmp_path) -> None:
         assert row.top_user_share == pytest.approx(5 / 12, abs=1e-4)
         assert row.participation_hhi == pytest.approx(46 / 144, abs=1e-4)
         assert not row.champion_dependent
-        departments = run_analysis(ws.store, ws.config, "collaboration", level="department")
-        assert dict(zip(departments["group"], departments.handoffs)) == {
-            "acme / Finance": 3, "acme / Sales": 3}
-        graph = run_analysis(ws.store, ws.config, "collaboration", view="graph", nodes="role")
+        departments = ws.analysis("collaboration", level="department")
+        assert list(departments.columns[:4]) == ["account_id", "account_name", "unit_id", "unit_name"]
+        assert dict(zip(zip(departments.account_id, departments.unit_name), departments.handoffs)) == {
+            ("acme", "Finance"): 3, ("acme", "Sales"): 3}
+        graph = ws.analysis("collaboration", view="graph", nodes="role")
         edges = {(r.source, r.target): r.weight for r in graph.itertuples()}
         assert edges == {("editor", "approver"): 4, ("approver", "editor"): 1, ("editor", "editor"): 1}
 
@@ -80,7 +81,7 @@ def outcomes_ws(tmp_path):
 def test_sequences_support_confidence_lift(outcomes_ws) -> None:
     ws = outcomes_ws
     # six cases are too few for significance: list every pattern, not only productive ones
-    got = run_analysis(ws.store, ws.config, "sequences", outcome="renewal", min_support=1,
+    got = ws.analysis("sequences", outcome="renewal", min_support=1,
                        all_patterns=True)
     rows = got.set_index("pattern")
     forward = rows.loc["trainer: Training Completed → executive: Plan Approved"]
@@ -92,12 +93,12 @@ def test_sequences_support_confidence_lift(outcomes_ws) -> None:
     # P(X >= 3), X ~ Hypergeometric(5, 3, 3) = 1/C(5,3)
     assert forward.improvement == pytest.approx(0.4)
     assert forward.improvement_p == pytest.approx(0.1)
-    productive = run_analysis(ws.store, ws.config, "sequences", outcome="renewal", min_support=1)
+    productive = ws.analysis("sequences", outcome="renewal", min_support=1)
     assert productive.empty  # not significant on six cases
     triple = rows.loc["viewer: Dashboard Viewed → trainer: Training Completed → executive: Plan Approved"]
     assert (triple.outcome_cases, triple.pattern_cases, triple.steps) == (1, 1, 3)
     assert "executive: Plan Approved → trainer: Training Completed" not in rows.index
-    churn = run_analysis(ws.store, ws.config, "sequences", outcome="churn", min_support=1,
+    churn = ws.analysis("sequences", outcome="churn", min_support=1,
                          all_patterns=True)
     reverse = churn.set_index("pattern").loc["executive: Plan Approved → trainer: Training Completed"]
     assert (reverse.outcome_cases, reverse.confidence, reverse.lift) == (1, 1.0, 3.0)
@@ -106,7 +107,7 @@ def test_sequences_support_confidence_lift(outcomes_ws) -> None:
 
 def test_junior_activity_unlocks_senior(outcomes_ws) -> None:
     ws = outcomes_ws
-    got = run_analysis(ws.store, ws.config, "sequences", view="unlocks")
+    got = ws.analysis("sequences", view="unlocks")
     rows = {(r.junior, r.senior): r for r in got.itertuples()}
     te = rows[("trainer", "executive")]
     assert (te.accounts_with_junior, te.senior_first_active_after, te.share) == (5, 3, 0.6)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 import pytest
 
+from accountlens.api.dashboard import PANELS
 from tests.conftest import Server
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -57,10 +60,20 @@ def test_dashboard_shows_multi_user_analyses(tmp_path: Path) -> None:
             page = browser.new_page(viewport={"width": 1400, "height": 1800})
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
+            asked: list[str] = []
+            page.on("request", lambda r: asked.append(r.url.removeprefix(server.url))
+                    if r.url.startswith(server.url + "/api/v1/analyses/") else None)
             page.goto(server.url + "/")
             for table in ("#bottlenecks", "#champions", "#sequences", "#collaboration", "#stalls"):
                 page.wait_for_selector(f"{table} tbody tr td")
-            page.wait_for_selector("#bottleneck-chart .main-svg")  # plotly rendered, served locally
+            page.wait_for_selector("#bottlenecks-chart .main-svg")  # plotly rendered, served locally
+            page.wait_for_selector("#ttv-chart .main-svg")
+            # the page renders the panels GET /api/v1/dashboard lists, in its order, each
+            # headed by the day its analysis is as of
+            assert asked == [f"/api/v1/analyses/{p.analysis}?{urlencode(p.params)}" for p in PANELS]
+            headings = [" ".join(h.split()) for h in page.locator("#panels section h2").all_inner_texts()]
+            assert [h.split(" as of ")[0].split(" (")[0] for h in headings] == [p.title for p in PANELS]
+            assert all(re.search(r"as of \d{4}-\d{2}-\d{2}$", h) for h in headings), headings
             assert "editor" in page.inner_text("#bottlenecks")
             assert "ann" in page.inner_text("#champions")
             assert "w2" in page.inner_text("#stalls")

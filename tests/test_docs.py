@@ -60,3 +60,29 @@ def test_readme_starts_with_the_two_commands() -> None:
     assert "make demo" in block and "make test" in block
     ci = (DOCS.parent / ".ci" / "run").read_text()
     assert "make test" in ci
+
+
+def test_the_import_csv_table_matches_the_entity_table() -> None:
+    """docs/data-model.md's CSV table says what model/entities.py declares: the kinds, their
+    columns (required in bold) and keys."""
+    import re
+
+    from accountlens.model.entities import ENTITIES, OUTCOME_KINDS, UNIT_KINDS
+
+    text = (DOCS / "data-model.md").read_text()
+    section = text.split("## CSV columns for `accountlens import KIND FILE`")[1].split("\n## ")[0]
+    documented = {}
+    for kind, columns, key in re.findall(r"^\| `(\w+)` \| (.+?) \| (.+?) \|$", section, re.M):
+        names = [c.strip() for c in columns.split(";")[0].split(",")]
+        documented[kind] = (
+            [re.sub(r"\*\*|\s*\(.*\)", "", n) for n in names],
+            [re.sub(r"\*\*|\s*\(.*\)", "", n) for n in names if n.startswith("**")],
+            tuple(k.strip() for k in key.split(",")),
+        )
+    assert documented == {
+        kind: ([c.name for c in spec.columns], [c.name for c in spec.columns if c.required], spec.key)
+        for kind, spec in ENTITIES.items()
+    }
+    for table, kinds in (("org_units", UNIT_KINDS), ("outcomes", OUTCOME_KINDS)):
+        listed = re.search(rf"^\| `{table}` \|.*?`kind` \(([^)]*)\)", text, re.M)[1]
+        assert re.findall(r"`(\w+)`", listed) == list(kinds), table

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from accountlens.analysis.registry import AnalysisError, run_analysis
+from accountlens.analysis.registry import AnalysisError
 from tests import fixtures_b2b
 
 
@@ -19,7 +19,7 @@ def ws(tmp_path):
 
 
 def handoffs(ws, **params):
-    return run_analysis(ws.store, ws.config, "handoffs", **params)
+    return ws.analysis("handoffs", **params)
 
 
 def pairs(df):
@@ -74,7 +74,7 @@ def test_bottlenecks_rank_slowest_pair_first(ws) -> None:
 
 def test_as_of_before_data_and_bad_level(ws) -> None:
     assert handoffs(ws, as_of=dt.date(2023, 1, 1)).empty
-    with pytest.raises(AnalysisError, match="supports --level"):
+    with pytest.raises(AnalysisError, match="supports level"):
         handoffs(ws, level="account")
 
 

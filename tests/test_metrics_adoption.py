@@ -17,7 +17,7 @@ ACCOUNTS = ("acme", "botco", "globex", "noseat")
 
 def values(ws, name: str, level: str, column: str, **kwargs) -> dict:
     frame = ws.metric(name, level=level, as_of=kwargs.pop("as_of", AS_OF), **kwargs)
-    return {k: v[column] for k, v in records(frame, "scope" if level == "all" else level).items()}
+    return {k: v[column] for k, v in records(frame, level).items()}
 
 
 def test_active_users_per_account(metrics_ws) -> None:
@@ -146,7 +146,7 @@ def test_contract_alignment(tmp_path) -> None:
         frame = ws.metric("contract_alignment", level="account", as_of=AS_OF)
     finally:
         ws.close()
-    got = {(r.account, r.entitlement): (r.entitled, r.used, r.alignment) for r in frame.itertuples()}
+    got = {(r.account_id, r.entitlement): (r.entitled, r.used, r.alignment) for r in frame.itertuples()}
     assert got == {
         ("acme", "api_calls"): (10.0, 4.0, 0.4),
         ("acme", "modules"): (2.0, 0.0, 0.0),
@@ -208,7 +208,7 @@ def test_activation_windows_include_their_last_moment(tmp_path) -> None:
     (tmp_path / "e.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
     ws.import_events(tmp_path / "e.jsonl")
     account = ws.metric("activation", level="account", as_of="2024-04-30").iloc[0]
-    users = ws.metric("activation", level="user", as_of="2024-04-30").set_index("user")
+    users = ws.metric("activation", level="user", as_of="2024-04-30").set_index("user_id")
     ws.close()
     assert bool(account.activated) and str(account.activated_on) == "2024-03-31"
     assert bool(users.loc["v", "activated"]) and not bool(users.loc["u", "activated"])

@@ -141,8 +141,13 @@ def _nothing(values: dict) -> bool:
 
 
 def assert_matches(got: pd.DataFrame, expected: pd.DataFrame, level: str, label: str) -> None:
-    """Same rows and values, except that a row with only zeros / empties may be on one side."""
-    level = "scope" if level == "all" else level
+    """Same rows and values, except that a row with only zeros / empties may be on one side.
+    The references name the level's column after the level; the engine's is its key column
+    (`account_id`, `user_id`, `unit_id` for units, `scope` for all)."""
+    from accountlens.metrics.registry import key_column
+
+    expected = expected.rename(columns={"scope" if level == "all" else level: key_column(level)})
+    level = key_column(level)
     keys = [c for c in expected.columns if c in KEYS or c == level]
     values = [c for c in expected.columns if c not in keys]
     assert not set(values) - set(got.columns), (label, set(values) - set(got.columns))

@@ -108,8 +108,17 @@ def metrics_ws(tmp_path_factory):
     ws.close()
 
 
+# Read from the data model next to each id (model/labels.py); not a metric's value.
+NAME_COLUMNS = ("account_name", "user_email", "user_name", "unit_name")
+
+
 def records(frame, key: str) -> dict:
-    """{key value: {column: value}} of a metric frame, NaN as None."""
+    """{key value: {column: value}} of a metric frame, NaN as None; `key`: a column, or a level
+    (its key column: `account_id` at account level, `unit_id` at team level, ...)."""
+    from accountlens.metrics.registry import key_column
+
+    key = key if key in frame.columns else key_column(key)
+    frame = frame.drop(columns=[c for c in NAME_COLUMNS if c in frame.columns])
     frame = frame.astype(object).where(frame.notna(), None)
     return {row[key]: {k: v for k, v in row.items() if k != key}
             for row in frame.to_dict(orient="records")}

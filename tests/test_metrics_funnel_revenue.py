@@ -157,11 +157,11 @@ def test_analysis_models_switch_without_reingestion(metrics_ws) -> None:
         metrics_ws.config.analysis = AnalysisSection(model="user")
         with pytest.raises(MetricError, match="analysis model"):
             metrics_ws.metric("mau", level="account", as_of=AS_OF)
-        assert metrics_ws.metric("depth", as_of=AS_OF).columns[0] == "user"
+        assert metrics_ws.metric("depth", as_of=AS_OF).columns[0] == "user_id"
         with pytest.raises(MetricError, match="not offered"):
             metrics_ws.metric("seat_utilization", as_of=AS_OF)
         metrics_ws.config.analysis = AnalysisSection(model="account")
-        assert metrics_ws.metric("active_accounts", as_of=AS_OF).columns[0] == "account"
+        assert metrics_ws.metric("active_accounts", as_of=AS_OF).columns[0] == "account_id"
         with pytest.raises(MetricError):
             metrics_ws.metric("depth", level="user", as_of=AS_OF)
         metrics_ws.config.analysis = AnalysisSection(model="loose")

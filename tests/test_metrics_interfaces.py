@@ -24,15 +24,16 @@ def test_cli_rest_python_agree_and_explain(tmp_path) -> None:
                               "--level", "account", "--filter", "industry=retail", "--format", "json"])
     assert out.exit_code == 0, out.output
     cli_rows = json.loads(out.stdout)
-    assert [r["account"] for r in cli_rows] == list(python_rows.account) == ["acme", "botco"]
-    assert cli_rows[0] == {"account": "acme", "mau": 3, "seats": 10, "seat_utilization": 0.3}
+    assert [r["account_id"] for r in cli_rows] == list(python_rows.account_id) == ["acme", "botco"]
+    assert cli_rows[0] == {"account_id": "acme", "account_name": "Acme", "mau": 3, "seats": 10,
+                           "seat_utilization": 0.3}
     both = runner.invoke(cli, ["metrics", "dau", "mau", "--dir", str(root), "--as-of", AS_OF,
                                "--format", "csv"])
-    assert both.exit_code == 0 and both.stdout.splitlines()[0] == "metric,account,dau,mau"
+    assert both.exit_code == 0 and both.stdout.splitlines()[0] == "metric,account_id,account_name,dau,mau"
     listing = runner.invoke(cli, ["metrics", "--dir", str(root), "--format", "json"])
     assert {"mau", "funnel", "retention", "nrr"} <= {m["metric"] for m in json.loads(listing.stdout)}
     bad = runner.invoke(cli, ["metrics", "mau", "--dir", str(root), "--level", "user"])
-    assert bad.exit_code == 1 and "supports --level" in bad.output
+    assert bad.exit_code == 1 and "supports level" in bad.output
     bad = runner.invoke(cli, ["metrics", "mau", "--dir", str(root), "--filter", "colour=red"])
     assert bad.exit_code == 1 and "unknown filter" in bad.output
     explained = runner.invoke(cli, ["explain", "seat_utilization", "--dir", str(root)])
@@ -69,17 +70,18 @@ def test_metrics_table_is_the_metrics_side_by_side(tmp_path, server_factory) -> 
     metric on its own, at account level and at a slice with a filter."""
     import pytest
 
-    from accountlens.metrics.registry import MetricError, load_all
+    from accountlens.metrics.registry import MetricError, key_column, load_all
 
     ws = build_fixture(tmp_path)
     try:
         tabular = [m.name for m in load_all().values() if m.tabular and "account" in m.levels]
         for level, filters in (("account", {}), ("industry", {"region": ["emea", "amer"]})):
             names = [n for n in tabular if level in load_all()[n].levels]
-            table = ws.metrics_table(names, level=level, as_of=AS_OF, **filters).set_index(level)
+            key = key_column(level)
+            table = ws.metrics_table(names, level=level, as_of=AS_OF, **filters).set_index(key)
             seen: set[str] = set()
             for name in names:
-                alone = ws.metric(name, level=level, as_of=AS_OF, **filters).set_index(level)
+                alone = ws.metric(name, level=level, as_of=AS_OF, **filters).set_index(key)
                 assert set(alone.index) <= set(table.index)  # the table: every metric's rows
                 rest = table.index.difference(alone.index)
                 for column in alone.columns:
@@ -91,12 +93,12 @@ def test_metrics_table_is_the_metrics_side_by_side(tmp_path, server_factory) -> 
                 seen.update(alone.columns)
         with pytest.raises(MetricError, match="several rows per"):
             ws.metrics_table(["mau", "funnel"], level="account")
-        with pytest.raises(MetricError, match="supports --level"):
+        with pytest.raises(MetricError, match="supports level"):
             ws.metrics_table(["mau", "dau"], level="user")
         with pytest.raises(MetricError, match="unknown filter"):
             ws.metrics_table(["mau"], colour="red")
         mixed = ws.metrics_table(["dau", "breadth"], as_of=AS_OF)  # the first level both offer
-        assert "account" in mixed.columns
+        assert "account_id" in mixed.columns
     finally:
         ws.close()
     runner = CliRunner()
@@ -104,7 +106,7 @@ def test_metrics_table_is_the_metrics_side_by_side(tmp_path, server_factory) -> 
                               "--dir", str(tmp_path / "ws"), "--as-of", AS_OF, "--format", "json"])
     assert out.exit_code == 0, out.output
     rows = json.loads(out.stdout)
-    assert {"account", "mau", "seats", "seat_utilization", "nrr"} <= set(rows[0])
+    assert {"account_id", "account_name", "mau", "seats", "seat_utilization", "nrr"} <= set(rows[0])
     bad = runner.invoke(cli, ["metrics", "mau", "retention", "--wide", "--dir", str(tmp_path / "ws")])
     assert bad.exit_code == 1 and "several rows per" in bad.output
     bad = runner.invoke(cli, ["metrics", "mau", "nrr", "--wide", "--param", "period=month",
@@ -117,23 +119,21 @@ def test_metrics_table_is_the_metrics_side_by_side(tmp_path, server_factory) -> 
     url = server.url + "/api/v1/metrics/table"
     body = httpx.get(url, params={"names": ["mau", "seat_utilization", "nrr"], "as_of": AS_OF},
                      timeout=60).json()
-    assert body["rows"] == rows and body["metrics"] == ["mau", "seat_utilization", "nrr"]
+    assert body["rows"] == rows and body["name"] == "mau, seat_utilization, nrr"
+    assert body["kind"] == "metrics_table" and body["as_of"] == AS_OF
     sliced = httpx.get(url, params={"names": ["mau", "breadth"], "level": "industry",
                                     "region": ["emea", "amer"], "as_of": AS_OF}, timeout=60)
     assert sliced.status_code == 200 and sliced.json()["rows"] == expected
     no_level = httpx.get(url, params={"names": ["mau", "arr"], "level": "user"}, timeout=60)
-    assert no_level.status_code == 409 and "supports --level" in no_level.json()["error"]
+    assert no_level.status_code == 409 and "supports level" in no_level.json()["error"]
     for bad in ({"names": ["funnel"]}, {"names": ["mau"], "colour": "red"}, {}):
         assert httpx.get(url, params=bad, timeout=60).status_code == 422, bad
 
 
 def ws_table(tmp_path, names, level, **filters) -> list[dict]:
     """The Python API's table as JSON records (how REST sends it)."""
-    from accountlens.cli.analysis_cmd import frame_records
-
     ws = __import__("accountlens").open(tmp_path / "ws", read_only=True)
     try:
-        return json.loads(json.dumps(frame_records(
-            ws.metrics_table(names, level=level, as_of=AS_OF, **filters)), default=str))
+        return ws.metrics_table_result(names, level=level, as_of=AS_OF, **filters).records()
     finally:
         ws.close()

@@ -5,9 +5,9 @@ This is the Python API (`accountlens.open`) and the one place the CLI and REST A
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -17,10 +17,16 @@ from accountlens.ingest.loader import load_pending
 from accountlens.ingest.log import EventLog, log_segments
 from accountlens.ingest.pipeline import STAGING, LoadResult, run_pipeline
 from accountlens.model.attribution import unattributed_summary
-from accountlens.store.base import PARQUET_ENGINES, Store, StoreError, open_parquet_engine
+from accountlens.model.entities import ENTITIES, ENTITY_TABLES
+from accountlens.store.base import PARQUET_ENGINES, Store, StoreError, WritableStore, open_parquet_engine
 from accountlens.store.duckdb import DuckDBStore
 from accountlens.store.parquet import is_uri
 from accountlens.store.schema import SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from accountlens.results import Result
 
 DB_FILE = "accountlens.duckdb"
 LOG_DIR = "log"
@@ -31,7 +37,8 @@ class WorkspaceError(RuntimeError):
 
 
 class Workspace:
-    def __init__(self, root: Path, config: Config, store: Store):
+    def __init__(self, root: Path, config: Config, store: WritableStore):
+        # `store` is the workspace's own DuckDB (ingestion writes it); `engine()` the ones metrics read
         self.root, self.config, self.store = root, config, store
         self._engines: dict[tuple[str, str], Store] = {}  # Parquet-reading stores, opened once
 
@@ -106,14 +113,12 @@ class Workspace:
         return importers.import_events(self.store, self.config.ingest, Path(path), progress)
 
     def import_entities(self, kind: str, path: str | Path) -> int:
-        if kind not in importers.ENTITIES:
-            raise WorkspaceError(
-                f"unknown import kind {kind!r}; use one of {', '.join(importers.ENTITIES)}"
-            )
+        if kind not in ENTITIES:
+            raise WorkspaceError(f"unknown import kind {kind!r}; use one of {', '.join(ENTITIES)}")
         return importers.import_entities(self.store, kind, Path(path))
 
-    # --- analyses -------------------------------------------------------------------------
-    def analysis(self, name: str, cached: bool = True, **params: Any):
+    # --- metrics and analyses: a Result each (results.py), or its DataFrame ----------------
+    def analysis_result(self, name: str, cached: bool = True, **params: Any) -> Result:
         """Run a registered analysis (handoffs, collaboration, sequences, paths, champions).
 
         A result is kept until the workspace's data or settings change; `cached=False`
@@ -123,23 +128,51 @@ class Workspace:
 
         return run_analysis(self.store, self.config, name, cached=cached, **params)
 
+    def analysis(self, name: str, cached: bool = True, **params: Any) -> pd.DataFrame:
+        """`analysis_result(...)` as a DataFrame (its `attrs`: as_of, level, engine, notes)."""
+        return self.analysis_result(name, cached=cached, **params).to_frame()
+
+    def metric_result(self, name: str, level: str | None = None, as_of: Any = None,
+                      engine: str = "duckdb", parquet: str | Path | None = None,
+                      filters: Mapping[str, Any] | None = None,
+                      params: Mapping[str, Any] | None = None, **kwargs: Any) -> Result:
+        """A registered metric at `level` as of a day. Account filters come as `filters` or
+        as keywords (`industry="retail"`), metric parameters as `params` or as the other
+        keywords (`period="month"`). `engine="spark"` runs it on Spark over the Parquet
+        export (`parquet`, docs/spark.md)."""
+        from accountlens.metrics.registry import metric_request, run
+
+        filters, params = _split(filters, params, kwargs)
+        request = metric_request(name, level, as_of, filters, params)
+        return run(self.engine(engine, parquet), self.config.metrics, self.config.analysis,
+                   request)
+
     def metric(self, name: str, level: str | None = None, as_of: Any = None,
-               engine: str = "duckdb", parquet: str | Path | None = None, **kwargs: Any):
-        """A registered metric as a DataFrame; kwargs are account filters and metric params.
+               engine: str = "duckdb", parquet: str | Path | None = None,
+               **kwargs: Any) -> pd.DataFrame:
+        """`metric_result(...)` as a DataFrame:
+        `ws.metric("seat_utilization", level="account", as_of="2024-03-31", industry="retail")`."""
+        return self.metric_result(name, level, as_of, engine, parquet, **kwargs).to_frame()
 
-        `engine="spark"` runs it on Spark over the Parquet export (`parquet`, docs/spark.md).
-        """
-        from accountlens.metrics.python_api import metric
+    def metrics_table_result(self, names: list[str], level: str | None = None,
+                             as_of: Any = None, engine: str = "duckdb",
+                             parquet: str | Path | None = None,
+                             filters: Mapping[str, Any] | None = None, **kwargs: Any) -> Result:
+        """Several metrics as one table (one row per entity, their columns side by side),
+        computed as one query; account filters as `filters` or keywords (docs/metrics.md)."""
+        from accountlens.metrics.registry import as_date, normalize_filters
+        from accountlens.metrics.table import run_table
 
-        return metric(self, name, level, as_of, engine, parquet, **kwargs)
+        filters, _ = _split(filters, None, kwargs, params_allowed=False)
+        return run_table(self.engine(engine, parquet), self.config.metrics, self.config.analysis,
+                         list(names), level, as_date(as_of), normalize_filters(filters))
 
     def metrics_table(self, names: list[str], level: str | None = None, as_of: Any = None,
-                      engine: str = "duckdb", parquet: str | Path | None = None, **filters: Any):
-        """Several metrics as one table (one row per entity, their columns side by side),
-        computed as one query; kwargs are account filters (docs/metrics.md)."""
-        from accountlens.metrics.python_api import metrics_table
-
-        return metrics_table(self, names, level, as_of, engine, parquet, **filters)
+                      engine: str = "duckdb", parquet: str | Path | None = None,
+                      **filters: Any) -> pd.DataFrame:
+        """`metrics_table_result(...)` as a DataFrame."""
+        return self.metrics_table_result(names, level, as_of, engine, parquet,
+                                         **filters).to_frame()
 
     # --- engines and Parquet export (docs/spark.md) ------------------------------------------
     def export_parquet(self, directory: str | Path, partition: str = "day",
@@ -171,14 +204,10 @@ class Workspace:
 
     # --- status and quarantine --------------------------------------------------------------
     def status(self) -> dict[str, Any]:
+        # one count per imported entity's table (model/entities.py), then the events'
+        entity_counts = "".join(f"(SELECT count(*) FROM {table}) AS {table},\n" for table in ENTITY_TABLES)
         counts = self.store.arrow(
-            """SELECT
-                (SELECT count(*) FROM accounts) AS accounts,
-                (SELECT count(*) FROM org_units) AS org_units,
-                (SELECT count(*) FROM users) AS users,
-                (SELECT count(*) FROM memberships) AS memberships,
-                (SELECT count(*) FROM subscriptions) AS subscriptions,
-                (SELECT count(*) FROM outcomes) AS outcomes,
+            f"""SELECT {entity_counts}
                 (SELECT count(*) FROM events) AS events,
                 (SELECT count(*) FROM events WHERE actor_kind = 'automation') AS automation_events,
                 (SELECT count(*) FROM events WHERE attribution = 'unattributed') AS unattributed,
@@ -233,6 +262,21 @@ class Workspace:
                 [replayed],
             )
         return result
+
+
+def _split(filters: Mapping[str, Any] | None, params: Mapping[str, Any] | None,
+           kwargs: dict[str, Any], params_allowed: bool = True) -> tuple[dict, dict]:
+    """Account filters and metric parameters, given apart or as keywords (a filter's name
+    says which: FILTERS of metrics/levels.py)."""
+    from accountlens.metrics.levels import FILTERS
+    from accountlens.metrics.registry import MetricError
+
+    filters = {**(filters or {}), **{k: v for k, v in kwargs.items() if k in FILTERS}}
+    params = {**(params or {}), **{k: v for k, v in kwargs.items() if k not in FILTERS}}
+    if params and not params_allowed:
+        raise MetricError(f"unknown filter {next(iter(params))!r}; use one of {', '.join(FILTERS)}")
+    return ({k: v for k, v in filters.items() if v is not None},
+            {k: v for k, v in params.items() if v is not None})
 
 
 def open(root: str | Path, read_only: bool = False) -> Workspace:

@@ -9,9 +9,8 @@ quiet, `medium` for a smaller champion or an admin who left, else `low`.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import pandas as pd
 from pydantic import Field
 
 from accountlens.analysis.registry import (
@@ -23,6 +22,9 @@ from accountlens.analysis.registry import (
     resolve_as_of,
 )
 from accountlens.store.base import Store
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CHAMPIONS_SQL = """
 WITH activity AS (
@@ -88,8 +90,6 @@ class ChampionsRequest(AnalysisRequest):
 
 def run(store: Store, settings, request: ChampionsRequest) -> pd.DataFrame:
     as_of = resolve_as_of(store, request.as_of)
-    if as_of is None:
-        return pd.DataFrame()
     cfg = settings.roles
     end = day_end(as_of)
     return store.df(CHAMPIONS_SQL, {

@@ -3,9 +3,8 @@ concentrated it is (is the account dependent on one champion?)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import pandas as pd
 from pydantic import Field
 
 from accountlens.analysis.handoffs import drop_handoff_tables, handoff_tables
@@ -16,6 +15,9 @@ from accountlens.analysis.registry import (
     unit_level_sql,
 )
 from accountlens.store.base import Store
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class CollaborationRequest(AnalysisRequest):
@@ -28,20 +30,22 @@ class CollaborationRequest(AnalysisRequest):
     lookback_days: int | None = Field(default=None, ge=1, le=36500, description="days of history (config default)")
 
 
-def _group_expr(level: str, side: str) -> tuple[str, str]:
-    """(join, expression) naming the group of a handoff's `side` ('from' or 'to') at `level`."""
+def _group_unit(level: str, side: str) -> tuple[str, str]:
+    """(join, expression): the org unit a handoff's `side` ('from' or 'to') belongs to at a unit
+    `level` (NULL: none; at account level no unit)."""
     if level == "account":
-        return "", "h.account_id"
+        return "", "NULL::VARCHAR"
     if level == "unit":
-        return "", f"coalesce(h.{side}_unit, '(no unit)')"
+        return "", f"h.{side}_unit"
     alias = f"g_{side}"
     join = f"LEFT JOIN ({unit_level_sql(level)}) {alias} ON {alias}.unit_id = h.{side}_unit"
-    return join, f"h.account_id || ' / ' || coalesce({alias}.level_name, '(no {level})')"
+    return join, f"{alias}.level_unit_id"
 
 
 def _summary(store: Store, request: CollaborationRequest) -> pd.DataFrame:
-    # A handoff belongs to the group of the user who received the object.
-    join, group = _group_expr(request.level, "to")
+    # A handoff belongs to the group (account, and unit at unit levels) of the user who received
+    # the object.
+    join, unit = _group_unit(request.level, "to")
     team_join = f"LEFT JOIN ({unit_level_sql('team')}) tf ON tf.unit_id = h.from_unit " \
                 f"LEFT JOIN ({unit_level_sql('team')}) tt ON tt.unit_id = h.to_unit"
     dept_join = f"LEFT JOIN ({unit_level_sql('department')}) df ON df.unit_id = h.from_unit " \
@@ -49,7 +53,7 @@ def _summary(store: Store, request: CollaborationRequest) -> pd.DataFrame:
     return store.df(
         f"""
         WITH h AS (
-            SELECT h.*, {group} AS grp,
+            SELECT h.*, h.account_id || '/' || coalesce({unit}, '') AS grp, {unit} AS grp_unit,
                    tf.level_name IS DISTINCT FROM tt.level_name AS cross_team,
                    df.level_name IS DISTINCT FROM dt.level_name AS cross_department
             FROM _handoffs h {join} {team_join} {dept_join}
@@ -73,7 +77,8 @@ def _summary(store: Store, request: CollaborationRequest) -> pd.DataFrame:
                   UNION ALL SELECT grp, to_user, account_id || '/' || object_id FROM h)
             GROUP BY grp
         )
-        SELECT h.grp AS "group", count(*) AS handoffs,
+        SELECT any_value(h.account_id) AS account_id,{" any_value(h.grp_unit) AS unit_id," if request.level != "account" else ""}
+               count(*) AS handoffs,
                any_value(c.collaborators) AS collaborators,
                any_value(c.shared_objects) AS shared_objects,
                count(*) FILTER (WHERE cross_team) AS cross_team_handoffs,
@@ -86,7 +91,7 @@ def _summary(store: Store, request: CollaborationRequest) -> pd.DataFrame:
                round(any_value(k.participation_hhi), 4) AS participation_hhi,
                any_value(k.top_user_share) >= 0.5 AS champion_dependent
         FROM h JOIN collaborators c USING (grp) JOIN concentration k USING (grp)
-        GROUP BY h.grp ORDER BY handoffs DESC, "group" LIMIT ?
+        GROUP BY h.grp ORDER BY handoffs DESC, h.grp LIMIT ?
         """,
         [request.limit],
     )
@@ -105,9 +110,8 @@ def _graph(store: Store, request: CollaborationRequest) -> pd.DataFrame:
 
 def run(store: Store, settings, request: CollaborationRequest) -> pd.DataFrame:
     try:
-        if handoff_tables(store, settings, request.as_of, request.nodes, request.account,
-                          request.lookback_days, view="graph") is None:
-            return pd.DataFrame()
+        handoff_tables(store, settings, request.as_of, request.nodes, request.account,
+                       request.lookback_days, view="graph")
         return (_graph if request.view == "graph" else _summary)(store, request)
     finally:
         drop_handoff_tables(store)

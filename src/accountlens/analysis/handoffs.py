@@ -9,9 +9,8 @@ reached one of `handoffs.final_events`.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import pandas as pd
 from pydantic import Field
 
 from accountlens.analysis.registry import (
@@ -25,6 +24,9 @@ from accountlens.analysis.registry import (
     window,
 )
 from accountlens.store.base import Store
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class HandoffsRequest(AnalysisRequest):
@@ -46,22 +48,20 @@ def _stalled(over: str = "") -> str:
 
 def handoff_tables(store: Store, settings, as_of: dt.date | None, level: str,
                    account: str | None = None, lookback_days: int | None = None,
-                   view: str = "pairs") -> dt.date | None:
+                   view: str = "pairs") -> dt.date:
     """Create the temp tables `view` needs, with actors labelled at `level`: `_handoffs` (one
     row per handoff: object, step, actors, latency, whether its object stalled; users,
     events, times and units too unless `view` is one of PAIR_VIEWS) always; for the views of
     VIEWS `_last_handoff` (each object's last handoff, and whether the object stalled); for
     `stalls` and `chains`, which report objects, `_objects` (one per object: events, users,
     times, last actor, reached final, stalled); for `chains` `_object_events` (every event on
-    an object with its step). None if there is no data.
+    an object with its step). Returns the day it was computed as of.
 
     `_objects` reads the events a second time (grouped per object) rather than from one
     materialized ordered table: at 10M events, writing the wide ordered table cost more than
     the second scan.
     """
     as_of = resolve_as_of(store, as_of)
-    if as_of is None:
-        return None
     cfg = settings.handoffs
     start, end = window(as_of, lookback_days or cfg.lookback_days)
     events = {"start": start, "end": end, "account": account}
@@ -255,9 +255,8 @@ PAIR_VIEWS = ("pairs", "bottlenecks", "stalls")  # read only the actors and time
 def run(store: Store, settings, request: HandoffsRequest) -> pd.DataFrame:
     # Temp tables live on this thread's own cursor, so concurrent runs do not collide.
     try:
-        if handoff_tables(store, settings, request.as_of, request.level, request.account,
-                          request.lookback_days, request.view) is None:
-            return pd.DataFrame()
+        handoff_tables(store, settings, request.as_of, request.level, request.account,
+                       request.lookback_days, request.view)
         return VIEWS[request.view](store, request)
     finally:
         drop_handoff_tables(store)

@@ -8,9 +8,8 @@ of that first event; time-to-value is the days until their first value event.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import pandas as pd
 from pydantic import Field
 
 from accountlens.analysis.registry import (
@@ -24,6 +23,9 @@ from accountlens.analysis.registry import (
     within_days_sql,
 )
 from accountlens.store.base import Store
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class PathsRequest(AnalysisRequest):
@@ -117,8 +119,6 @@ def _ttv(store: Store, params: dict, request: PathsRequest) -> pd.DataFrame:
 
 def run(store: Store, settings, request: PathsRequest) -> pd.DataFrame:
     as_of = resolve_as_of(store, request.as_of)
-    if as_of is None:
-        return pd.DataFrame()
     params = {
         "end": day_end(as_of),
         "account": request.account,

@@ -7,20 +7,29 @@ added by writing one module that calls `register`.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import threading
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from accountlens.store.base import Store
+from accountlens.model import labels
+from accountlens.model.as_of import default_as_of
+from accountlens.model.entities import UNIT_KINDS
+from accountlens.registry import Registry
+from accountlens.results import Result
+from accountlens.store.base import ENGINES, Store
 from accountlens.store.cache import BoundedCache
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 LEVELS = ("user", "role", "unit", "team", "department", "business_unit", "account")
+# Analyses compute up to this many rows; `limit` shows the first of them (and says how many
+# there were), so requests that differ only in their limit share one kept result.
+MAX_ROWS = 100_000
 
 
 class AnalysisRequest(BaseModel):
@@ -28,10 +37,14 @@ class AnalysisRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    as_of: dt.date | None = Field(default=None, description="last day included (default: latest event day)")
+    as_of: dt.date | None = Field(default=None, description=(
+        "last day included (default: the latest day with activity or outcomes, never after "
+        "today)"))
     level: str = Field(default="role", description="grouping level")
     account: str | None = Field(default=None, description="restrict to one account id")
-    limit: int = Field(default=50, ge=1, le=100_000, description="at most this many rows")
+    limit: int = Field(default=50, ge=1, le=MAX_ROWS, description="at most this many rows")
+    engine: Literal[ENGINES] = Field(  # type: ignore[valid-type]
+        default="duckdb", description="the engine to run on (each analysis names its own)")
 
 
 @dataclass(frozen=True)
@@ -40,38 +53,35 @@ class Analysis:
     summary: str
     request: type[AnalysisRequest]  # declares `level` as a Literal of the supported levels
     run: Callable[[Store, Any, Any], pd.DataFrame]  # (store, settings, request) -> rows
+    engines: tuple[str, ...] = ("duckdb",)  # the engines its queries are written for
 
     @property
     def levels(self) -> tuple[str, ...]:
         return typing.get_args(self.request.model_fields["level"].annotation)
 
 
-ANALYSES: dict[str, Analysis] = {}
-
-# Modules that register analyses; imported lazily so `accountlens --help` stays fast.
-_MODULES = ("handoffs", "collaboration", "sequences", "paths", "champions")
-
-
-def register(analysis: Analysis) -> Analysis:
-    ANALYSES[analysis.name] = analysis
-    return analysis
-
-
-def load_all() -> dict[str, Analysis]:
-    for module in _MODULES:
-        importlib.import_module(f"accountlens.analysis.{module}")
-    return ANALYSES
-
-
 class AnalysisError(ValueError):
     """A request an analysis cannot answer; the message says why."""
 
 
-def resolve_as_of(store: Store, as_of: dt.date | None) -> dt.date | None:
-    if as_of is not None:
-        return as_of
-    latest = store.scalar("SELECT CAST(max(timestamp) AS DATE) FROM events")
-    return latest
+REGISTRY: Registry[Analysis] = Registry(
+    "analysis", "accountlens.analysis",
+    ("handoffs", "collaboration", "sequences", "paths", "champions"),
+    group="accountlens.analyses", error=AnalysisError)
+
+
+def register(analysis: Analysis) -> Analysis:
+    """Add an analysis (built-in modules and third-party packages call this on import)."""
+    return REGISTRY.register(analysis)
+
+
+def load_all() -> dict[str, Analysis]:
+    return REGISTRY.all()
+
+
+def resolve_as_of(store: Store, as_of: dt.date | None) -> dt.date:
+    """The request's day, or the default as-of (model/as_of.py)."""
+    return as_of if as_of is not None else default_as_of(store)
 
 
 # Results of recent requests, valid while the store's data and the settings are unchanged:
@@ -84,32 +94,51 @@ _COMPUTING: dict[tuple, threading.Event] = {}
 _LOCK = threading.Lock()
 
 
-def run_analysis(store: Store, settings: Any, name: str, cached: bool = True,
-                 **params: Any) -> pd.DataFrame:
-    """Run analysis `name`; `cached=False` computes it even when a valid result is kept."""
-    analyses = load_all()
-    if name not in analyses:
-        raise AnalysisError(f"unknown analysis {name!r}; known: {', '.join(sorted(analyses))}")
-    analysis = analyses[name]
+def request_for(name: str, params: dict[str, Any]) -> tuple[Analysis, AnalysisRequest]:
+    """The analysis `name` and its typed request (pydantic checks the values)."""
+    analysis = REGISTRY.get(name)
     if "level" in params and params["level"] not in analysis.levels:
         raise AnalysisError(
-            f"{name} supports --level {', '.join(analysis.levels)}, not {params['level']!r}"
-        )
-    request = analysis.request(**params)
-    key = (store.instance, store.data_version, name, request.model_dump_json(),
+            f"{name} supports level {', '.join(analysis.levels)}, not {params['level']!r}")
+    engine = params.get("engine", "duckdb")
+    if engine not in analysis.engines:
+        raise AnalysisError(f"{name} runs on {', '.join(analysis.engines)}, not {engine!r}")
+    return analysis, analysis.request(**params)
+
+
+def run_analysis(store: Store, settings: Any, name: str, cached: bool = True,
+                 **params: Any) -> Result:
+    """Run analysis `name` as of its day (the default as-of when not given); the first `limit`
+    rows, with how many there were. `cached=False` computes it even when a result is kept."""
+    analysis, request = request_for(name, params)
+    as_of = resolve_as_of(store, request.as_of)
+    full = request.model_copy(update={"as_of": as_of, "limit": MAX_ROWS})
+    key = (store.instance, store.data_version, name, full.model_dump_json(),
            settings.model_dump_json() if isinstance(settings, BaseModel) else repr(settings))
+    frame = _computed(key, lambda: analysis.run(store, settings, full), cached)
+    shown = frame.head(request.limit).reset_index(drop=True)
+    result = Result(kind="analysis", name=name, level=request.level, as_of=as_of,
+                    engine=store.engine_name, frame=labels.with_names(store, shown),
+                    total_rows=len(frame) if len(frame) > request.limit else None)
+    if len(frame) >= MAX_ROWS:
+        result.notes.append(f"computed the first {MAX_ROWS} rows only")
+    return result
+
+
+def _computed(key: tuple, compute: Callable[[], pd.DataFrame], cached: bool) -> pd.DataFrame:
+    """`compute()`, or the result kept under `key`; one computation at a time per key."""
     while cached:
         with _LOCK:
             kept = _RESULTS.get(key)
             if kept is not None:
-                return kept.copy()
+                return kept
             computing = _COMPUTING.get(key)
             if computing is None:
                 _COMPUTING[key] = threading.Event()
                 break
         computing.wait()  # then look again: kept, or computed by us if that run failed
     try:
-        result = analysis.run(store, settings, request)
+        result = compute()
         _RESULTS.put(key, result)  # kept before the waiters are woken
     except OverflowError as exc:
         raise AnalysisError(f"dates out of range for this request: {exc}") from exc
@@ -117,14 +146,12 @@ def run_analysis(store: Store, settings: Any, name: str, cached: bool = True,
         if cached:
             with _LOCK:
                 _COMPUTING.pop(key).set()
-    return result.copy()
-
-
-UNIT_KINDS = ("team", "department", "business_unit")
+    return result
 
 
 def unit_level_sql(level: str) -> str:
-    """SQL mapping each org unit to its ancestor-or-self of kind `level` (recursive)."""
+    """SQL mapping each org unit (`unit_id`) to its ancestor-or-self of kind `level`
+    (`level_unit_id`, `level_name`), recursively."""
     if level not in UNIT_KINDS:
         raise AnalysisError(f"unknown unit kind {level!r}")
     return f"""
@@ -136,7 +163,7 @@ def unit_level_sql(level: str) -> str:
                 SELECT parent_unit_id FROM org_units p WHERE p.unit_id = up.ancestor_id)
             WHERE up.depth < 20
         )
-        SELECT unit_id, arg_min(name, depth) AS level_name
+        SELECT unit_id, arg_min(name, depth) AS level_name, arg_min(ancestor_id, depth) AS level_unit_id
         FROM up WHERE kind = '{level}' GROUP BY unit_id
     """
 

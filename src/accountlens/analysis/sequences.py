@@ -18,10 +18,8 @@ an account comes within the span after activity of J.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import pandas as pd
-import pyarrow as pa
 from pydantic import Field
 
 from accountlens.analysis.registry import (
@@ -30,16 +28,19 @@ from accountlens.analysis.registry import (
     day_end,
     elapsed_sql,
     register,
+    resolve_as_of,
     within_days_sql,
 )
+from accountlens.model.entities import OUTCOME_KINDS
 from accountlens.store.base import Store
 
-OUTCOMES = ("renewal", "expansion", "contraction", "churn", "conversion")
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class SequencesRequest(AnalysisRequest):
     level: Literal["role"] = Field(default="role", description="steps are `role: event` (only level)")
-    outcome: Literal["renewal", "expansion", "contraction", "churn", "conversion"] = Field(
+    outcome: Literal[OUTCOME_KINDS] = Field(  # type: ignore[valid-type]
         default="renewal", description="the outcome whose precursors are sought")
     view: Literal["patterns", "unlocks"] = Field(default="patterns", description="patterns or unlocks")
     length: int = Field(default=3, ge=2, le=3, description="longest pattern: pairs (2) or also triples (3)")
@@ -186,6 +187,9 @@ def _patterns(store: Store, settings, request: SequencesRequest) -> pd.DataFrame
     min_support = request.min_support or cfg.min_support
     cases = store.scalar("SELECT count(*) FROM _cases")
     target_cases = store.scalar("SELECT count(*) FROM _cases WHERE kind = ?", [request.outcome])
+    import pandas as pd
+    import pyarrow as pa
+
     if not target_cases:
         return pd.DataFrame()
     store.execute(_pairs_sql(span))
@@ -305,13 +309,7 @@ def _unlocks(store: Store, settings, request: SequencesRequest, as_of: dt.date) 
 
 
 def run(store: Store, settings, request: SequencesRequest) -> pd.DataFrame:
-    # Outcomes are often recorded after the last product event: include them by default.
-    as_of = request.as_of or store.scalar(
-        "SELECT greatest((SELECT CAST(max(timestamp) AS DATE) FROM events), "
-        "(SELECT max(date) FROM outcomes))"
-    )
-    if as_of is None:
-        return pd.DataFrame()
+    as_of = resolve_as_of(store, request.as_of)
     if request.view == "unlocks":
         return _unlocks(store, settings, request, as_of)
     try:

@@ -7,9 +7,10 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
+from pydantic import create_model
 
 from accountlens.analysis.registry import AnalysisError, load_all
-from accountlens.cli.analysis_cmd import frame_records
+from accountlens.api.models import WORKSPACE_FIELD, ResultResponse
 
 
 def analysis_router(live_workspace: Callable, errors: dict) -> APIRouter:
@@ -17,25 +18,29 @@ def analysis_router(live_workspace: Callable, errors: dict) -> APIRouter:
 
     @router.get("", responses=errors)
     def list_analyses() -> list[dict[str, Any]]:
-        return [{"name": a.name, "summary": a.summary, "levels": list(a.levels)}
-                for a in load_all().values()]
+        return [{"name": a.name, "summary": a.summary, "levels": list(a.levels),
+                 "engines": list(a.engines)} for a in load_all().values()]
 
     for name, analysis in load_all().items():
         router.add_api_route(
             f"/{name}", _endpoint(name, analysis.request, live_workspace), methods=["GET"],
-            summary=analysis.summary, response_model=list[dict[str, Any]], responses=errors,
+            summary=analysis.summary, response_model=ResultResponse, responses=errors,
             name=f"analysis_{name}",
         )
     return router
 
 
 def _endpoint(name: str, request_model: type, live_workspace: Callable) -> Callable:
-    def endpoint(params: Annotated[request_model, Query()], live=Depends(live_workspace)):
+    query_model = create_model(f"{request_model.__name__}Query", __base__=request_model,
+                               **WORKSPACE_FIELD)
+
+    def endpoint(params: Annotated[query_model, Query()],  # type: ignore[valid-type]
+                 live=Depends(live_workspace)):
         try:
-            frame = live.workspace.analysis(name, **params.model_dump())
+            result = live.workspace.analysis_result(name, **params.model_dump(exclude={"workspace"}))
         except AnalysisError as exc:
             raise HTTPException(400, str(exc)) from exc
-        return frame_records(frame)
+        return result.to_dict()
 
     endpoint.__name__ = f"analysis_{name}"
     return endpoint

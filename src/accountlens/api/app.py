@@ -8,11 +8,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
+from accountlens.api.dashboard import DASHBOARD, Dashboard
+from accountlens.api.models import ERRORS
 from accountlens.ingest.loader import BackgroundLoader
+from accountlens.model.entities import ENTITY_TABLES
 from accountlens.workspace import Workspace, WorkspaceError
 
 STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
@@ -28,34 +32,20 @@ class LiveWorkspace(Protocol):
     def loader(self) -> BackgroundLoader: ...
 
 
-class ErrorResponse(BaseModel):
-    success: bool = False
-    error: str
-
-
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse, "description": text}
-    for code, text in ((400, "bad request"), (401, "missing or invalid API token"),
-                       (404, "unknown workspace"))
-}
-
-
-class StatusResponse(BaseModel):
-    workspace: str
-    accounts: int
-    org_units: int
-    users: int
-    memberships: int
-    subscriptions: int
-    outcomes: int
-    events: int
-    automation_events: int
-    unattributed: int
-    quarantined: int
-    last_event_at: str | None
-    attribution: dict[str, int]
-    unloaded_log_bytes: int
-    loader_error: str | None = None
+# `Workspace.status()`: a count per imported entity's table (model/entities.py), then the events'.
+StatusResponse = create_model(
+    "StatusResponse",
+    workspace=(str, ...),
+    **{table: (int, ...) for table in ENTITY_TABLES},
+    events=(int, ...),
+    automation_events=(int, ...),
+    unattributed=(int, ...),
+    quarantined=(int, ...),
+    last_event_at=(str | None, ...),
+    attribution=(dict[str, int], ...),
+    unloaded_log_bytes=(int, ...),
+    loader_error=(str | None, None),
+)
 
 
 class QuarantinedEvent(BaseModel):
@@ -116,6 +106,11 @@ def create_app(lives: list[LiveWorkspace], lifespan=None) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    @app.get("/api/v1/dashboard", response_model=Dashboard, tags=["dashboard"])
+    def dashboard_panels() -> Dashboard:
+        """The dashboard's analysis panels, in order: what each shows and how to ask for it."""
+        return DASHBOARD
+
     @app.get("/api/v1/workspaces", tags=["server"])
     def workspaces() -> list[str]:
         return list(by_name)
@@ -154,7 +149,17 @@ def create_app(lives: list[LiveWorkspace], lifespan=None) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"success": False, "error": exc.detail}, status_code=exc.status_code)
+        return JSONResponse({"success": False, "error": exc.detail, "problems": []},
+                            status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # the same shape as every other error, in the API's words (parameters, not CLI flags)
+        problems = [{"location": ".".join(str(p) for p in error["loc"]), "message": error["msg"]}
+                    for error in exc.errors()]
+        text = "; ".join(f"{p['location']}: {p['message']}" for p in problems)
+        return JSONResponse({"success": False, "error": f"invalid request: {text}",
+                             "problems": problems}, status_code=422)
 
     if STATIC.exists():
         @app.get("/static/vendor/plotly.min.js", include_in_schema=False)

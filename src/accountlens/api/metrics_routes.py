@@ -10,20 +10,18 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from accountlens.cli.analysis_cmd import frame_records
+from accountlens.api.models import WORKSPACE_FIELD, ResultResponse
 from accountlens.metrics.levels import FILTERS
 from accountlens.metrics.registry import (
     Metric,
     MetricError,
-    MetricRequest,
     available,
     available_levels,
     explain,
     load_all,
-    normalize_filters,
-    run,
+    metric_request,
 )
-from accountlens.metrics.table import columnable, run_table
+from accountlens.metrics.table import columnable
 from accountlens.store.base import ENGINES, StoreError
 
 EngineName = Literal[ENGINES]  # type: ignore[valid-type]
@@ -35,22 +33,6 @@ class MetricInfo(BaseModel):
     levels: list[str]
     definition: str
     inputs: list[str]
-
-
-class MetricResult(BaseModel):
-    metric: str
-    level: str | None = Field(description="the level asked for (null: the metric's default)")
-    as_of: dt.date | None = Field(description="the day asked for (null: the latest event day)")
-    engine: str = Field(description="the engine that computed it")
-    rows: list[dict[str, Any]]
-
-
-class MetricsTableResult(BaseModel):
-    metrics: list[str]
-    level: str | None = Field(description="the level asked for (null: the first all offer)")
-    as_of: dt.date | None = Field(description="the day asked for (null: the latest event day)")
-    engine: str = Field(description="the engine that computed it")
-    rows: list[dict[str, Any]] = Field(description="one row per entity, every metric's columns")
 
 
 class MetricExplanation(BaseModel):
@@ -76,6 +58,7 @@ def _common_fields(levels: tuple[str, ...]) -> dict[str, Any]:
     }
     for key in FILTERS:
         fields[key] = (list[str] | None, Field(default=None, description=f"keep only {key} values"))
+    fields.update(WORKSPACE_FIELD)
     return fields
 
 
@@ -98,16 +81,10 @@ def _table_query_model() -> type[BaseModel]:
     return create_model("MetricsTableQuery", __config__=ConfigDict(extra="forbid"), **fields)
 
 
-def _pop_filters(values: dict[str, Any]) -> dict[str, list[str]]:
-    """The account filters of a query's values (taken out of them), normalized."""
-    return normalize_filters({k: values.pop(k) for k in FILTERS if k in values})
-
-
-def _request(name: str, query: BaseModel) -> MetricRequest:
-    values = query.model_dump(exclude_none=True, exclude={"engine"})
-    filters = _pop_filters(values)
-    return MetricRequest(name=name, level=values.pop("level", None), as_of=values.pop("as_of", None),
-                         filters=filters, params=values)
+def _split(query: BaseModel) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A query's account filters and the rest of its values (as_of, level, engine, params)."""
+    values = query.model_dump(exclude_none=True, exclude={"workspace"})
+    return {k: values.pop(k) for k in FILTERS if k in values}, values
 
 
 def metrics_router(live_workspace: Callable, errors: dict) -> APIRouter:
@@ -128,28 +105,26 @@ def metrics_router(live_workspace: Callable, errors: dict) -> APIRouter:
         "the metrics named make no table at that level (one of them is not offered there, "
         "or not under the workspace's analysis model), or the engine cannot run here")}}
 
-    @router.get("/table", response_model=MetricsTableResult, responses={**errors, **cannot_combine})
+    @router.get("/table", response_model=ResultResponse, responses={**errors, **cannot_combine})
     def metrics_table(query: Annotated[table_query, Query()],  # type: ignore[valid-type]
                       live=Depends(live_workspace)) -> dict:
         """Several metrics as one table (one row per entity, their columns side by side),
         computed as one query: `accountlens metrics NAME... --wide` over REST."""
-        ws = live.workspace
-        filters = _pop_filters(query.model_dump(exclude_none=True))
+        filters, values = _split(query)
         try:
-            store = ws.engine(query.engine)
-            frame = run_table(store, ws.config.metrics, ws.config.analysis, query.names,
-                              query.level, query.as_of, filters)
+            result = live.workspace.metrics_table_result(
+                values["names"], values.get("level"), values.get("as_of"), values["engine"],
+                filters=filters)
         except (MetricError, StoreError) as exc:  # every name and level is valid on its own
             raise HTTPException(409, str(exc)) from exc
-        return {"metrics": query.names, "level": query.level, "as_of": query.as_of,
-                "engine": query.engine, "rows": frame_records(frame)}
+        return result.to_dict()
 
     for name, metric in load_all().items():
         if name == "table":  # pragma: no cover - guards the route above
             raise RuntimeError("a metric named `table` would hide /api/v1/metrics/table")
         query = _query_model(metric)
         router.add_api_route(f"/{name}", _endpoint(name, query, live_workspace), methods=["GET"],
-                             summary=metric.definition.split(". ")[0], response_model=MetricResult,
+                             summary=metric.definition.split(". ")[0], response_model=ResultResponse,
                              responses={**errors, **engine_missing}, name=f"metric_{name}")
         router.add_api_route(f"/{name}/explain", _explainer(name, metric, live_workspace),
                              methods=["GET"], summary=f"definition, inputs and SQL of {name}",
@@ -161,20 +136,16 @@ def metrics_router(live_workspace: Callable, errors: dict) -> APIRouter:
 
 def _endpoint(name: str, query_model: type[BaseModel], live_workspace: Callable) -> Callable:
     def endpoint(query: Annotated[query_model, Query()], live=Depends(live_workspace)) -> dict:
-        ws = live.workspace
+        filters, values = _split(query)
+        level, as_of, engine = values.pop("level", None), values.pop("as_of", None), values.pop("engine")
         try:
-            request = _request(name, query)
-            store = ws.engine(query.engine)
+            result = live.workspace.metric_result(name, level, as_of, engine, filters=filters,
+                                                  params=values)
         except MetricError as exc:
             raise HTTPException(400, str(exc)) from exc
         except StoreError as exc:  # a valid request the workspace's state cannot serve
             raise HTTPException(409, str(exc)) from exc
-        try:
-            frame = run(store, ws.config.metrics, ws.config.analysis, request)
-        except MetricError as exc:
-            raise HTTPException(400, str(exc)) from exc
-        return {"metric": name, "level": request.level, "as_of": request.as_of,
-                "engine": query.engine, "rows": frame_records(frame)}
+        return result.to_dict()
 
     endpoint.__name__ = f"metric_{name}"
     return endpoint
@@ -191,7 +162,7 @@ def _explainer(name: str, metric: Metric, live_workspace: Callable) -> Callable:
         ws = live.workspace
         try:
             return explain(ws.store, ws.config.metrics, ws.config.analysis,
-                           MetricRequest(name=name, level=level, as_of=as_of))
+                           metric_request(name, level, as_of))
         except MetricError as exc:
             raise HTTPException(400, str(exc)) from exc
 

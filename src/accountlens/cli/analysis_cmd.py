@@ -13,7 +13,7 @@ import typer
 from pydantic import ValidationError
 
 from accountlens.cli.common import fail, open_workspace
-from accountlens.cli.formats import OutputFormat, emit
+from accountlens.cli.formats import OutputFormat, emit_result
 
 
 def _option_type(annotation: Any) -> tuple[type, bool]:
@@ -40,13 +40,13 @@ def _command(name: str, analysis) -> typer.models.CommandFunctionType:
         params = {k: v for k, v in kwargs.items() if v is not None}
         with open_workspace(directory) as ws:
             try:
-                frame = ws.analysis(name, **params)
+                result = ws.analysis_result(name, **params)
             except ValidationError as exc:
                 fail("; ".join(f"--{'-'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}"
                                 for e in exc.errors()))
             except AnalysisError as exc:
                 fail(str(exc))
-        emit(frame_records(frame), fmt, title=name)
+        emit_result(result, fmt)
 
     parameters = [
         inspect.Parameter("directory", inspect.Parameter.KEYWORD_ONLY, annotation=Path,
@@ -69,26 +69,6 @@ def _command(name: str, analysis) -> typer.models.CommandFunctionType:
     command.__doc__ = analysis.summary
     command.__name__ = name
     return command
-
-
-def frame_records(frame) -> list[dict[str, Any]]:
-    """JSON-safe rows with stable keys (NaN → null, timestamps → ISO text)."""
-    import pandas as pd
-
-    rows = []
-    for record in frame.to_dict(orient="records"):
-        clean = {}
-        for key, value in record.items():
-            if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NaT:
-                clean[key] = None
-            elif isinstance(value, pd.Timestamp | dt.datetime | dt.date):
-                clean[key] = value.isoformat()
-            elif hasattr(value, "item"):  # numpy scalars
-                clean[key] = value.item()
-            else:
-                clean[key] = value
-        rows.append(clean)
-    return rows
 
 
 def register(app: typer.Typer) -> None:

@@ -7,11 +7,14 @@ import io
 import sys
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from accountlens.results import Result
 
 
 class OutputFormat(StrEnum):
@@ -27,11 +30,22 @@ def _table(rows: list[dict[str, Any]], title: str | None) -> str:
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*("" if row[c] is None else str(row[c]) for c in columns))
+        table.add_row(*(_shown(row[c]) for c in columns))
     if not rows:
         return (title + ": " if title else "") + "no rows\n"
     console.print(table)
     return console.export_text()
+
+
+def _shown(value: Any) -> str:
+    """A cell as the table shows it: floats rounded to 4 decimals (for display only: JSON and
+    CSV carry the value itself)."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        text = f"{value:,.4f}".rstrip("0").rstrip(".")
+        return "0" if text in ("-0", "") else text
+    return str(value)
 
 
 def _json(rows: list[dict[str, Any]], title: str | None) -> str:
@@ -56,3 +70,19 @@ RENDERERS: dict[OutputFormat, Callable[[list[dict[str, Any]], str | None], str]]
 
 def emit(rows: list[dict[str, Any]], fmt: OutputFormat, title: str | None = None) -> None:
     sys.stdout.write(RENDERERS[fmt](rows, title))
+
+
+def emit_result(result: Result, fmt: OutputFormat) -> None:
+    """A metric's or analysis's rows; the table's title names the level and the day (as-of)
+    and its notes follow it. JSON and CSV stay the bare rows: that line and the notes go to
+    stderr."""
+    rows = result.records()
+    if fmt is OutputFormat.table:
+        sys.stdout.write(_table(rows, result.describe()))
+        for note in result.notes:
+            sys.stdout.write(f"note: {note}\n")
+        return
+    sys.stdout.write(RENDERERS[fmt](rows, None))
+    sys.stderr.write(result.describe() + "\n")
+    for note in result.notes:
+        sys.stderr.write(f"note: {note}\n")

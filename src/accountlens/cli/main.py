@@ -11,6 +11,7 @@ import typer
 from accountlens.cli import analysis_cmd, export_cmd, metrics_cmd
 from accountlens.cli.common import CsvArgument, DirOption, FormatOption, fail, open_workspace
 from accountlens.cli.formats import OutputFormat, emit
+from accountlens.model.entities import ATTRIBUTION_RULES, ENTITIES
 
 app = typer.Typer(
     name="accountlens",
@@ -54,7 +55,7 @@ def status(directory: DirOption = Path("."), fmt: FormatOption = OutputFormat.ta
         emit(rows, fmt, title=f"workspace {info['workspace']}")
     else:
         flat = {k: v for k, v in info.items() if k != "attribution"}
-        for rule in ("explicit", "membership", "domain", "unattributed"):
+        for rule in ATTRIBUTION_RULES:
             flat[f"attributed_{rule}"] = info["attribution"].get(rule, 0)
         emit([flat], fmt)
 
@@ -212,7 +213,7 @@ def _entity_command(kind: str) -> None:
     import_app.command(kind)(command)
 
 
-for _kind in ("accounts", "units", "users", "memberships", "subscriptions", "outcomes"):
+for _kind in ENTITIES:  # one command per entity kind of the data model (model/entities.py)
     _entity_command(_kind)
 
 

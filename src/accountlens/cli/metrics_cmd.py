@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from accountlens.cli.common import fail, open_workspace
-from accountlens.cli.formats import OutputFormat, emit
+from accountlens.cli.common import DirOption, FormatOption, fail, open_workspace
+from accountlens.cli.formats import OutputFormat, emit, emit_result
 
-DirOption = Annotated[Path, typer.Option("--dir", "-d", help="Workspace folder.")]
-FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
 AsOfOption = Annotated[str | None, typer.Option(
-    "--as-of", help="Last day included, YYYY-MM-DD (default: the latest event day).")]
+    "--as-of", help="Last day included, YYYY-MM-DD (default: the latest day with activity or "
+                    "outcomes, never after today).")]
 LevelOption = Annotated[str | None, typer.Option(
     "--level", "-l", help="user, account, role, unit, team, department, business_unit, an account "
                           "slice (industry, region, plan, size_band, maturity, deployment_scale) "
@@ -40,16 +40,6 @@ def _pairs(values: list[str] | None, option: str) -> dict[str, list[str]]:
     return out
 
 
-def _request(name: str, level: str | None, as_of: str | None, filters: list[str] | None,
-             params: list[str] | None):
-    from accountlens.metrics.python_api import as_date
-    from accountlens.metrics.registry import MetricRequest, normalize_filters
-
-    values: dict[str, Any] = {k: v[-1] for k, v in _pairs(params, "--param").items()}
-    return MetricRequest(name=name, level=level, as_of=as_date(as_of),
-                         filters=normalize_filters(_pairs(filters, "--filter")), params=values)
-
-
 def metrics(
     names: Annotated[list[str] | None, typer.Argument(
         help="Metrics to compute; none lists the registered metrics.")] = None,
@@ -66,9 +56,7 @@ def metrics(
                        "one query (metrics with one row per entity only).")] = False,
 ) -> None:
     """Compute metrics (SPEC §5) at a level, as of a day, for filtered accounts."""
-    from accountlens.cli.analysis_cmd import frame_records
-    from accountlens.metrics.registry import MetricError, available, available_levels, run
-    from accountlens.metrics.table import run_table
+    from accountlens.metrics.registry import MetricError, available, available_levels
     from accountlens.store.base import StoreError
 
     with open_workspace(directory) as ws:
@@ -78,33 +66,30 @@ def metrics(
                    "levels": ", ".join(available_levels(m, model)), "definition": m.definition}
                   for m in available(model)], fmt, title=f"metrics ({model} analysis model)")
             return
-        if wide:
-            if params:
-                fail("--wide takes no --param: ask for a metric with parameters on its own")
-            try:
-                req = _request(names[0], level, as_of, filters, None)
-                frame = run_table(ws.engine(engine, parquet), ws.config.metrics, ws.config.analysis,
-                                  list(names), req.level, req.as_of, req.filters)
-            except (MetricError, StoreError) as exc:
-                fail(str(exc))
-            emit(frame_records(frame), fmt, title=", ".join(names))
-            return
-        outputs = []
-        for name in names:
-            try:
-                req = _request(name, level, as_of, filters, params)
-                store = ws.engine(engine, parquet)
-                frame = run(store, ws.config.metrics, ws.config.analysis, req)
-            except (MetricError, StoreError) as exc:
-                fail(str(exc))
-            outputs.append((name, frame_records(frame)))
-    if len(outputs) == 1 or fmt is OutputFormat.table:
-        for name, rows in outputs:
-            emit(rows, fmt, title=name)
-    else:  # one list with stable keys: the metric name first
-        keys = list(dict.fromkeys(["metric", *(k for _, rows in outputs for r in rows for k in r)]))
-        emit([{k: {"metric": name, **row}.get(k) for k in keys}
-              for name, rows in outputs for row in rows], fmt)
+        chosen = _pairs(filters, "--filter")
+        values = {k: v[-1] for k, v in _pairs(params, "--param").items()}
+        if wide and values:
+            fail("--wide takes no --param: ask for a metric with parameters on its own")
+        try:
+            if wide:
+                results = [ws.metrics_table_result(list(names), level, as_of, engine, parquet,
+                                                   filters=chosen)]
+            else:
+                results = [ws.metric_result(name, level, as_of, engine, parquet, filters=chosen,
+                                            params=values) for name in names]
+        except (MetricError, StoreError) as exc:
+            fail(str(exc))
+    if len(results) == 1 or fmt is OutputFormat.table:
+        for result in results:
+            emit_result(result, fmt)
+        return
+    # several metrics as one list with stable keys: the metric name first
+    outputs = [(result.name, result.records()) for result in results]
+    keys = list(dict.fromkeys(["metric", *(k for _, rows in outputs for r in rows for k in r)]))
+    emit([{k: {"metric": name, **row}.get(k) for k in keys}
+          for name, rows in outputs for row in rows], fmt)
+    for result in results:
+        sys.stderr.write(result.describe() + "\n")
 
 
 def explain(
@@ -118,13 +103,14 @@ def explain(
 ) -> None:
     """Print a metric's definition, inputs and the SQL it runs (data lineage)."""
     from accountlens.config import Config
-    from accountlens.metrics.registry import MetricError
+    from accountlens.metrics.registry import MetricError, metric_request
     from accountlens.metrics.registry import explain as explain_metric
 
     ws = open_workspace(directory) if (directory / "accountlens.toml").exists() else None
     config = ws.config if ws else Config()
     try:
-        req = _request(name, level, as_of, filters, params)
+        req = metric_request(name, level, as_of, _pairs(filters, "--filter"),
+                             {k: v[-1] for k, v in _pairs(params, "--param").items()})
         info = explain_metric(ws.store if ws else None, config.metrics, config.analysis, req)
     except MetricError as exc:
         fail(str(exc))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -24,7 +25,7 @@ ROLE_ACTIVITY = {
     "approver": (0.16, 2.5), "editor": (0.21, 3.5), "analyst": (0.20, 3.5), "viewer": (0.11, 2.0),
 }
 # role → what a session is made of; `/Name` is a page view
-ROLE_EVENTS = {
+ROLE_EVENTS: dict[str, dict[str, float]] = {
     "viewer": {"Dashboard Viewed": 5, "Report Viewed": 4, "/Dashboard": 3, "/Reports": 2,
                "Comment Added": 1, "Search Performed": 1, "Training Completed": 0.15},
     "editor": {"Dashboard Viewed": 3, "Report Viewed": 3, "Report Edited": 3, "Comment Added": 2,
@@ -96,7 +97,7 @@ class ActivitySimulator:
 
     # --- event shapes ------------------------------------------------------------------------
     def _context(self, account: Account | None, user: User | None, library: dict = WEB) -> dict:
-        context = {"library": library}
+        context: dict[str, Any] = {"library": library}
         if account is not None and (user is None or account.group_context or user.is_consultant):
             context["groupId"] = account.account_id
         return context
@@ -196,10 +197,10 @@ class ActivitySimulator:
                            {"invitee_email": account.users[0].email, "invite_type": "external"})
         for _ in range(int(rng.poisson(1.2))):
             when = float(rng.uniform(max(START, account.created_at), account.active_until))
-            inviter = self._inviter(account, when)
-            if inviter is not None:
+            admin = self._inviter(account, when)
+            if admin is not None:
                 domain = PARTNER_DOMAINS[rng.integers(len(PARTNER_DOMAINS))]
-                self.track(min(when, END - HOUR), inviter, account, "User Invited",
+                self.track(min(when, END - HOUR), admin, account, "User Invited",
                            {"invitee_email": f"guest{rng.integers(1000)}@{domain}",
                             "invite_type": "external"})
 
@@ -413,7 +414,7 @@ class ActivitySimulator:
         """Broken client calls that must land in quarantine."""
         for k in range(count):
             when = START + (k + 1) * (END - START) / (count + 2)
-            shapes = [
+            shapes: list[dict[str, Any]] = [
                 {"type": "track", "userId": "u-unknown", "properties": {"note": "missing event name"}},
                 {"type": "track", "event": "Report Viewed", "properties": {"note": "no identity"}},
                 {"type": "track", "event": "Dashboard Viewed", "userId": f"u-{rand.randint(1, 99):03d}",

@@ -49,7 +49,7 @@ def _iso_ms(seconds: np.ndarray) -> np.ndarray:
 # CRM / billing exports
 # --------------------------------------------------------------------------------------------
 def crm_tables(world: World) -> dict[str, list[dict]]:
-    """Rows of each CRM/billing CSV, keyed by import kind (columns as in importers.ENTITIES)."""
+    """Rows of each CRM/billing CSV, keyed by import kind (columns as in model/entities.py ENTITIES)."""
     tables: dict[str, list[dict]] = {kind: [] for kind in IMPORT_ORDER}
     crm_users: dict[str, dict] = {}
     for account in world.accounts:

@@ -73,7 +73,8 @@ class Unit:
 
     def lineage(self) -> dict[str, str]:
         """{kind: name} of this unit and its ancestors (the SDK's org traits)."""
-        found, unit = {}, self
+        found: dict[str, str] = {}
+        unit: Unit | None = self
         while unit is not None:
             found[unit.kind] = unit.name
             unit = unit.parent
@@ -358,6 +359,7 @@ def _contracts(rng: np.random.Generator, account: Account, contract_end: float |
         subscribe(1, account.plan, seats, arr, start, contract_end, "active", entitlements)
         return
     kind = account.planned_outcome
+    assert kind is not None  # planned for every contract that ends inside the window
     status = "churned" if kind == "churn" else "renewed"
     subscribe(1, account.plan, seats, arr, start, contract_end, status, entitlements)
     if kind == "churn":
@@ -441,7 +443,7 @@ def build_world(rng: np.random.Generator, n_accounts: int) -> World:
         if is_new:
             account.trend_kind = "decline" if rng.random() < 0.2 else "steady"
             account.trend_at = created + 30 * DAY
-        elif contract_end < END:
+        elif contract_end is not None and contract_end < END:  # (None only for new accounts)
             kind = _outcome_kind(score, health)
             account.trend_kind = {"churn": "decline", "contraction": "shrink",
                                   "expansion": "grow", "renewal": "steady"}[kind]

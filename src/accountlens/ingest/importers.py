@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -26,8 +25,9 @@ from accountlens.ingest.pipeline import (
 )
 from accountlens.ingest.progress import ImportProgress, Report
 from accountlens.model import attribution
+from accountlens.model.entities import ENTITIES, EntitySpec
 from accountlens.model.rollup import rebuild_deferred
-from accountlens.store.base import Store
+from accountlens.store.base import WritableStore
 
 log = logging.getLogger("accountlens.import")
 
@@ -70,7 +70,7 @@ def _jsonl_problems(path: Path, limit: int = 50) -> list[str]:
     return problems
 
 
-def _stage_jsonl(store: Store, path: Path) -> None:
+def _stage_jsonl(store: WritableStore, path: Path) -> None:
     """Stage the file's lines; lines that are not JSON objects are found by the pipeline."""
     try:
         stage_jsonl(store, [path])
@@ -101,7 +101,7 @@ def _nested_json_expr(columns: list[str]) -> str:
     return "to_json(" + build(tree) + ")"
 
 
-def _stage_table(store: Store, path: Path, reader: str) -> None:
+def _stage_table(store: WritableStore, path: Path, reader: str) -> None:
     try:
         columns = [
             row["column_name"]
@@ -120,7 +120,7 @@ def _stage_table(store: Store, path: Path, reader: str) -> None:
         raise ImportError_(path, [f"{path}: {exc}"]) from exc
 
 
-EVENT_READERS: dict[str, Callable[[Store, Path], None]] = {
+EVENT_READERS: dict[str, Callable[[WritableStore, Path], None]] = {
     ".jsonl": _stage_jsonl,
     ".ndjson": _stage_jsonl,
     ".json": _stage_jsonl,
@@ -133,7 +133,7 @@ GZIP = ".gz"
 GZIPPED = (".jsonl", ".ndjson", ".json", ".csv")
 
 
-def event_reader(path: Path) -> Callable[[Store, Path], None] | None:
+def event_reader(path: Path) -> Callable[[WritableStore, Path], None] | None:
     """How to stage an event file, by its name: `events.jsonl`, `export.json.gz`, …"""
     suffixes = [suffix.lower() for suffix in path.suffixes]
     if suffixes[-1:] == [GZIP]:
@@ -164,7 +164,7 @@ def event_file_types() -> str:
     return ", ".join([*EVENT_READERS, *(suffix + GZIP for suffix in GZIPPED)])
 
 
-def import_events(store: Store, cfg: IngestSection, path: Path,
+def import_events(store: WritableStore, cfg: IngestSection, path: Path,
                   progress: Report | None = None) -> LoadResult:
     """Import one event file, whole or not at all. `progress` is told, as the import goes,
     what it is doing and which share of it is done (ingest/progress.py)."""
@@ -181,8 +181,8 @@ def import_events(store: Store, cfg: IngestSection, path: Path,
         return _import_events(store, cfg, path, reader, tracker.step)
 
 
-def _import_events(store: Store, cfg: IngestSection, path: Path,
-                   reader: Callable[[Store, Path], None],
+def _import_events(store: WritableStore, cfg: IngestSection, path: Path,
+                   reader: Callable[[WritableStore, Path], None],
                    step: Callable[[str], None]) -> LoadResult:
     with store.transaction():
         step("stage")
@@ -202,7 +202,7 @@ def _import_events(store: Store, cfg: IngestSection, path: Path,
     return result
 
 
-def _record_import(store: Store, kind: str, path: Path, rows: int, inserted: int, quarantined: int):
+def _record_import(store: WritableStore, kind: str, path: Path, rows: int, inserted: int, quarantined: int):
     store.execute(
         "INSERT INTO imports VALUES (nextval('import_seq'), ?, ?, ?, ?, ?, now())",
         [kind, str(path), rows, inserted, quarantined],
@@ -212,89 +212,7 @@ def _record_import(store: Store, kind: str, path: Path, rows: int, inserted: int
 # --------------------------------------------------------------------------------------------
 # CRM / billing tables
 # --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Column:
-    name: str
-    type: str = "VARCHAR"
-    required: bool = False
-    choices: tuple[str, ...] = ()
-    target: str | None = None  # the table column, when the CSV name differs (start → start_date)
-
-
-@dataclass(frozen=True)
-class EntitySpec:
-    table: str
-    columns: tuple[Column, ...]
-    key: tuple[str, ...]  # rows with the same key replace earlier ones (re-import is idempotent)
-    extra_traits: bool = False  # unknown CSV columns are kept as JSON traits
-    reattribute: bool = False  # changes which account events belong to
-
-    def column(self, name: str) -> Column | None:
-        return next((c for c in self.columns if c.name == name), None)
-
-
-ENTITIES: dict[str, EntitySpec] = {
-    "accounts": EntitySpec(
-        "accounts",
-        (
-            Column("account_id", required=True), Column("name"), Column("domain"),
-            Column("industry"), Column("region"), Column("employees", "BIGINT"),
-            Column("plan"), Column("parent_account_id"), Column("created_at", "TIMESTAMPTZ"),
-        ),
-        key=("account_id",), extra_traits=True, reattribute=True,
-    ),
-    "units": EntitySpec(
-        "org_units",
-        (
-            Column("unit_id", required=True), Column("account_id", required=True),
-            Column("kind", required=True, choices=("business_unit", "department", "team")),
-            Column("name"), Column("parent_unit_id"),
-        ),
-        key=("unit_id",),
-    ),
-    "users": EntitySpec(
-        "users",
-        (
-            Column("user_id", required=True), Column("email"), Column("name"),
-            Column("created_at", "TIMESTAMPTZ"),
-        ),
-        key=("user_id",), extra_traits=True, reattribute=True,
-    ),
-    "memberships": EntitySpec(
-        "memberships",
-        (
-            Column("user_id", required=True), Column("account_id", required=True),
-            Column("unit_id"), Column("role"),
-            Column("valid_from", "TIMESTAMPTZ", required=True), Column("valid_to", "TIMESTAMPTZ"),
-        ),
-        key=("user_id", "account_id", "valid_from"), reattribute=True,
-    ),
-    "subscriptions": EntitySpec(
-        "subscriptions",
-        (
-            Column("subscription_id", required=True), Column("account_id", required=True),
-            Column("product"), Column("plan"), Column("seats", "BIGINT"), Column("arr", "DOUBLE"),
-            Column("start", "DATE", required=True, target="start_date"),
-            Column("end", "DATE", target="end_date"), Column("status"),
-            Column("entitlements", "JSON"),
-        ),
-        key=("subscription_id",),
-    ),
-    "outcomes": EntitySpec(
-        "outcomes",
-        (
-            Column("account_id", required=True),
-            Column("kind", required=True,
-                   choices=("renewal", "expansion", "contraction", "churn", "conversion")),
-            Column("date", "DATE", required=True), Column("arr_delta", "DOUBLE"),
-            Column("source"),
-        ),
-        key=("account_id", "kind", "date"),
-    ),
-}
-
-
-def _csv_columns(store: Store, path: Path) -> list[str]:
+def _csv_columns(store: WritableStore, path: Path) -> list[str]:
     return [
         row["column_name"]
         for row in store.arrow(
@@ -303,7 +221,7 @@ def _csv_columns(store: Store, path: Path) -> list[str]:
     ]
 
 
-def _check_rows(store: Store, spec: EntitySpec, path: Path, present: list[str]) -> list[str]:
+def _check_rows(store: WritableStore, spec: EntitySpec, path: Path, present: list[str]) -> list[str]:
     """Every bad cell of the staged CSV as `file:line column: reason`."""
     checks = []
     for col in spec.columns:
@@ -335,7 +253,7 @@ def _check_rows(store: Store, spec: EntitySpec, path: Path, present: list[str]) 
     return [text for _, text in sorted(errors)]
 
 
-def import_entities(store: Store, kind: str, path: Path) -> int:
+def import_entities(store: WritableStore, kind: str, path: Path) -> int:
     """Import a CRM/billing CSV of `kind` (a key of ENTITIES); returns the number of rows."""
     spec = ENTITIES[kind]
     if not path.exists():
@@ -381,10 +299,8 @@ def import_entities(store: Store, kind: str, path: Path) -> int:
         if "source" in table_cols and "source" not in [c.name for c in spec.columns]:
             targets.append("source")
             values.append("'import'")
-        key_match = " AND ".join(
-            f"t.{_ident(spec.column(k).target or k)} IS NOT DISTINCT FROM s.{_ident(spec.column(k).target or k)}"
-            for k in spec.key
-        )
+        keys = [column.column if (column := spec.column(k)) else k for k in spec.key]
+        key_match = " AND ".join(f"t.{_ident(k)} IS NOT DISTINCT FROM s.{_ident(k)}" for k in keys)
         store.execute(
             f"""CREATE OR REPLACE TEMP TABLE _rows AS
                 SELECT {', '.join(f'{v} AS {t}' for v, t in zip(values, targets))} FROM _csv c

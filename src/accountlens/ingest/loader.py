@@ -17,12 +17,13 @@ import logging
 import threading
 import time
 from pathlib import Path
+from typing import Protocol
 
 from accountlens.config import IngestSection
 from accountlens.ingest.log import EventLog, segment_name, take_over
 from accountlens.ingest.pipeline import STAGING, Batch, LoadResult, Step, run_pipeline, stage_jsonl
 from accountlens.model.rollup import rebuild_deferred
-from accountlens.store.base import Store
+from accountlens.store.base import WritableStore
 
 log = logging.getLogger("accountlens.loader")
 
@@ -37,7 +38,7 @@ BATCH_BYTES = 48 << 20
 HEAVY_BYTES_PER_SECOND = 1 << 20
 
 
-def _record_segments(store: Store, cfg: IngestSection, batch: Batch) -> None:
+def _record_segments(store: WritableStore, cfg: IngestSection, batch: Batch) -> None:
     """Pipeline step: one `ingest_segments` row per segment, in the load's own transaction,
     so that loading a segment again after a crash is a no-op."""
     store.execute(
@@ -56,7 +57,7 @@ def _record_segments(store: Store, cfg: IngestSection, batch: Batch) -> None:
 RECORD_SEGMENTS = Step(_record_segments, reads=("_checked", "_new"))
 
 
-def load_segments(store: Store, cfg: IngestSection, root: Path, paths: list[Path]) -> LoadResult:
+def load_segments(store: WritableStore, cfg: IngestSection, root: Path, paths: list[Path]) -> LoadResult:
     """Load the segments `paths` of the log in `root` as one batch (those already loaded are
     only removed). A segment is recorded by its path relative to `root`."""
     result = LoadResult()
@@ -90,14 +91,14 @@ def _batches(paths: list[Path]) -> list[list[Path]]:
     return batches
 
 
-def load_pending(store: Store, cfg: IngestSection, event_log: EventLog) -> LoadResult:
+def load_pending(store: WritableStore, cfg: IngestSection, event_log: EventLog) -> LoadResult:
     """Seal the active segment and load every sealed one, and whatever collector processes of
     an earlier server left in their folders (see collector_pool)."""
     return _load(store, cfg, event_log.directory,
                  event_log.seal() + take_over(event_log.directory))
 
 
-def _load(store: Store, cfg: IngestSection, root: Path, paths: list[Path]) -> LoadResult:
+def _load(store: WritableStore, cfg: IngestSection, root: Path, paths: list[Path]) -> LoadResult:
     total = LoadResult()
     for batch in _batches(paths):
         total.add(load_segments(store, cfg, root, batch))
@@ -110,10 +111,24 @@ def _out_of_memory(exc: BaseException) -> bool:
     return type(exc).__name__ == "OutOfMemoryException"
 
 
+class LoadableLog(Protocol):
+    """What the background loader reads of a log: an `EventLog`, or (collector processes
+    appending too) the server's view of every folder that serve/collector_pool.py gives it."""
+
+    directory: Path
+
+    @property
+    def appended_bytes(self) -> int: ...
+
+    def seal(self) -> list[Path]: ...
+
+    def segments(self) -> list[Path]: ...
+
+
 class BackgroundLoader:
     """Loads the log every `interval` seconds until stopped; `flush()` loads right now."""
 
-    def __init__(self, store: Store, cfg: IngestSection, event_log: EventLog,
+    def __init__(self, store: WritableStore, cfg: IngestSection, event_log: LoadableLog,
                  memory_limits: tuple[str, str] | None = None):
         """`memory_limits`: DuckDB's memory limit while events arrive or are being loaded, and
         otherwise (a server keeps its footprint small while ingesting; analyses get more)."""

@@ -44,7 +44,10 @@ def segment_files(directory: Path) -> list[Path]:
 
 
 def segment_number(path: Path) -> int:
-    return int(SEGMENT_RE.match(path.name).group(1))
+    match = SEGMENT_RE.match(path.name)
+    if match is None:
+        raise ValueError(f"{path.name} is not a log segment (seg-NNNNNNNNNNNN.jsonl)")
+    return int(match.group(1))
 
 
 def segment_name(root: Path, path: Path) -> str:

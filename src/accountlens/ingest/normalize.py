@@ -14,8 +14,6 @@ from typing import Any
 
 import orjson
 
-SEGMENT_TYPES = ("track", "page", "screen", "identify", "group", "alias")
-
 
 class RequestError(ValueError):
     """A request the collector refuses with HTTP 400 (or 401 for `status=401`)."""

@@ -22,7 +22,8 @@ import orjson
 
 from accountlens.config import IngestSection
 from accountlens.model import attribution, memberships, profiles, rollup
-from accountlens.store.base import Store
+from accountlens.model.entities import EVENT_TYPES
+from accountlens.store.base import WritableStore
 
 STAGING = "_staging"
 
@@ -34,6 +35,7 @@ _EVENT_SHAPE = orjson.dumps({
     "receivedAt": "VARCHAR", "properties": "JSON", "traits": "JSON", "context": "JSON",
 }).decode()
 _CONTEXT_SHAPE = orjson.dumps({"groupId": "VARCHAR", "traits": "JSON"}).decode()
+_EVENT_TYPES = ", ".join(f"'{kind}'" for kind in EVENT_TYPES)  # SQL list of the known types
 # Reasons that mean the line itself is not an event (a bulk import refuses the file for them).
 MALFORMED = ("invalid JSON", "not a JSON object")
 
@@ -66,7 +68,7 @@ class Batch:
     on_step: Callable[[str], None] | None = None
 
 
-def stage_jsonl(store: Store, paths: list[Path], source_prefix: str | None = None,
+def stage_jsonl(store: WritableStore, paths: list[Path], source_prefix: str | None = None,
                 names: list[str] | None = None) -> None:
     """Stage the lines of JSONL files, in order (DuckDB validates the JSON; blank lines are
     skipped). With `source_prefix`, each event's source is the prefix and its file's name in
@@ -84,7 +86,7 @@ def stage_jsonl(store: Store, paths: list[Path], source_prefix: str | None = Non
     number_lines(store)
 
 
-def number_lines(store: Store, source: tuple[str, int] | None = None) -> None:
+def number_lines(store: WritableStore, source: tuple[str, int] | None = None) -> None:
     """Number the staged rows 1, 2, … in the order they were read. The reader keeps the files'
     order (DuckDB preserves insertion order), and the new table's row ids follow it, one apart
     from a base (which is not 0 inside a transaction): numbering by row id is exact, and unlike
@@ -104,7 +106,7 @@ def _json_path(prop: str) -> str:
     return '$."' + prop.replace('"', '\\"') + '"'
 
 
-def parse(store: Store, cfg: IngestSection, batch: Batch) -> None:
+def parse(store: WritableStore, cfg: IngestSection, batch: Batch) -> None:
     """Parse the raw JSON once (vectorized, in DuckDB) into typed columns, correct timestamps
     (SPEC §4: `timestamp = receivedAt − (sentAt − originalTimestamp)` when `sentAt` is present)
     and give every event either no reason (valid) or the first reason it cannot be loaded.
@@ -149,8 +151,7 @@ def parse(store: Store, cfg: IngestSection, batch: Batch) -> None:
                 -- the reader validated the JSON and trimmed it: an object starts with a brace
                 WHEN left(raw, 1) <> '{{' THEN 'not a JSON object'
                 WHEN type IS NULL THEN 'missing type'
-                WHEN type NOT IN ('track', 'page', 'screen', 'identify', 'group', 'alias')
-                    THEN 'unknown type ' || type
+                WHEN type NOT IN ({_EVENT_TYPES}) THEN 'unknown type ' || type
                 WHEN ts_text IS NOT NULL AND original_timestamp IS NULL
                     THEN 'invalid timestamp ' || ts_text
                 WHEN sent_text IS NOT NULL AND sent_at IS NULL THEN 'invalid sentAt ' || sent_text
@@ -196,7 +197,7 @@ def _source_column(batch: Batch) -> tuple[str, list]:
     return "coalesce(c.source, ? || ':' || c.line_no)", [batch.label]
 
 
-def quarantine(store: Store, cfg: IngestSection, batch: Batch) -> None:
+def quarantine(store: WritableStore, cfg: IngestSection, batch: Batch) -> None:
     """Invalid events are kept with their reason, once per message id, never dropped."""
     result = batch.result
     rows = store.arrow(
@@ -224,7 +225,7 @@ def quarantine(store: Store, cfg: IngestSection, batch: Batch) -> None:
     )
 
 
-def dedup(store: Store, cfg: IngestSection, batch: Batch) -> None:
+def dedup(store: WritableStore, cfg: IngestSection, batch: Batch) -> None:
     """`_new`: the valid events to insert — the first copy of each message id in the batch, and
     none already stored — with the columns profiles, memberships and attribution read."""
     store.execute(
@@ -249,12 +250,12 @@ def dedup(store: Store, cfg: IngestSection, batch: Batch) -> None:
     result.duplicates = result.received - result.quarantined - result.inserted
 
 
-def update_profiles(store: Store, cfg: IngestSection, batch: Batch) -> None:
+def update_profiles(store: WritableStore, cfg: IngestSection, batch: Batch) -> None:
     """Users, accounts and identities learned from identify/group/alias calls."""
     profiles.apply_new_events(store, "_new")
 
 
-def derive_memberships(store: Store, cfg: IngestSection, batch: Batch) -> None:
+def derive_memberships(store: WritableStore, cfg: IngestSection, batch: Batch) -> None:
     """SDK-derived membership history; users whose history changed join `_changed_users` with
     the moment from which it changed."""
     changed = {user: since for user, since in memberships.rebuild_from_sdk(store, "_new").items()
@@ -268,7 +269,7 @@ def derive_memberships(store: Store, cfg: IngestSection, batch: Batch) -> None:
         )
 
 
-def reattribute_changed(store: Store, cfg: IngestSection, batch: Batch) -> None:
+def reattribute_changed(store: WritableStore, cfg: IngestSection, batch: Batch) -> None:
     """Stored events of users whose memberships, email or identity just changed.
 
     Runs before the batch is written, so only earlier events are scanned."""
@@ -279,12 +280,12 @@ def reattribute_changed(store: Store, cfg: IngestSection, batch: Batch) -> None:
     attribution.attribute(store, *attribution.changed_events(store))
 
 
-def attribute_new(store: Store, cfg: IngestSection, batch: Batch) -> None:
+def attribute_new(store: WritableStore, cfg: IngestSection, batch: Batch) -> None:
     """Resolve account, unit and role of the new events before they are written."""
     attribution.resolve(store, "SELECT line_no AS key, * EXCLUDE (line_no) FROM _new")
 
 
-def write_events(store: Store, cfg: IngestSection, batch: Batch) -> None:
+def write_events(store: WritableStore, cfg: IngestSection, batch: Batch) -> None:
     """Insert the new events: parsed columns from `_checked`, attribution of the rows in `_new`."""
     source, params = _source_column(batch)
     store.execute(
@@ -301,7 +302,7 @@ def write_events(store: Store, cfg: IngestSection, batch: Batch) -> None:
     store.execute("DROP TABLE _attr_result")
 
 
-def refresh_rollup(store: Store, cfg: IngestSection, batch: Batch) -> None:
+def refresh_rollup(store: WritableStore, cfg: IngestSection, batch: Batch) -> None:
     """Keep the daily rollup current: the days of the new events and of re-attributed ones."""
     rollup.refresh_after_load(store, "_new", attribution.changed_events(store))
 
@@ -311,7 +312,7 @@ class Step:
     """One pipeline step: its function and the staging tables it reads and makes (every table
     a step reads is made by an earlier step: `check_order`)."""
 
-    run: Callable[[Store, IngestSection, Batch], None]
+    run: Callable[[WritableStore, IngestSection, Batch], None]
     reads: tuple[str, ...] = ()
     makes: tuple[str, ...] = ()
 
@@ -348,7 +349,7 @@ def check_order(steps: tuple[Step, ...]) -> tuple[str, ...]:
 _MADE = check_order(STEPS)
 
 
-def run_pipeline(store: Store, cfg: IngestSection, label: str | None = None,
+def run_pipeline(store: WritableStore, cfg: IngestSection, label: str | None = None,
                  then: tuple[Step, ...] = (),
                  on_step: Callable[[str], None] | None = None) -> LoadResult:
     """Run every step, and the caller's steps `then`, over `_staging`; the caller holds the

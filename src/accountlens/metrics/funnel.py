@@ -13,7 +13,8 @@ import ibis.expr.types as ir
 from accountlens.metrics.activation import account_acquisition, days_between
 from accountlens.metrics.levels import SLICES, UNIT_KINDS
 from accountlens.metrics.registry import Context, Metric, end_of, ratio, register
-from accountlens.model.rollup import ACTIVE_TYPES, invites_expression
+from accountlens.model.entities import ACTIVE_EVENT_TYPES
+from accountlens.model.rollup import invites_expression
 from accountlens.store.catalog import INVITES, TS, table
 
 LEVELS = ("user", "account", "role", "unit", *UNIT_KINDS, *SLICES)
@@ -95,7 +96,7 @@ def _raw_activity(ctx: Context) -> ir.Table:
     """Active raw events up to as_of, shaped like rollup rows (one per event), scoped like
     `ctx.activity`: the exact moments inside a day, where the rollup keeps only first and last."""
     events = table("events")
-    raw = events.filter(events.type.isin(ACTIVE_TYPES), events.timestamp < end_of(ctx.as_of))
+    raw = events.filter(events.type.isin(ACTIVE_EVENT_TYPES), events.timestamp < end_of(ctx.as_of))
     return ctx.scoped(raw.mutate(first_at=raw.timestamp, last_at=raw.timestamp))
 
 

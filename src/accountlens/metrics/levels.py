@@ -12,9 +12,10 @@ import ibis
 import ibis.expr.types as ir
 
 from accountlens.config import MetricsSection
+from accountlens.model import entities
 from accountlens.store.catalog import table
 
-UNIT_KINDS = ("team", "department", "business_unit")
+UNIT_KINDS = tuple(reversed(entities.UNIT_KINDS))  # levels list the smallest first: team, …
 USER_LEVELS = ("user", "role", "unit", *UNIT_KINDS)
 SLICES = ("industry", "region", "plan", "size_band", "maturity", "deployment_scale")
 ACCOUNT_LEVELS = ("account", *SLICES, "all")

@@ -8,7 +8,6 @@ REST API, Python API and docs are generated from it.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,11 +20,13 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from accountlens.config import AnalysisSection, MetricsSection
 from accountlens.metrics import levels as lv
-from accountlens.model import rollup
+from accountlens.model import labels, rollup
+from accountlens.model.as_of import default_as_of
+from accountlens.registry import Registry
+from accountlens.results import Result
 from accountlens.store.base import Store
 from accountlens.store.cache import BoundedCache
-
-_MODULES = ("adoption", "activation", "contract", "funnel", "retention", "revenue", "linked")
+from accountlens.store.catalog import table
 
 # Levels each analysis model exposes (SPEC: user, account, loose, linked, advanced).
 MODEL_LEVELS: dict[str, frozenset[str]] = {
@@ -61,18 +62,19 @@ class Metric:
     tabular: bool = True  # one row per entity of the level: can be a column of a metrics table
 
 
-METRICS: dict[str, Metric] = {}
+REGISTRY: Registry[Metric] = Registry(
+    "metric", "accountlens.metrics",
+    ("adoption", "activation", "contract", "funnel", "retention", "revenue", "linked"),
+    group="accountlens.metrics", error=MetricError)
 
 
 def register(metric: Metric) -> Metric:
-    METRICS[metric.name] = metric
-    return metric
+    """Add a metric (built-in modules and third-party packages call this on import)."""
+    return REGISTRY.register(metric)
 
 
 def load_all() -> dict[str, Metric]:
-    for module in _MODULES:
-        importlib.import_module(f"accountlens.metrics.{module}")
-    return METRICS
+    return REGISTRY.all()
 
 
 @dataclass
@@ -189,10 +191,29 @@ class MetricRequest:
 
 
 def get(name: str) -> Metric:
-    metrics = load_all()
-    if name not in metrics:
-        raise MetricError(f"unknown metric {name!r}; known: {', '.join(sorted(metrics))}")
-    return metrics[name]
+    return REGISTRY.get(name)
+
+
+def as_date(value: str | dt.date | None, what: str = "as_of") -> dt.date | None:
+    """A day given as a date or YYYY-MM-DD text (None stays None)."""
+    if value is None or isinstance(value, dt.datetime):
+        return value.date() if isinstance(value, dt.datetime) else None
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(value)
+    except (TypeError, ValueError) as exc:
+        raise MetricError(f"{what} must be a date YYYY-MM-DD, not {value!r}") from exc
+
+
+def metric_request(name: str, level: str | None = None, as_of: str | dt.date | None = None,
+                   filters: Mapping[str, Any] | None = None,
+                   params: Mapping[str, Any] | None = None) -> MetricRequest:
+    """The one way a metric request is made (CLI, REST and Python): the day parsed, the
+    account filters checked and normalized, the parameters kept for the metric to check."""
+    return MetricRequest(name=name, level=level, as_of=as_date(as_of),
+                         filters=normalize_filters(filters),
+                         params={k: v for k, v in (params or {}).items() if v is not None})
 
 
 def available_levels(metric: Metric, model: str) -> tuple[str, ...]:
@@ -203,11 +224,6 @@ def available_levels(metric: Metric, model: str) -> tuple[str, ...]:
 
 def available(model: str) -> list[Metric]:
     return [m for m in load_all().values() if available_levels(m, model)]
-
-
-def latest_day(store: Store, use_rollup: bool) -> dt.date | None:
-    day = rollup.table(rollup.ROLLUP).day if use_rollup else rollup.table("events").timestamp.date()
-    return store.run_expr(day.max().name("day")).column(0)[0].as_py()
 
 
 def normalize_filters(filters: Mapping[str, Any] | None) -> dict[str, list[str]]:
@@ -233,14 +249,14 @@ def build_expression(metric: Metric, request: MetricRequest, settings: MetricsSe
                           f"{', '.join(metric.models)}")
     level = request.level or allowed[0]
     if level not in allowed:
-        raise MetricError(f"{metric.name} supports --level {', '.join(allowed)} under the "
+        raise MetricError(f"{metric.name} supports level {', '.join(allowed)} under the "
                           f"{model!r} analysis model, not {level!r}")
     try:
         params = metric.params(**request.params)
     except ValidationError as exc:
         raise MetricError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
                                     for e in exc.errors())) from exc
-    source = rollup.rollup_expression(rollup.table("events")) if inline else rollup.table(rollup.ROLLUP)
+    source = rollup.rollup_expression(table("events")) if inline else table(rollup.ROLLUP)
     upto = source.filter(source.day <= as_of)
     filters = dict(request.filters)
     slices = frozenset(key for key in (level, *filters) if key in lv.SLICES)
@@ -268,14 +284,14 @@ def build_expression(metric: Metric, request: MetricRequest, settings: MetricsSe
 
 
 def key_column(level: str) -> str:
-    """The name of a result's entity column at `level`."""
+    """The name of a result's entity column at `level`: the id column of users, accounts and
+    org units (`user_id`, `account_id`, `unit_id` at every unit level), else the level's own
+    name (`role`, a slice such as `industry`), and `scope` for `all`."""
+    if level in ("user", "account"):
+        return f"{level}_id"
+    if level == "unit" or level in lv.UNIT_KINDS:
+        return "unit_id"
     return "scope" if level == "all" else level
-
-
-def _resolve_as_of(store: Store, request: MetricRequest, use_rollup: bool) -> dt.date:
-    if request.as_of is not None:
-        return request.as_of
-    return latest_day(store, use_rollup) or dt.datetime.now(dt.UTC).date()
 
 
 # Building and compiling a metric's expression costs ~0.3 s, more than running it on a small
@@ -302,27 +318,44 @@ def prepare(store: Store, request: MetricRequest, settings: MetricsSection,
         fresh = rollup.ensure_fresh(store, read_only=read_only, settings=settings)
     except Exception:  # noqa: BLE001 - a read-only store cannot build it: query events inline
         fresh = False
-    return _resolve_as_of(store, request, fresh), not fresh
+    return request.as_of or default_as_of(store), not fresh
+
+
+_SORT_KEYS = (*lv.LEVELS, "scope", "account_id", "user_id", "unit_id", "cohort", "period",
+              "stage_order", "stage", "entitlement")
 
 
 def fetch(store: Store, sql: str, schema: Any) -> pd.DataFrame:
     """Run compiled SQL; a DataFrame sorted by its key columns."""
     frame = _plain_types(store.run_compiled(sql, schema)).to_pandas()
-    keys = [c for c in frame.columns if c in (*lv.LEVELS, "scope", "account_id", "user_id",
-                                               "cohort", "period", "stage_order", "stage", "entitlement")]
+    keys = [c for c in frame.columns if c in _SORT_KEYS]
     return frame.sort_values(keys, kind="stable").reset_index(drop=True) if keys else frame
 
 
+def level_of(metric: Metric, request: MetricRequest, model: str) -> str:
+    """The level a request runs at (its own, else the metric's first under `model`)."""
+    allowed = available_levels(metric, model)
+    return request.level or (allowed[0] if allowed else "")
+
+
+def result(store: Store, kind: Any, name: str, level: str, as_of: dt.date,
+           frame: pd.DataFrame) -> Result:
+    """A metric's rows as a Result, with names next to their ids."""
+    return Result(kind=kind, name=name, level=level, as_of=as_of, engine=store.engine_name,
+                  frame=labels.with_names(store, frame))
+
+
 def run(store: Store, settings: MetricsSection, analysis: AnalysisSection,
-        request: MetricRequest, read_only: bool = False) -> pd.DataFrame:
-    """Run one metric on the store; a DataFrame with the level column first."""
+        request: MetricRequest, read_only: bool = False) -> Result:
+    """Run one metric on the store: its rows (the level's column first) as a Result."""
     metric = get(request.name)
     as_of, inline = prepare(store, request, settings, read_only)
     model = analysis.model
     sql, schema = compiled(
         store, (repr(request), as_of, inline, model, settings.model_dump_json()),
         lambda: build_expression(metric, request, settings, model, as_of, inline=inline)[0])
-    return fetch(store, sql, schema)
+    return result(store, "metric", metric.name, level_of(metric, request, model), as_of,
+                  fetch(store, sql, schema))
 
 
 def _plain_types(result: pa.Table) -> pa.Table:
@@ -338,9 +371,7 @@ def explain(store: Store | None, settings: MetricsSection, analysis: AnalysisSec
             request: MetricRequest, dialect: str = "duckdb") -> dict[str, Any]:
     """Definition, inputs and the SQL a metric runs (data lineage): the store's SQL, if given."""
     metric = get(request.name)
-    as_of = request.as_of
-    if as_of is None and store is not None:
-        as_of = latest_day(store, rollup.is_fresh(store, settings))
+    as_of = request.as_of or (default_as_of(store) if store is not None else None)
     as_of = as_of or dt.datetime.now(dt.UTC).date()
     expr, level = build_expression(metric, request, settings, analysis.model, as_of)
     return {

@@ -13,7 +13,6 @@ from collections.abc import Mapping
 
 import ibis
 import ibis.expr.types as ir
-import pandas as pd
 
 from accountlens.config import AnalysisSection, MetricsSection
 from accountlens.metrics.registry import (
@@ -27,7 +26,9 @@ from accountlens.metrics.registry import (
     get,
     key_column,
     prepare,
+    result,
 )
+from accountlens.results import Result
 from accountlens.store.base import Store
 
 
@@ -67,7 +68,7 @@ def _joined(names: list[str], request: MetricRequest, settings: MetricsSection, 
 def run_table(store: Store, settings: MetricsSection, analysis: AnalysisSection,
               names: list[str], level: str | None = None, as_of=None,
               filters: Mapping[str, list[str]] | None = None,
-              read_only: bool = False) -> pd.DataFrame:
+              read_only: bool = False) -> Result:
     """`names` at `level` (default: the first level all of them offer) as one table."""
     if not names:
         raise MetricError("name at least one metric for the table")
@@ -91,4 +92,4 @@ def run_table(store: Store, settings: MetricsSection, analysis: AnalysisSection,
     sql, schema = compiled(
         store, ("table", tuple(names), repr(request), day, inline, model, settings.model_dump_json()),
         lambda: _joined(names, request, settings, model, day, inline))
-    return fetch(store, sql, schema)
+    return result(store, "metrics_table", ", ".join(names), level, day, fetch(store, sql, schema))

@@ -11,12 +11,10 @@ Anonymous events are first resolved to a user through identify/alias identities.
 
 from __future__ import annotations
 
-from accountlens.store.base import Store
-
-RULES = ("explicit", "membership", "domain", "unattributed")
+from accountlens.store.base import Store, WritableStore
 
 
-def resolve(store: Store, source_sql: str) -> None:
+def resolve(store: WritableStore, source_sql: str) -> None:
     """Create `_attr_result(key, uid, account_id, attribution, unit_id, role)` for the rows of
     `source_sql` (columns key BIGINT unique, sent_user_id, anonymous_id, group_id, timestamp).
 
@@ -108,7 +106,7 @@ def changed_events(store: Store) -> tuple[str, list]:
     return f"({' OR '.join(parts)})", [int(bound)]
 
 
-def attribute(store: Store, where_sql: str = "TRUE", params: list | None = None) -> int:
+def attribute(store: WritableStore, where_sql: str = "TRUE", params: list | None = None) -> int:
     """(Re)attribute stored events matching `where_sql` (e.g. after CRM data changed)."""
     store.execute(
         "CREATE OR REPLACE TEMP TABLE _attr_source AS "

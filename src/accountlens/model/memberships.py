@@ -18,9 +18,10 @@ from dataclasses import dataclass
 import orjson
 import pyarrow as pa
 
-from accountlens.store.base import Store
+from accountlens.model.entities import UNIT_KINDS
+from accountlens.store.base import WritableStore
 
-ORG_TRAITS = ("business_unit", "department", "team")
+ORG_TRAITS = UNIT_KINDS  # identify traits named like the unit kinds, outermost first
 LEAVE_STATUSES = ("removed", "left")
 
 
@@ -38,7 +39,8 @@ class _State:
 
     def unit_chain(self, account_id: str) -> list[tuple[str, str, str, str | None]]:
         """(unit_id, kind, name, parent_unit_id) from the outermost unit inwards."""
-        chain, parent = [], None
+        chain: list[tuple[str, str, str, str | None]] = []
+        parent: str | None = None
         for kind in ORG_TRAITS:
             name = getattr(self, kind)
             if name:
@@ -134,7 +136,7 @@ def first_difference(old: set[tuple], new: set[tuple]) -> int | None:
     return next((at for at in moments if valid(old, at) != valid(new, at)), None)
 
 
-def rebuild_from_sdk(store: Store, new: str) -> dict[str, int | None]:
+def rebuild_from_sdk(store: WritableStore, new: str) -> dict[str, int | None]:
     """Recompute SDK-derived memberships of the users with identify/group calls in table `new`.
 
     Calls come from the stored events plus the batch `new` (not yet written). Returns the users
@@ -195,13 +197,13 @@ def rebuild_from_sdk(store: Store, new: str) -> dict[str, int | None]:
         store.execute(
             "DELETE FROM memberships WHERE source = 'sdk' AND list_contains(?, user_id)",
             [list(changed)])
-    rows = [dict(zip(names, r)) for u in changed for r in sorted(new_rows[u], key=str)]
-    if rows:
+    added = [dict(zip(names, r)) for u in changed for r in sorted(new_rows[u], key=str)]
+    if added:
         schema = pa.schema([("user_id", pa.string()), ("account_id", pa.string()),
                             ("unit_id", pa.string()), ("role", pa.string()),
                             ("valid_from", pa.timestamp("us", tz="UTC")),
                             ("valid_to", pa.timestamp("us", tz="UTC")), ("source", pa.string())])
-        with store.registered("_sdk_memberships", pa.Table.from_pylist(rows, schema=schema)):
+        with store.registered("_sdk_memberships", pa.Table.from_pylist(added, schema=schema)):
             store.execute(f"INSERT INTO memberships SELECT {', '.join(names)} FROM _sdk_memberships")
     if all_units:
         unit_names = ["unit_id", "account_id", "kind", "name", "parent_unit_id", "source"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from accountlens.store.base import Store
+from accountlens.store.base import WritableStore
 
 # An account's domain from a group call's `domain` (or `website`) trait: host only, lower case.
 _DOMAIN_OF_TRAITS = (
@@ -21,7 +21,7 @@ def _merged_traits(call_type: str) -> str:
     )
 
 
-def apply_new_events(store: Store, new: str) -> None:
+def apply_new_events(store: WritableStore, new: str) -> None:
     """Upsert profiles from the batch in table `new` (latest call wins).
 
     Leaves `_changed_users(user_id, since, email_only)` — stored users whose email changed, or

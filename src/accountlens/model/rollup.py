@@ -25,7 +25,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from accountlens.store.base import Store
+from accountlens.model.entities import ACTIVE_EVENT_TYPES, REATTRIBUTING
+from accountlens.store.base import Store, WritableStore
 from accountlens.store.catalog import (
     ACCOUNT_DAYS,
     FIRSTS,
@@ -42,14 +43,10 @@ from accountlens.store.catalog import (
 if TYPE_CHECKING:  # ibis is imported lazily: the load pipeline must stay light
     import ibis.expr.types as ir
 
-ACTIVE_TYPES = ("track", "page", "screen")
-# Importing these re-attributes stored events (see ingest/importers.py ENTITIES.reattribute).
-_REATTRIBUTING_IMPORTS = ("accounts", "users", "memberships")
-
 
 def rollup_expression(events: ir.Table) -> ir.Table:
     """The rollup as an expression over raw events (materialized, or inline when read-only)."""
-    active = events.filter(events.type.isin(ACTIVE_TYPES))
+    active = events.filter(events.type.isin(ACTIVE_EVENT_TYPES))
     return active.group_by(
         day=active.timestamp.date(), account_id=active.account_id, user_id=active.user_id,
         unit_id=active.unit_id, role=active.role, name=active.name, product=active.product,
@@ -124,24 +121,24 @@ def derived(name: str, activity: ir.Table, inline: bool) -> ir.Table:
 def _reattribution_mark(store: Store) -> int:
     return int(store.scalar(
         "SELECT coalesce(max(import_id), 0) FROM imports WHERE list_contains(?, kind)",
-        [list(_REATTRIBUTING_IMPORTS)],
+        [list(REATTRIBUTING)],
     ) or 0)
 
 
-def _list_days(store: Store, days_sql: str, params: list | None = None) -> None:
+def _list_days(store: WritableStore, days_sql: str, params: list | None = None) -> None:
     """`_rollup_days`: the distinct days `days_sql` (a one-column `day` query) lists."""
     store.execute("SET TimeZone = 'UTC'")
     store.execute(f"CREATE OR REPLACE TEMP TABLE _rollup_days AS SELECT DISTINCT day FROM ({days_sql})",
                   params)
 
 
-def _refresh_days(store: Store, days_sql: str, params: list | None = None) -> None:
+def _refresh_days(store: WritableStore, days_sql: str, params: list | None = None) -> None:
     """Recompute the rollup rows of the days listed by `days_sql` (a one-column `day` query)."""
     _list_days(store, days_sql, params)
     _refresh_listed_days(store)
 
 
-def _refresh_listed_days(store: Store) -> None:
+def _refresh_listed_days(store: WritableStore) -> None:
     """Recompute the rollup rows of the days in `_rollup_days`, and drop that table."""
     if not store.scalar("SELECT count(*) FROM _rollup_days"):
         store.execute("DROP TABLE _rollup_days")
@@ -167,7 +164,7 @@ def _refresh_listed_days(store: Store) -> None:
 _IN_DAYS = "day IN (SELECT day FROM _rollup_days)"
 
 
-def _insert(store: Store, name: str, rows: ir.Table, where: str = "TRUE") -> None:
+def _insert(store: WritableStore, name: str, rows: ir.Table, where: str = "TRUE") -> None:
     """Add the `rows` (an expression with the table's columns) matching `where` to `name`."""
     import ibis
 
@@ -176,7 +173,7 @@ def _insert(store: Store, name: str, rows: ir.Table, where: str = "TRUE") -> Non
                   f"FROM ({ibis.to_sql(rows, dialect='duckdb')}) r WHERE {where}")
 
 
-def _replace_days(store: Store, name: str, rows: ir.Table) -> None:
+def _replace_days(store: WritableStore, name: str, rows: ir.Table) -> None:
     """Replace the rows of the days in `_rollup_days` of the table `name` by those of `rows`."""
     store.execute(f"DELETE FROM {name} WHERE {_IN_DAYS}")
     _insert(store, name, rows, _IN_DAYS)
@@ -189,7 +186,7 @@ _FIRSTS_OF = (
 )
 
 
-def _refresh_firsts(store: Store, name: str, keys: tuple[str, ...], counted) -> None:
+def _refresh_firsts(store: WritableStore, name: str, keys: tuple[str, ...], counted) -> None:
     """Bring a first-moment table (`account_firsts`, `account_user_firsts`) up to date after the
     rollup rows of `_rollup_days` were replaced.
 
@@ -229,7 +226,7 @@ def _refresh_firsts(store: Store, name: str, keys: tuple[str, ...], counted) -> 
     store.execute("DROP TABLE _firsts")
 
 
-def rebuild(store: Store, settings=None) -> None:
+def rebuild(store: WritableStore, settings=None) -> None:
     """Recompute the whole rollup (first use, or after CRM imports re-attributed history), and
     the invites for `settings` (a MetricsSection; else for the settings recorded, if any)."""
     with store.transaction():
@@ -246,7 +243,7 @@ def rebuild(store: Store, settings=None) -> None:
         store.execute(f"DELETE FROM {STATE} WHERE key = '{_DEFERRED}'")
 
 
-def _record_invites_source(store: Store, settings) -> None:
+def _record_invites_source(store: WritableStore, settings) -> None:
     store.execute(f"DELETE FROM {INVITES_SOURCE}")
     store.execute(f"INSERT INTO {INVITES_SOURCE} VALUES (?, ?)",
                   [settings.referral_event, settings.referral_email_property])
@@ -258,7 +255,7 @@ def _invites_current(store: Store, settings) -> bool:
 
 
 def _rollup_fresh(store: Store) -> bool:
-    if not store.writable:  # a Parquet export: its rollup was made current when it was written
+    if not isinstance(store, WritableStore):  # a Parquet export: made current when it was written
         return all(store.has_table(name) for name in MATERIALIZED)
     mark = store.scalar(f"SELECT value FROM {STATE} WHERE key = 'reattribution_mark'")
     return mark is not None and int(mark) >= _reattribution_mark(store)
@@ -275,7 +272,7 @@ def ensure_fresh(store: Store, read_only: bool = False, settings=None) -> bool:
     when they cannot be (read-only: query inline)."""
     if is_fresh(store, settings):
         return True
-    if read_only or not store.writable:
+    if read_only or not isinstance(store, WritableStore):
         return False
     if _rollup_fresh(store):  # only the referral settings changed: rebuild the invites alone
         with store.transaction():
@@ -299,7 +296,7 @@ DEFER_MIN_ROWS = 1_000_000
 _DEFERRED = "deferred_refresh"
 
 
-def refresh_after_load(store: Store, new_events: str, changed: tuple[str, list]) -> None:
+def refresh_after_load(store: WritableStore, new_events: str, changed: tuple[str, list]) -> None:
     """After a load: refresh the days of the new events (`new_events`, a table with a
     `timestamp` column) and of the stored events re-attributed in it (`changed`: a condition
     on `events` and its parameters, from model/attribution.py)."""
@@ -319,7 +316,7 @@ def refresh_after_load(store: Store, new_events: str, changed: tuple[str, list])
     _refresh_listed_days(store)
 
 
-def rebuild_deferred(store: Store) -> bool:
+def rebuild_deferred(store: WritableStore) -> bool:
     """After a load (all its batches): rebuild the rollup if a batch deferred its refresh."""
     if not store.has_table(STATE) or not store.scalar(
             f"SELECT count(*) FROM {STATE} WHERE key = '{_DEFERRED}'"):

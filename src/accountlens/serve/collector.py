@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +22,6 @@ from typing import Any, Protocol
 import orjson
 
 from accountlens.ingest.normalize import (
-    SEGMENT_TYPES,
     Limits,
     RequestError,
     decode_body,
@@ -30,15 +29,18 @@ from accountlens.ingest.normalize import (
     posthog_events,
     segment_events,
 )
+from accountlens.model.entities import EVENT_TYPES
 
 SEGMENT_PREFIX = "/v1/"
 POSTHOG_PATHS = frozenset({"/batch/", "/batch", "/capture/", "/capture", "/e/", "/i/v0/e/"})
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 _OK = orjson.dumps({"success": True})
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict]]
-Send = Callable[[dict], Awaitable[None]]
+# ASGI's types, as starlette.types declares them (not imported: collector processes stay light)
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
 
 
 class Appender(Protocol):
@@ -110,13 +112,15 @@ class Collector:
         return decoded.split(":", 1)[0]
 
     async def _commit(self, live: Sink, events: list[dict]) -> None:
+        if live.log is None:  # a SinkSpec's: collector processes open their logs before serving
+            raise RuntimeError("the collector's sink has no open log")
         data = encode_events(events, live.limits)
         await asyncio.wrap_future(live.log.append(data))
 
     async def segment(self, kind: str, incoming: Incoming) -> None:
         """`/v1/{kind}`: `batch` (or `import`) or one of the single-event endpoints."""
         path_type = None if kind in ("batch", "import") else kind
-        if path_type is not None and path_type not in SEGMENT_TYPES:
+        if path_type is not None and path_type not in EVENT_TYPES:
             raise RequestError(f"unknown endpoint /v1/{kind}", 404)
         received_at = _now()
         key = self._basic_user(incoming)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from accountlens.ingest.log import EventLog, collector_folder, hold_lock, log_segments, take_over_folder
-from accountlens.serve.collector import Collector, CollectorFront, Sink
+from accountlens.serve.collector import Collector, CollectorFront, Receive, Scope, Send, Sink
 
 log = logging.getLogger("accountlens.collectors")
 
@@ -47,7 +47,7 @@ class SinkSpec:
 
 
 # --- the collector process -------------------------------------------------------------------
-async def _not_here(scope: dict, receive: Any, send: Any) -> None:
+async def _not_here(scope: Scope, receive: Receive, send: Send) -> None:
     """Anything but ingestion on the collector port: 404 with a JSON error."""
     if scope["type"] != "http":
         return
@@ -80,8 +80,9 @@ def _collector_server(config: Any, handoff: socket.socket) -> Any:
             loop.add_reader(handoff.fileno(), self._take, loop)
 
         def _protocol(self, loop: asyncio.AbstractEventLoop) -> asyncio.Protocol:
-            # What uvicorn's own startup builds for each connection of its listeners.
-            return self.config.http_protocol_class(
+            # What uvicorn's own startup builds for each connection of its listeners. (uvicorn
+            # types the class as a bare asyncio.Protocol; its HTTP protocols take these.)
+            return self.config.http_protocol_class(  # type: ignore[call-arg]
                 config=self.config, server_state=self.server_state,
                 app_state=self.lifespan.state, _loop=loop)
 
@@ -124,7 +125,8 @@ def child_main(control_fd: int, handoff_fd: int) -> None:
     connections on the hand-off socket."""
     conn = Connection(control_fd)
     handoff = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, fileno=handoff_fd)
-    run_collector(*conn.recv(), conn=conn, handoff=handoff)
+    index, specs, log_level = conn.recv()
+    run_collector(index, specs, log_level, conn=conn, handoff=handoff)
 
 
 def run_collector(index: int, specs: list[SinkSpec], log_level: str, conn: Any,
@@ -221,7 +223,7 @@ class CollectorPool:
 
     def start(self) -> CollectorPool:
         try:
-            self.listener = _listen(self.host, self.port)
+            self.listener = listener = _listen(self.host, self.port)
         except OSError as exc:
             raise RuntimeError(f"cannot listen on the collector port {self.port}: {exc}") from exc
         self.processes = [self._spawn(index) for index in range(self.count)]
@@ -230,7 +232,8 @@ class CollectorPool:
             if problem is not None:
                 self.stop()
                 raise RuntimeError(f"collector process {worker.index}: {problem}")
-        threading.Thread(target=self._accept, daemon=True, name="accountlens-acceptor").start()
+        threading.Thread(target=self._accept, args=(listener,), daemon=True,
+                         name="accountlens-acceptor").start()
         threading.Thread(target=self._watch, daemon=True, name="accountlens-collectors").start()
         return self
 
@@ -275,11 +278,11 @@ class CollectorPool:
                 self.processes[index] = successor
                 worker.close()
 
-    def _accept(self) -> None:
+    def _accept(self, listener: socket.socket) -> None:
         turn = 0
         while True:
             try:
-                conn, _ = self.listener.accept()
+                conn, _ = listener.accept()
             except OSError:
                 return  # the listener was shut down
             with conn:

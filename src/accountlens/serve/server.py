@@ -99,8 +99,9 @@ def build_app(roots: list[Path], collectors: Collectors = Collectors(), log_leve
     warmers.extend(DashboardWarmer(live) for live in lives)
     for warmer in warmers:
         warmer.start()
+    # (a copy typed as the API's view of a live workspace: a list of ours is not one of those)
     return CollectorFront(Collector([live.sink for live in lives]),
-                          create_app(lives, lifespan=lifespan))
+                          create_app(list(lives), lifespan=lifespan))
 
 
 def serve(roots: list[Path], host: str, port: int, log_level: str = "warning",

@@ -13,19 +13,13 @@ import logging
 import threading
 import time
 
+from accountlens.api.dashboard import PANELS
 from accountlens.serve.live import LiveWorkspace
 
 log = logging.getLogger("accountlens.warmer")
 
-# What web/static/app.js asks for, in its order (tests/test_dashboard.py checks they agree).
-DASHBOARD_ANALYSES: tuple[tuple[str, dict], ...] = (
-    ("handoffs", {"view": "bottlenecks", "limit": 10, "min_handoffs": 3}),
-    ("champions", {"limit": 12}),
-    ("sequences", {"outcome": "renewal", "limit": 10}),
-    ("paths", {"view": "ttv", "limit": 20}),
-    ("collaboration", {"limit": 12}),
-    ("handoffs", {"view": "stalls", "limit": 10}),
-)
+# What the dashboard asks for, in its order: the analyses of its panels (api/dashboard.py).
+DASHBOARD_ANALYSES: tuple[tuple[str, dict], ...] = tuple((panel.analysis, panel.params) for panel in PANELS)
 
 
 class DashboardWarmer:

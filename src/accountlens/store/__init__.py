@@ -1,5 +1,6 @@
-"""Storage engines behind one interface (`Store`); DuckDB is the embedded default."""
+"""Storage engines behind one interface (`Store`, read-only; `WritableStore` for ingestion);
+DuckDB is the embedded default and the one writable engine."""
 
-from accountlens.store.base import Store, StoreError
+from accountlens.store.base import Store, StoreError, WritableStore
 
-__all__ = ["Store", "StoreError"]
+__all__ = ["Store", "StoreError", "WritableStore"]

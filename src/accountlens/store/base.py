@@ -1,4 +1,5 @@
-"""The store interface every engine implements; shared behaviour (migrations, transactions) lives here."""
+"""The store interface every engine implements: `Store` reads, `WritableStore` (DuckDB) also
+writes; shared behaviour (queries from Ibis expressions, migrations, transactions) lives here."""
 
 from __future__ import annotations
 
@@ -11,19 +12,20 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-import pyarrow as pa
-
 from accountlens.store.schema import MIGRATIONS, SCHEMA_VERSION
 
-if TYPE_CHECKING:  # ibis is imported lazily: the ingestion path must stay light
+if TYPE_CHECKING:  # imported where used: `accountlens --help` and the ingestion path stay light
     import ibis.expr.types as ir
+    import pandas as pd
+    import pyarrow as pa
+    from ibis.expr.schema import Schema
 
 # Engines that read a Parquet export (docs/spark.md), imported only when asked for. DuckDB is
 # the workspace's own store; adding an engine is adding its module and one line here.
 PARQUET_ENGINES = {"spark": "accountlens.store.spark:SparkStore"}
 ENGINES = ("duckdb", *PARQUET_ENGINES)
 
+Params = Sequence[Any] | dict[str, Any] | None
 
 _INSTANCES = itertools.count()
 
@@ -33,25 +35,25 @@ class StoreError(RuntimeError):
 
 
 class Store(abc.ABC):
-    """A relational store holding one workspace's tables."""
+    """A relational store holding one workspace's tables, for queries: metrics and analyses read
+    it. Ingestion needs a `WritableStore`."""
 
+    engine_name = "duckdb"  # as users name the engine (`--engine`)
     dialect = "duckdb"  # the Ibis / sqlglot dialect its SQL is written in
-    writable = True  # False: an analytics snapshot (a Parquet export); ingestion needs DuckDB
 
     def __init__(self) -> None:
-        # One writer at a time inside a process: the loader thread and import commands share it.
-        self.write_lock = threading.RLock()
-        # Bumped by every committed write transaction: results cached under an older version
-        # are stale (see analysis/registry.py).
+        # Bumped by every committed write transaction (WritableStore): results cached under an
+        # older version are stale (see analysis/registry.py). A read-only store keeps 0.
         self.data_version = 0
         self.instance = next(_INSTANCES)  # tells stores apart in caches (ids are reused)
 
     # --- what an engine implements -------------------------------------------------------------
     @abc.abstractmethod
-    def execute(self, sql: str, params: Sequence[Any] | dict | None = None) -> Any: ...
+    def execute(self, sql: str, params: Params = None) -> Any:
+        """Run one statement (on a read-only store, a query)."""
 
     @abc.abstractmethod
-    def arrow(self, sql: str, params: Sequence[Any] | dict | None = None) -> pa.Table: ...
+    def arrow(self, sql: str, params: Params = None) -> pa.Table: ...
 
     @abc.abstractmethod
     def register(self, name: str, table: pa.Table) -> None: ...
@@ -74,18 +76,22 @@ class Store(abc.ABC):
         yield lambda: -1.0
 
     # --- shared behaviour -----------------------------------------------------------------------
-    def df(self, sql: str, params: Sequence[Any] | dict | None = None) -> pd.DataFrame:
+    def df(self, sql: str, params: Params = None) -> pd.DataFrame:
         return self.arrow(sql, params).to_pandas()
 
-    def scalar(self, sql: str, params: Sequence[Any] | dict | None = None) -> Any:
-        rows = self.arrow(sql, params).to_pylist()
+    def rows(self, sql: str, params: Params = None) -> list[dict[str, Any]]:
+        """The result as one dict per row (column name → Python value)."""
+        return self.arrow(sql, params).to_pylist()
+
+    def scalar(self, sql: str, params: Params = None) -> Any:
+        rows = self.rows(sql, params)
         return next(iter(rows[0].values())) if rows else None
 
     def compile(self, expr: ir.Expr) -> str:
         """The SQL this engine runs for an Ibis expression over unbound tables."""
         import ibis
 
-        return ibis.to_sql(expr, dialect=self.dialect)
+        return str(ibis.to_sql(expr, dialect=self.dialect))
 
     def run_expr(self, expr: ir.Expr) -> pa.Table:
         """Run an Ibis expression (a metric, the rollup) on this engine.
@@ -96,7 +102,7 @@ class Store(abc.ABC):
         table = expr.as_table()
         return self.run_compiled(self.compile(table), table.schema())
 
-    def run_compiled(self, sql: str, schema: Any) -> pa.Table:
+    def run_compiled(self, sql: str, schema: Schema) -> pa.Table:
         """Run SQL compiled from an expression; the result gets the expression's `schema`."""
         from ibis.formats.pyarrow import PyArrowData
 
@@ -111,6 +117,30 @@ class Store(abc.ABC):
         finally:
             self.unregister(name)
 
+    def schema_version(self) -> int:
+        exists = self.scalar(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+        )
+        if not exists:
+            return 0
+        return int(self.scalar("SELECT max(version) FROM schema_version") or 0)
+
+
+class WritableStore(Store):
+    """A store ingestion writes to (the workspace's DuckDB): transactions, migrations, and the
+    Parquet export that read-only engines query."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # One writer at a time inside a process: the loader thread and import commands share it.
+        self.write_lock = threading.RLock()
+
+    @abc.abstractmethod
+    def export_parquet(self, directory: Path, tables: Sequence[str], partition: str = "day",
+                       overwrite: bool = False) -> dict[str, Any]:
+        """Write `tables` as Parquet that the read-only engines read (layout: store/parquet.py);
+        returns the manifest."""
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         with self.write_lock:
@@ -122,14 +152,6 @@ class Store(abc.ABC):
                 raise
             self.execute("COMMIT")
             self.data_version += 1
-
-    def schema_version(self) -> int:
-        exists = self.scalar(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
-        )
-        if not exists:
-            return 0
-        return int(self.scalar("SELECT max(version) FROM schema_version") or 0)
 
     def migrate(self) -> int:
         """Bring the schema to the current version; returns the number of steps applied."""

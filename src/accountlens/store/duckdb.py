@@ -6,17 +6,21 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pyarrow as pa
 
 from accountlens.store import parquet
-from accountlens.store.base import Store, StoreError
+from accountlens.store.base import Params, StoreError, WritableStore
 from accountlens.store.schema import SCHEMA_VERSION
 
+if TYPE_CHECKING:  # results come as Arrow only when asked for: `rows` needs no pyarrow
+    import pyarrow as pa
 
-class DuckDBStore(Store):
+
+class DuckDBStore(WritableStore):
+    """The workspace's own store, the one ingestion writes to."""
+
     def __init__(self, path: Path, read_only: bool = False):
         super().__init__()
         self.path = path
@@ -40,11 +44,20 @@ class DuckDBStore(Store):
             self._local.cursor = cursor
         return cursor
 
-    def execute(self, sql: str, params: Sequence[Any] | dict | None = None) -> Any:
+    def execute(self, sql: str, params: Params = None) -> Any:
         return self._cursor().execute(sql, params)
 
-    def arrow(self, sql: str, params: Sequence[Any] | dict | None = None) -> pa.Table:
+    def arrow(self, sql: str, params: Params = None) -> pa.Table:
         return self._cursor().sql(sql, params=params).to_arrow_table()
+
+    def rows(self, sql: str, params: Params = None) -> list[dict[str, Any]]:
+        relation = self._cursor().sql(sql, params=params)
+        if relation is None:  # not a query
+            return []
+        if any("WITH TIME ZONE" in str(kind) for kind in relation.types):
+            # DuckDB's Python values for time zones need pytz, which nothing else here needs
+            return relation.to_arrow_table().to_pylist()
+        return [dict(zip(relation.columns, row)) for row in relation.fetchall()]
 
     @contextlib.contextmanager
     def progress_probe(self) -> Iterator[Callable[[], float]]:
@@ -83,7 +96,7 @@ class DuckDBStore(Store):
             raise StoreError(f"partition by {' or '.join(parquet.PARTITIONS)}, not {partition!r}")
         parquet.prepare(directory, overwrite)
         column, value = parquet.PARTITIONS[partition]
-        rows = {}
+        rows: dict[str, int] = {}
         with self.transaction():  # one snapshot: counts and files agree while loads go on
             for name in tables:
                 rows[name] = self._export_table(directory, name, column, value)
@@ -102,9 +115,9 @@ class DuckDBStore(Store):
         return int(self.scalar(f'SELECT count(*) FROM "{name}"'))
 
     def _text_json_columns(self, table: str) -> str:
-        columns = self.arrow(
+        columns = self.rows(
             "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_name = ? ORDER BY ordinal_position", [table]).to_pylist()
+            "WHERE table_name = ? ORDER BY ordinal_position", [table])
         if not columns:
             raise StoreError(f"no table {table!r} to export")
         return ", ".join(f'CAST("{c["column_name"]}" AS VARCHAR) AS "{c["column_name"]}"'

@@ -6,21 +6,19 @@ stays on DuckDB: this store refuses writes. pyspark is imported only when a stor
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-
 from accountlens.store import parquet
-from accountlens.store.base import Store, StoreError
+from accountlens.store.base import Params, Store, StoreError
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
+    import pyarrow as pa
     from pyspark.sql import SparkSession
 
 DEFAULT_MASTER = "local[2]"
@@ -36,8 +34,8 @@ class SparkStore(Store):
     schema's columns; JSON columns are text.
     """
 
+    engine_name = "spark"
     dialect = "pyspark"
-    writable = False
 
     def __init__(self, location: str | Path, session: SparkSession | None = None,
                  master: str = DEFAULT_MASTER, remote: str = "", conf: dict[str, str] | None = None):
@@ -69,23 +67,26 @@ class SparkStore(Store):
     def _remote_manifest(self) -> dict[str, Any]:
         uri = f"{self.location.rstrip('/')}/{parquet.MANIFEST}"
         try:
-            text = self.session.read.text(uri, wholetext=True).first()[0]
+            row = self.session.read.text(uri, wholetext=True).first()
         except Exception as exc:
             raise StoreError(f"cannot read {uri}: is {self.location} an accountlens Parquet "
                              f"export? ({exc})") from exc
-        return parquet.parse_manifest(text, uri)
+        if row is None:
+            raise StoreError(f"{uri} is empty: is {self.location} an accountlens Parquet export?")
+        return parquet.parse_manifest(row[0], uri)
 
     # --- the Store interface --------------------------------------------------------------------
-    def execute(self, sql: str, params: Sequence[Any] | dict | None = None) -> Any:
+    def execute(self, sql: str, params: Params = None) -> Any:
         if not sql.lstrip().upper().startswith(_QUERIES):
             raise StoreError(READ_ONLY)
-        return self.session.sql(sql, args=params)
+        args = params if params is None or isinstance(params, dict) else list(params)
+        return self.session.sql(sql, args=args)
 
     def _ensure_bound(self) -> None:
         if SparkStore._bound.get(id(self.session)) != id(self):
             self._bind()
 
-    def arrow(self, sql: str, params: Sequence[Any] | dict | None = None) -> pa.Table:
+    def arrow(self, sql: str, params: Params = None) -> pa.Table:
         self._ensure_bound()
         return self.execute(sql, params).toArrow()
 
@@ -102,14 +103,6 @@ class SparkStore(Store):
     def compile(self, expr: ir.Expr) -> str:
         compiler = _compiler()
         return compiler.to_sqlglot(expr.unbind()).sql(dialect=compiler.dialect, pretty=True)
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        raise StoreError(READ_ONLY)
-        yield  # pragma: no cover - a generator for contextmanager
-
-    def migrate(self) -> int:
-        raise StoreError(READ_ONLY)
 
     def close(self) -> None:
         """Stop the session if this store started it (a session it was given lives on)."""

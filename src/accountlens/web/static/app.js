@@ -48,31 +48,47 @@ async function refreshStatus() {
   fillTable(document.getElementById("quarantine"), quarantine, ["quarantine_id", "reason", "source", "raw"]);
 }
 
-async function refreshAnalyses() {
-  const bottlenecks = await getJSON("/api/v1/analyses/handoffs?view=bottlenecks&limit=10&min_handoffs=3");
-  bar("bottleneck-chart", bottlenecks.map((r) => `${r.from_actor} → ${r.to_actor}`),
-    bottlenecks.map((r) => r.median_latency_hours), "median latency (hours)");
-  fillTable(document.getElementById("bottlenecks"), bottlenecks,
-    ["rank", "from_actor", "to_actor", "handoffs", "latency_ratio", "stall_rate", "most_affected_accounts"]);
-  const champions = await getJSON("/api/v1/analyses/champions?limit=12");
-  fillTable(document.getElementById("champions"), champions,
-    ["account_id", "champion", "role", "share_of_activity", "status", "days_since_seen", "risk"],
-    (r) => `risk-${r.risk}`);
-  const sequences = await getJSON("/api/v1/analyses/sequences?outcome=renewal&limit=10");
-  fillTable(document.getElementById("sequences"), sequences,
-    ["pattern", "outcome_cases", "pattern_cases", "confidence", "lift"]);
-  const ttv = await getJSON("/api/v1/analyses/paths?view=ttv&limit=20");
-  bar("ttv-chart", ttv.map((r) => r.role), ttv.map((r) => r.median_ttv_days), "median days to first value");
-  const collaboration = await getJSON("/api/v1/analyses/collaboration?limit=12");
-  fillTable(document.getElementById("collaboration"), collaboration,
-    ["group", "handoffs", "collaborators", "cross_department_share", "most_connected_user", "top_user_share"]);
-  const stalls = await getJSON("/api/v1/analyses/handoffs?view=stalls&limit=10");
-  fillTable(document.getElementById("stalls"), stalls, ["account_id", "object_id", "waiting_after", "last_event_at"]);
+// The analysis panels come from the server (api/dashboard.py), the one list of what the
+// dashboard shows: the background warmer keeps the same analyses computed.
+function renderPanels(panels) {
+  document.getElementById("panels").replaceChildren(...panels.map((panel) => {
+    const section = document.createElement("section");
+    section.id = `panel-${panel.id}`;
+    const heading = document.createElement("h2");
+    heading.append(panel.title);
+    if (panel.note) { const note = document.createElement("small"); note.textContent = panel.note; heading.append(" ", note); }
+    const asOf = document.createElement("small"); asOf.className = "as-of"; heading.append(" ", asOf);
+    section.appendChild(heading);
+    if (panel.chart) { const chart = document.createElement("div"); chart.id = `${panel.id}-chart`; chart.className = "chart"; section.appendChild(chart); }
+    if (panel.columns.length) { const table = document.createElement("table"); table.id = panel.id; section.appendChild(table); }
+    return section;
+  }));
+}
+
+function analysisPath(panel) {
+  const query = new URLSearchParams(Object.entries(panel.params).map(([k, v]) => [k, String(v)]));
+  return `/api/v1/analyses/${panel.analysis}?${query}`;
+}
+
+async function refreshPanel(panel) {
+  const body = await getJSON(analysisPath(panel));
+  const rows = body.rows;
+  document.querySelector(`#panel-${panel.id} .as-of`).textContent = `as of ${body.as_of}`;
+  if (panel.chart) {
+    const { labels, value, axis } = panel.chart;
+    bar(`${panel.id}-chart`, rows.map((r) => labels.map((c) => r[c]).join(" → ")), rows.map((r) => r[value]), axis);
+  }
+  if (panel.columns.length) {
+    const rowClass = panel.row_class ? (r) => `${panel.row_class}-${r[panel.row_class]}` : undefined;
+    fillTable(document.getElementById(panel.id), rows, panel.columns, rowClass);
+  }
 }
 
 async function refresh() {
+  const { panels } = await getJSON("/api/v1/dashboard");
+  renderPanels(panels);
   await refreshStatus();
-  await refreshAnalyses();
+  for (const panel of panels) await refreshPanel(panel);
 }
 
 refresh().catch((err) => { document.getElementById("updated").textContent = String(err); });

@@ -1,0 +1,110 @@
+"""The kinds of the data model (SPEC §3), declared once: the entities users import (their table,
+CSV columns and key), the unit, outcome, actor and event kinds, and the attribution rules.
+
+The importers, the `accountlens import KIND` commands, the workspace status and its REST model
+are generated from `ENTITIES`; column types come from the catalog (store/catalog.py). The CHECK
+constraints of store/schema.py's migrations stay literal history; tests/test_catalog.py checks
+they allow exactly these kinds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from accountlens.store import catalog
+
+# Outermost first: a business unit holds departments, a department holds teams.
+UNIT_KINDS = ("business_unit", "department", "team")
+OUTCOME_KINDS = ("renewal", "expansion", "contraction", "churn", "conversion")
+# In the order they are tried (model/attribution.py); `unattributed` events are kept and counted.
+ATTRIBUTION_RULES = ("explicit", "membership", "domain", "unattributed")
+ACTOR_KINDS = ("human", "automation")
+EVENT_TYPES = ("track", "page", "screen", "identify", "group", "alias")  # Segment's spec
+# What someone did in the product; identify/group/alias only describe who they are.
+ACTIVE_EVENT_TYPES = ("track", "page", "screen")
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of an import CSV; its type is the catalog's type of the table column it fills."""
+
+    name: str
+    required: bool = False
+    choices: tuple[str, ...] = ()
+    target: str | None = None  # the table column, when the CSV name differs (start → start_date)
+    type: str = ""  # set by EntitySpec from the catalog
+
+    @property
+    def column(self) -> str:
+        return self.target or self.name
+
+
+@dataclass(frozen=True)
+class EntitySpec:
+    table: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]  # rows with the same key replace earlier ones (re-import is idempotent)
+    extra_traits: bool = False  # unknown CSV columns are kept as JSON traits
+    reattribute: bool = False  # changes which account events belong to
+
+    def __post_init__(self) -> None:
+        types = catalog.columns(self.table)
+        object.__setattr__(self, "columns", tuple(replace(c, type=types[c.column]) for c in self.columns))
+
+    def column(self, name: str) -> Column | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+
+def _required(*names: str) -> tuple[Column, ...]:
+    return tuple(Column(name, required=True) for name in names)
+
+
+def _optional(*names: str) -> tuple[Column, ...]:
+    return tuple(Column(name) for name in names)
+
+
+# The import kinds (`accountlens import KIND`), in the order the status lists their tables.
+ENTITIES: dict[str, EntitySpec] = {
+    "accounts": EntitySpec(
+        "accounts",
+        (*_required("account_id"),
+         *_optional("name", "domain", "industry", "region", "employees", "plan", "parent_account_id",
+                    "created_at")),
+        key=("account_id",), extra_traits=True, reattribute=True,
+    ),
+    "units": EntitySpec(
+        "org_units",
+        (*_required("unit_id", "account_id"), Column("kind", required=True, choices=UNIT_KINDS),
+         *_optional("name", "parent_unit_id")),
+        key=("unit_id",),
+    ),
+    "users": EntitySpec(
+        "users",
+        (*_required("user_id"), *_optional("email", "name", "created_at")),
+        key=("user_id",), extra_traits=True, reattribute=True,
+    ),
+    "memberships": EntitySpec(
+        "memberships",
+        (*_required("user_id", "account_id"), *_optional("unit_id", "role"),
+         Column("valid_from", required=True), Column("valid_to")),
+        key=("user_id", "account_id", "valid_from"), reattribute=True,
+    ),
+    "subscriptions": EntitySpec(
+        "subscriptions",
+        (*_required("subscription_id", "account_id"), *_optional("product", "plan", "seats", "arr"),
+         Column("start", required=True, target="start_date"), Column("end", target="end_date"),
+         *_optional("status", "entitlements")),
+        key=("subscription_id",),
+    ),
+    "outcomes": EntitySpec(
+        "outcomes",
+        (*_required("account_id"), Column("kind", required=True, choices=OUTCOME_KINDS),
+         Column("date", required=True), *_optional("arr_delta", "source")),
+        key=("account_id", "kind", "date"),
+    ),
+}
+
+# Their tables, whose row counts `accountlens status` (and GET /api/v1/status) reports.
+ENTITY_TABLES = tuple(spec.table for spec in ENTITIES.values())
+# Imports of these kinds re-attribute stored events (the daily rollup is stale after them).
+REATTRIBUTING = tuple(kind for kind, spec in ENTITIES.items() if spec.reattribute)
