@@ -135,3 +135,19 @@ def test_rest_errors_have_one_shape(served) -> None:
         assert body["success"] is False and isinstance(body["error"], str), body
         assert "--" not in body["error"], body  # API words, not CLI flags
     assert invalid.json()["problems"][0]["location"] == "query.level"
+
+
+def test_an_analysis_names_the_engines_it_runs_on(tmp_path_factory) -> None:
+    from accountlens.analysis.registry import AnalysisError
+
+    ws = _b2b(tmp_path_factory)
+    with pytest.raises(AnalysisError, match="handoffs runs on duckdb, not 'spark'"):
+        ws.analysis_result("handoffs", engine="spark")
+    out = CliRunner().invoke(cli, ["champions", "--engine", "spark", "--dir", str(ws.root)])
+    assert out.exit_code == 1 and "champions runs on duckdb, not 'spark'" in out.output
+    live = LiveWorkspace(workspace=ws, log=None, loader=None)
+    client = TestClient(create_app([live]))
+    refused = client.get("/api/v1/analyses/paths", params={"engine": "spark"})
+    assert refused.status_code == 400 and "runs on duckdb" in refused.json()["error"]
+    listing = {a["name"]: a["engines"] for a in client.get("/api/v1/analyses").json()}
+    assert listing["handoffs"] == ["duckdb"]

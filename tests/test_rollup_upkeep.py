@@ -145,12 +145,12 @@ def test_invites_follow_the_referral_settings(tmp_path) -> None:
                   email="eve@hooli.com"),
         ], 1)
         first = ws.metric("referrals", level="account")
-        assert first[["account", "invites", "external"]].values.tolist() == [["acme", 1, 1]]
+        assert first[["account_id", "invites", "external"]].values.tolist() == [["acme", 1, 1]]
         assert rollup.invites_source(ws.store) == ("User Invited", "invitee_email")
         ws.config.metrics.referral_event, ws.config.metrics.referral_email_property = (
             "Teammate Added", "email")
         again = ws.metric("referrals", level="account")
-        assert again[["account", "invites", "external"]].values.tolist() == [["acme", 2, 2]]
+        assert again[["account_id", "invites", "external"]].values.tolist() == [["acme", 2, 2]]
         assert rollup.invites_source(ws.store) == ("Teammate Added", "email")
         assert rows(ws, f"SELECT message_id, invitee_email FROM {rollup.INVITES}") == [
             ("i2", "dan@hooli.com"), ("i3", "eve@hooli.com")]
@@ -163,7 +163,7 @@ def test_invites_follow_the_referral_settings(tmp_path) -> None:
     try:
         ro.config.metrics.referral_event = "User Invited"
         inline = ro.metric("referrals", level="account")
-        assert inline[["account", "invites", "external"]].values.tolist() == [["acme", 1, 1]]
+        assert inline[["account_id", "invites", "external"]].values.tolist() == [["acme", 1, 1]]
         assert rollup.invites_source(ro.store) == ("Teammate Added", "email")
     finally:
         ro.close()

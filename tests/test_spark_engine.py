@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from accountlens.cli.main import app
 from accountlens.metrics.registry import MetricRequest, available_levels, load_all, run
+from accountlens.results import Result
 from accountlens.store.base import StoreError, WritableStore
 from tests.test_metrics_contract import AS_OF, generated  # noqa: F401 - the contract's workspace
 
@@ -149,7 +150,12 @@ def _rows(frame: pd.DataFrame) -> list[tuple]:
     return sorted(rows, key=lambda r: [(v is None, str(v)) for v in r])
 
 
-def _same(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+def _same(a, b) -> bool:
+    """The same rows (DataFrames, or Results: as of the same day, at the same level)."""
+    if isinstance(a, Result) or isinstance(b, Result):
+        if (a.as_of, a.level) != (b.as_of, b.level) or {a.engine, b.engine} != {"duckdb", "spark"}:
+            return False
+        a, b = a.frame, b.frame
     if list(a.columns) != list(b.columns) or list(a.dtypes) != list(b.dtypes) or len(a) != len(b):
         return False
     for x, y in zip(_rows(a), _rows(b)):
@@ -178,7 +184,7 @@ def test_every_metric_at_every_level_agrees_on_duckdb_and_spark(generated, spark
         results = list(pool.map(both, cases))
     differ = [case for case, (a, b) in zip(cases, results) if not _same(a, b)]
     assert not differ, f"{len(differ)} of {len(cases)} differ, e.g. {differ[:5]}"
-    assert sum(len(a) for a, _ in results) > 1000  # not agreeing on nothing
+    assert sum(len(a.frame) for a, _ in results) > 1000  # not agreeing on nothing
     print(f"{len(cases)} metric × level × parameter cases agree "
           f"({time.monotonic() - started:.0f} s)")
 
@@ -205,13 +211,15 @@ def test_cli_export_then_metrics_on_spark(generated, spark, tmp_path) -> None:
     root = str(generated.root)
     out = runner.invoke(app, ["export", "parquet", str(tmp_path / "p"), "--dir", root, "-f", "json"])
     assert out.exit_code == 0, out.output
-    assert {r["table"] for r in json.loads(out.output)} >= {"events", "daily_activity"}
+    assert {r["table"] for r in json.loads(out.stdout)} >= {"events", "daily_activity"}
     args = ["metrics", "seat_utilization", "--level", "industry", "--as-of", str(AS_OF),
             "-f", "json", "--dir", root]
     on_duckdb = runner.invoke(app, args)
+    assert on_duckdb.exit_code == 0, on_duckdb.output
     on_spark = runner.invoke(app, [*args, "--engine", "spark", "--parquet", str(tmp_path / "p")])
     assert on_spark.exit_code == 0, on_spark.output
-    assert json.loads(on_spark.output) == json.loads(on_duckdb.output) != []
+    assert json.loads(on_spark.stdout) == json.loads(on_duckdb.stdout) != []
+    assert on_spark.stderr.startswith(f"seat_utilization · level industry · as of {AS_OF} · spark")
     wrong = runner.invoke(app, [*args, "--engine", "presto"])
     assert wrong.exit_code == 1 and "unknown engine 'presto'" in wrong.output
 

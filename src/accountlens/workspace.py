@@ -12,10 +12,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from accountlens.config import CONFIG_FILE, Config, load_config, new_write_key, render_template
-from accountlens.ingest import importers
-from accountlens.ingest.loader import load_pending
 from accountlens.ingest.log import EventLog, log_segments
-from accountlens.ingest.pipeline import STAGING, LoadResult, run_pipeline
 from accountlens.model.attribution import unattributed_summary
 from accountlens.model.entities import ENTITIES, ENTITY_TABLES
 from accountlens.store.base import PARQUET_ENGINES, Store, StoreError, WritableStore, open_parquet_engine
@@ -26,6 +23,7 @@ from accountlens.store.schema import SCHEMA_VERSION
 if TYPE_CHECKING:
     import pandas as pd
 
+    from accountlens.ingest.pipeline import LoadResult
     from accountlens.results import Result
 
 DB_FILE = "accountlens.duckdb"
@@ -101,6 +99,8 @@ class Workspace:
         """Load whatever the collector acknowledged but had not loaded yet (e.g. after a crash)."""
         event_log = self.open_log()
         try:
+            from accountlens.ingest.loader import load_pending
+
             return load_pending(self.store, self.config.ingest, event_log)
         finally:
             event_log.close()
@@ -110,11 +110,15 @@ class Workspace:
                       progress: Callable[[str, float], None] | None = None) -> LoadResult:
         """Import a JSONL, CSV or Parquet event file, whole or not at all. `progress(what,
         share_done)` is called as the import goes (a progress bar's feed)."""
+        from accountlens.ingest import importers  # the ingestion path: imported when used
+
         return importers.import_events(self.store, self.config.ingest, Path(path), progress)
 
     def import_entities(self, kind: str, path: str | Path) -> int:
         if kind not in ENTITIES:
             raise WorkspaceError(f"unknown import kind {kind!r}; use one of {', '.join(ENTITIES)}")
+        from accountlens.ingest import importers
+
         return importers.import_entities(self.store, kind, Path(path))
 
     # --- metrics and analyses: a Result each (results.py), or its DataFrame ----------------
@@ -206,7 +210,7 @@ class Workspace:
     def status(self) -> dict[str, Any]:
         # one count per imported entity's table (model/entities.py), then the events'
         entity_counts = "".join(f"(SELECT count(*) FROM {table}) AS {table},\n" for table in ENTITY_TABLES)
-        counts = self.store.arrow(
+        counts = self.store.rows(
             f"""SELECT {entity_counts}
                 (SELECT count(*) FROM events) AS events,
                 (SELECT count(*) FROM events WHERE actor_kind = 'automation') AS automation_events,
@@ -214,7 +218,7 @@ class Workspace:
                 (SELECT count(*) FROM quarantine WHERE replayed_at IS NULL) AS quarantined,
                 (SELECT strftime(max(timestamp), '%Y-%m-%dT%H:%M:%S.%fZ') FROM events)
                     AS last_event_at"""
-        ).to_pylist()[0]
+        )[0]
         counts["workspace"] = self.config.workspace.name
         counts["attribution"] = {r["rule"]: r["events"] for r in unattributed_summary(self.store)}
         counts["unloaded_log_bytes"] = sum(p.stat().st_size for p in log_segments(self.log_dir))
@@ -236,6 +240,8 @@ class Workspace:
 
         Events that now load are marked replayed (kept for audit); the others stay quarantined.
         """
+        from accountlens.ingest.pipeline import STAGING, run_pipeline
+
         try:
             patch_json = orjson.dumps(patch or {}).decode()
         except (orjson.JSONEncodeError, TypeError) as exc:

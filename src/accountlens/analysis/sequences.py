@@ -199,7 +199,8 @@ def _patterns(store: Store, settings, request: SequencesRequest) -> pd.DataFrame
         # when there are thousands of cases, and growing all of them does not scale.
         seeds = _rank(_productive(stats, min_support, request.all_patterns), target_cases,
                       TRIPLE_SEEDS)
-        ids = dict(store.df("SELECT step, step_id FROM _steps").itertuples(index=False))
+        ids: dict[str, int] = dict(store.df("SELECT step, step_id FROM _steps")
+                                   .itertuples(index=False))
         pairs = [p.split(" → ") for p in seeds.pattern] if not seeds.empty else []
         frequent = pa.table({"a": pa.array([ids[p[0]] for p in pairs], pa.int32()),
                              "b": pa.array([ids[p[1]] for p in pairs], pa.int32())})
@@ -231,6 +232,7 @@ def _productive(stats: pd.DataFrame, min_support: int, keep_all: bool) -> pd.Dat
     vs the outcome (Webb's productive rules). Kept: improvement > 0 and improvement_p < 0.01
     (stricter than the usual 0.05 because many patterns are tried).
     """
+    import numpy as np
     from scipy import stats as sps
 
     by_name = stats.set_index("pattern")
@@ -245,9 +247,8 @@ def _productive(stats: pd.DataFrame, min_support: int, keep_all: bool) -> pd.Dat
     g_cases = multi.generalization.map(by_name.pattern_cases).where(known, multi.cases)
     g_outcome = multi.generalization.map(by_name.outcome_cases).where(known, multi.outcome_cases)
     multi["improvement"] = (multi.confidence - g_outcome / g_cases).round(4)
-    multi["improvement_p"] = sps.hypergeom.sf(
-        multi.outcome_cases - 1, g_cases, g_outcome, multi.pattern_cases
-    ).round(6)
+    multi["improvement_p"] = np.round(sps.hypergeom.sf(
+        multi.outcome_cases - 1, g_cases, g_outcome, multi.pattern_cases), 6)
     if keep_all or multi.empty:
         return multi
     return multi[(multi.improvement > 0) & (multi.improvement_p < 0.01)]
@@ -257,12 +258,14 @@ def _rank(stats: pd.DataFrame, target_cases: int, limit: int) -> pd.DataFrame:
     """Rank patterns by significance, not lift alone: a rare pattern seen in three renewals has
     a high lift by chance. p_value is the one-sided Fisher exact test (hypergeometric tail) of
     pattern vs outcome; q_value controls the false discovery rate over all patterns tested."""
+    import numpy as np
     from scipy import stats as sps
 
     if stats.empty:
         return stats.assign(p_value=[], q_value=[]).reset_index(drop=True)
     p = sps.hypergeom.sf(stats.outcome_cases - 1, stats.cases, target_cases, stats.pattern_cases)
-    stats = stats.assign(p_value=p.round(6), q_value=sps.false_discovery_control(p).round(6))
+    stats = stats.assign(p_value=np.round(p, 6),
+                         q_value=np.round(sps.false_discovery_control(p), 6))
     stats = stats.sort_values(["p_value", "steps", "lift", "pattern"],
                               ascending=[True, True, False, True])
     return stats.head(limit).reset_index(drop=True)

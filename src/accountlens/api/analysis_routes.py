@@ -4,10 +4,10 @@ No `from __future__ import annotations` here: FastAPI must see the real request 
 
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, HTTPException, Query
-from pydantic import create_model
+from pydantic import BaseModel, create_model
 
 from accountlens.analysis.registry import AnalysisError, load_all
 from accountlens.api.models import WORKSPACE_FIELD, ResultResponse
@@ -31,13 +31,14 @@ def analysis_router(live_workspace: Callable, errors: dict) -> APIRouter:
 
 
 def _endpoint(name: str, request_model: type, live_workspace: Callable) -> Callable:
-    query_model = create_model(f"{request_model.__name__}Query", __base__=request_model,
-                               **WORKSPACE_FIELD)
+    query_model: type[BaseModel] = create_model(
+        f"{request_model.__name__}Query", __base__=request_model, **WORKSPACE_FIELD)
 
     def endpoint(params: Annotated[query_model, Query()],  # type: ignore[valid-type]
                  live=Depends(live_workspace)):
         try:
-            result = live.workspace.analysis_result(name, **params.model_dump(exclude={"workspace"}))
+            values = cast(BaseModel, params).model_dump(exclude={"workspace"})
+            result = live.workspace.analysis_result(name, **values)
         except AnalysisError as exc:
             raise HTTPException(400, str(exc)) from exc
         return result.to_dict()

@@ -50,7 +50,7 @@ def _common_fields(levels: tuple[str, ...]) -> dict[str, Any]:
     """Query fields every metric request has: as_of, level, engine and the account filters."""
     fields: dict[str, Any] = {
         "as_of": (dt.date | None, Field(default=None, description="last day included")),
-        "level": (Literal[levels] | None,  # type: ignore[valid-type]
+        "level": (Literal[levels] | None,
                   Field(default=None, description="grouping level")),
         "engine": (EngineName, Field(default="duckdb", description=(
             "duckdb: the workspace; spark: its Parquet export at [spark] parquet_dir "
@@ -66,7 +66,8 @@ def _query_model(metric: Metric) -> type[BaseModel]:
     """The typed query of one metric: as_of, level, account filters and the metric's params."""
     fields = _common_fields(metric.levels)
     for name, field in metric.params.model_fields.items():
-        fields[name] = (field.annotation | None, Field(default=None, description=field.description))
+        fields[name] = (field.annotation | None,  # type: ignore[operator]  # a real type here
+                        Field(default=None, description=field.description))
     return create_model(f"{metric.name.title().replace('_', '')}Query",
                         __config__=ConfigDict(extra="forbid"), **fields)
 
@@ -87,7 +88,7 @@ def _split(query: BaseModel) -> tuple[dict[str, Any], dict[str, Any]]:
     return {k: values.pop(k) for k in FILTERS if k in values}, values
 
 
-def metrics_router(live_workspace: Callable, errors: dict) -> APIRouter:
+def metrics_router(live_workspace: Callable, errors: dict[int | str, dict[str, Any]]) -> APIRouter:
     router = APIRouter(prefix="/api/v1/metrics", tags=["metrics"])
 
     @router.get("", response_model=list[MetricInfo], responses=errors)
@@ -97,11 +98,11 @@ def metrics_router(live_workspace: Callable, errors: dict) -> APIRouter:
         return [{"name": m.name, "family": m.family, "levels": list(available_levels(m, model)),
                  "definition": m.definition, "inputs": list(m.inputs)} for m in available(model)]
 
-    engine_missing = {409: {**errors[400], "description": (
+    engine_missing: dict[int | str, dict[str, Any]] = {409: {**errors[400], "description": (
         "the engine asked for cannot run here (no Parquet export at [spark] parquet_dir, "
         "no Java)")}}
     table_query = _table_query_model()
-    cannot_combine = {409: {**errors[400], "description": (
+    cannot_combine: dict[int | str, dict[str, Any]] = {409: {**errors[400], "description": (
         "the metrics named make no table at that level (one of them is not offered there, "
         "or not under the workspace's analysis model), or the engine cannot run here")}}
 
@@ -135,7 +136,8 @@ def metrics_router(live_workspace: Callable, errors: dict) -> APIRouter:
 
 
 def _endpoint(name: str, query_model: type[BaseModel], live_workspace: Callable) -> Callable:
-    def endpoint(query: Annotated[query_model, Query()], live=Depends(live_workspace)) -> dict:
+    def endpoint(query: Annotated[query_model, Query()],  # type: ignore[valid-type]
+                 live=Depends(live_workspace)) -> dict:
         filters, values = _split(query)
         level, as_of, engine = values.pop("level", None), values.pop("as_of", None), values.pop("engine")
         try:
@@ -155,7 +157,7 @@ def _explainer(name: str, metric: Metric, live_workspace: Callable) -> Callable:
     def endpoint(
         live=Depends(live_workspace),
         as_of: dt.date | None = Query(default=None, description="last day included"),
-        level: Literal[metric.levels] | None = Query(  # type: ignore[valid-type]
+        level: Literal[metric.levels] | None = Query(  # type: ignore[name-defined]
             default=None, description="grouping level"),
     ) -> dict:
         """Definition, inputs and the SQL the metric runs (data lineage)."""

@@ -6,14 +6,18 @@ import datetime as dt
 import inspect
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from pydantic import ValidationError
 
 from accountlens.cli.common import fail, open_workspace
 from accountlens.cli.formats import OutputFormat, emit_result
+
+if TYPE_CHECKING:
+    from accountlens.analysis.registry import Analysis
 
 
 def _option_type(annotation: Any) -> tuple[type, bool]:
@@ -30,7 +34,7 @@ def _option_type(annotation: Any) -> tuple[type, bool]:
     return (annotation if annotation in (int, float, str, bool) else str), optional
 
 
-def _command(name: str, analysis) -> typer.models.CommandFunctionType:
+def _command(name: str, analysis: Analysis) -> Callable[..., None]:
     fields = analysis.request.model_fields
 
     def command(**kwargs: Any) -> None:
@@ -65,7 +69,7 @@ def _command(name: str, analysis) -> typer.models.CommandFunctionType:
             default=typer.Option(None, flag, help=help_text + (
                 f"; default {field.default}" if field.default is not None else "")),
         ))
-    command.__signature__ = inspect.Signature(parameters)
+    command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]  # typer reads it
     command.__doc__ = analysis.summary
     command.__name__ = name
     return command

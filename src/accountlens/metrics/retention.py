@@ -27,6 +27,7 @@ def _period_index(start: ir.DateValue, day: ir.DateValue, period: str) -> ir.Int
 
 
 def _build_retention(ctx: Context) -> ir.Table:
+    assert isinstance(ctx.params, RetentionParams)  # the registry built it from `params=`
     period = ctx.params.period
     a = ctx.activity
     if ctx.account_level:

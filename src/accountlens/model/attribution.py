@@ -137,6 +137,5 @@ def attribute(store: WritableStore, where_sql: str = "TRUE", params: list | None
 
 def unattributed_summary(store: Store) -> list[dict]:
     """Counts of events per attribution rule, for `accountlens status` and the attribution report."""
-    return store.arrow(
-        "SELECT attribution AS rule, count(*) AS events FROM events GROUP BY 1 ORDER BY 2 DESC"
-    ).to_pylist()
+    return store.rows(
+        "SELECT attribution AS rule, count(*) AS events FROM events GROUP BY 1 ORDER BY 2 DESC")

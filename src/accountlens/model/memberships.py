@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import orjson
-import pyarrow as pa
 
 from accountlens.model.entities import UNIT_KINDS
 from accountlens.store.base import WritableStore
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 ORG_TRAITS = UNIT_KINDS  # identify traits named like the unit kinds, outermost first
 LEAVE_STATUSES = ("removed", "left")
@@ -144,6 +147,8 @@ def rebuild_from_sdk(store: WritableStore, new: str) -> dict[str, int | None]:
     must be attributed again (`first_difference`). Times are handled as integer microseconds:
     converting them to Python datetimes cost more than the history itself.
     """
+    import pyarrow as pa  # here: loading it is costly, and `accountlens status` need not
+
     calls = store.arrow(
         f"""
         WITH touched AS (
