@@ -26,7 +26,8 @@ def free_port() -> int:
 
 
 def write_key_of(root: Path) -> str:
-    return re.search(r'write_keys = \["([^"]+)"\]', (root / "accountlens.toml").read_text()).group(1)
+    """The first write key of the workspace at `root`."""
+    return re.search(r'write_keys = \["([^"]+)"', (root / "accountlens.toml").read_text()).group(1)
 
 
 @pytest.fixture

@@ -148,6 +148,6 @@ def test_an_analysis_names_the_engines_it_runs_on(tmp_path_factory) -> None:
     live = LiveWorkspace(workspace=ws, log=None, loader=None)
     client = TestClient(create_app([live]))
     refused = client.get("/api/v1/analyses/paths", params={"engine": "spark"})
-    assert refused.status_code == 400 and "runs on duckdb" in refused.json()["error"]
+    assert refused.status_code == 422 and refused.json()["problems"][0]["location"] == "query.engine"
     listing = {a["name"]: a["engines"] for a in client.get("/api/v1/analyses").json()}
     assert listing["handoffs"] == ["duckdb"]

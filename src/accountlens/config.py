@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 CONFIG_FILE = "accountlens.toml"
 
@@ -107,6 +116,43 @@ class WorkspaceSection(_Section):
     name: str = "default"
     write_keys: list[str] = Field(default_factory=list)
     api_tokens: list[str] = Field(default_factory=list)
+    # Web origins whose pages may send events from a browser (CORS), per write key; "*" is any
+    # origin. None by default: browser write keys are public, so which sites may send with a
+    # key is said per key, on purpose (docs/ingestion.md, "Browser SDKs and CORS").
+    origins: dict[str, list[str]] = Field(default_factory=dict)
+
+    @field_validator("origins")
+    @classmethod
+    def _origins(cls, origins: dict[str, list[str]]) -> dict[str, list[str]]:
+        return {key: [normalize_origin(origin) for origin in listed]
+                for key, listed in origins.items()}
+
+    @model_validator(mode="after")
+    def _origins_of_known_keys(self) -> WorkspaceSection:
+        unknown = [key for key in self.origins if key not in self.write_keys]
+        if unknown:
+            raise ValueError(f"origins: {unknown} not in write_keys (a revoked key's origins "
+                             "go with it: remove its line)")
+        return self
+
+
+_ORIGIN = re.compile(r"([a-z][a-z0-9+.-]*)://([^/?#@\s]+)")
+_DEFAULT_PORTS = {"http": ":80", "https": ":443"}
+
+
+def normalize_origin(origin: str) -> str:
+    """`origin` as browsers send it in the Origin header: lower case, no path, no default port."""
+    if origin == "*":
+        return origin
+    match = _ORIGIN.fullmatch(origin.strip().lower().rstrip("/"))
+    if match is None:
+        raise ValueError(f"{origin!r} is not an origin: write scheme://host[:port] (no path), "
+                         'or "*" for any origin')
+    scheme, host = match.groups()
+    default_port = _DEFAULT_PORTS.get(scheme)
+    if default_port and host.endswith(default_port):
+        host = host[: -len(default_port)]
+    return f"{scheme}://{host}"
 
 
 class IngestSection(_Section):
@@ -119,6 +165,21 @@ class IngestSection(_Section):
     load_interval_seconds: float = Field(default=1.0, gt=0)
     max_load_delay_seconds: float = Field(default=30.0, ge=0)
     max_unloaded_bytes: int = Field(default=512 * 1024 * 1024, ge=0)
+    # Timestamp plausibility (docs/ingestion.md, "Timestamps"). An event more than this far
+    # after its receive time (after the sentAt correction) is stored at the receive time, with
+    # an ingestion warning. 23 h, as PostHog: a client without sentAt whose local time is sent
+    # as UTC is at most 14 h ahead (UTC+14), and an event can never land past tomorrow.
+    # At most ten years, so that receive time + tolerance stays a valid timestamp.
+    future_tolerance_seconds: float = Field(default=23 * 3600, ge=0, le=10 * 366 * 86400)
+    # Events dated before this (after the sentAt correction) go to quarantine: a clock reset
+    # to 1970, or a hostile year 0001. History older than 2000 is rare in B2B product data.
+    earliest_timestamp: datetime = datetime(2000, 1, 1, tzinfo=UTC)
+
+    @field_validator("earliest_timestamp")
+    @classmethod
+    def _as_utc(cls, value: datetime) -> datetime:
+        # a TOML local date-time (no offset) is read as UTC, like the events' own timestamps
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class ServeSection(_Section):
@@ -131,6 +192,9 @@ class ServeSection(_Section):
     # A collector process that does not answer the server within this long is stuck: it is
     # killed and replaced (its successor loads what it logged).
     collector_timeout_seconds: float = Field(default=30.0, ge=0.5, le=3600)
+    # An ingestion request whose body has not fully arrived within this long gets 408: stalled
+    # uploads must not hold the server's connections and memory.
+    body_read_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
 
 
 class SparkSection(_Section):
@@ -194,6 +258,12 @@ write_keys = ["{write_key}"]
 # reach the server (fine on loopback, not on a shared network).
 api_tokens = []
 
+[workspace.origins]
+# Web pages that may send events from a browser (analytics.js, posthog-js), per write key:
+# origins as scheme://host[:port], or ["*"] for any page. A key not listed here is refused
+# to browsers on other origins; server-side SDKs send no Origin and are not affected.
+# "{write_key}" = ["https://app.example.com", "http://localhost:3000"]
+
 [ingest]
 # Event property that names the shared object acted on (handoffs, collaboration).
 object_id_property = "{ingest.object_id_property}"
@@ -212,6 +282,11 @@ load_interval_seconds = {ingest.load_interval_seconds}
 # CPU, until the oldest waiting event is this old or the log holds this many bytes.
 max_load_delay_seconds = {ingest.max_load_delay_seconds}
 max_unloaded_bytes = {ingest.max_unloaded_bytes}
+# Timestamp plausibility: an event dated more than this many seconds after it was received
+# (after the sentAt correction) is stored at the receive time, with an ingestion warning
+# (`accountlens status`); one dated before earliest_timestamp goes to quarantine.
+future_tolerance_seconds = {ingest.future_tolerance_seconds:g}
+earliest_timestamp = {ingest.earliest_timestamp.strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 [serve]
 host = "127.0.0.1"
@@ -229,6 +304,9 @@ collector_port = 8845
 # A collector process that does not answer the server within this many seconds is stuck:
 # it is killed and started again, and its successor loads what it logged.
 collector_timeout_seconds = 30
+# An ingestion request whose body has not fully arrived within this many seconds gets
+# HTTP 408 (a stalled upload must not hold the server).
+body_read_timeout_seconds = 10
 
 [handoffs]
 # Events that complete a shared object; an object without one is a stall candidate.

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from accountlens.config import CONFIG_FILE, Config, load_config, new_write_key, render_template
-from accountlens.ingest.log import EventLog, log_segments
+from accountlens.ingest.log import LOW_SPACE_BYTES, EventLog, free_bytes, log_segments
 from accountlens.model.attribution import unattributed_summary
 from accountlens.model.entities import ENTITIES, ENTITY_TABLES
 from accountlens.store.base import PARQUET_ENGINES, Store, StoreError, WritableStore, open_parquet_engine
@@ -222,7 +222,19 @@ class Workspace:
         counts["workspace"] = self.config.workspace.name
         counts["attribution"] = {r["rule"]: r["events"] for r in unattributed_summary(self.store)}
         counts["unloaded_log_bytes"] = sum(p.stat().st_size for p in log_segments(self.log_dir))
+        counts.update(self.disk_space())
         return counts
+
+    def disk_space(self) -> dict[str, Any]:
+        """Free space for the log and the store, and whether either disk counts as full (less
+        than LOW_SPACE_BYTES left); `accountlens serve` adds what its log and loader met."""
+        space = {"log_free_bytes": free_bytes(self.log_dir), "store_free_bytes": free_bytes(self.root)}
+        low = [f"{what} ({where}: {space[key]} bytes free)"
+               for what, where, key in (("the event log's disk", self.log_dir, "log_free_bytes"),
+                                        ("the store's disk", self.root, "store_free_bytes"))
+               if space[key] < LOW_SPACE_BYTES]
+        return {**space, "disk_full": bool(low),
+                "ingest_paused_reason": f"disk full: {' and '.join(low)}" if low else None}
 
     def quarantine(self, include_replayed: bool = False, limit: int = 100) -> list[dict]:
         return self.store.arrow(

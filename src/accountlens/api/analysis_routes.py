@@ -4,12 +4,12 @@ No `from __future__ import annotations` here: FastAPI must see the real request 
 
 
 from collections.abc import Callable
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Depends, HTTPException, Query
-from pydantic import BaseModel, create_model
+from pydantic import BaseModel, Field, create_model
 
-from accountlens.analysis.registry import AnalysisError, load_all
+from accountlens.analysis.registry import Analysis, AnalysisError, load_all
 from accountlens.api.models import WORKSPACE_FIELD, ResultResponse
 
 
@@ -23,16 +23,19 @@ def analysis_router(live_workspace: Callable, errors: dict) -> APIRouter:
 
     for name, analysis in load_all().items():
         router.add_api_route(
-            f"/{name}", _endpoint(name, analysis.request, live_workspace), methods=["GET"],
+            f"/{name}", _endpoint(name, analysis, live_workspace), methods=["GET"],
             summary=analysis.summary, response_model=ResultResponse, responses=errors,
             name=f"analysis_{name}",
         )
     return router
 
 
-def _endpoint(name: str, request_model: type, live_workspace: Callable) -> Callable:
+def _endpoint(name: str, analysis: Analysis, live_workspace: Callable) -> Callable:
+    # the analysis's own request, with the engines it runs on and the served workspace's name
+    engines: Any = Literal[analysis.engines]
     query_model: type[BaseModel] = create_model(
-        f"{request_model.__name__}Query", __base__=request_model, **WORKSPACE_FIELD)
+        f"{analysis.request.__name__}Query", __base__=analysis.request, **WORKSPACE_FIELD,
+        engine=(engines, Field(default="duckdb", description="the engine to run on")))
 
     def endpoint(params: Annotated[query_model, Query()],  # type: ignore[valid-type]
                  live=Depends(live_workspace)):

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, create_model
 from accountlens.api.dashboard import DASHBOARD, Dashboard
 from accountlens.api.models import ERRORS
 from accountlens.ingest.loader import BackgroundLoader
+from accountlens.ingest.log import RETRY_AFTER_SECONDS
 from accountlens.model.entities import ENTITY_TABLES
 from accountlens.workspace import Workspace, WorkspaceError
 
@@ -31,6 +32,8 @@ class LiveWorkspace(Protocol):
     @property
     def loader(self) -> BackgroundLoader: ...
 
+    def status(self) -> dict[str, Any]: ...
+
 
 # `Workspace.status()`: a count per imported entity's table (model/entities.py), then the events'.
 StatusResponse = create_model(
@@ -44,6 +47,10 @@ StatusResponse = create_model(
     last_event_at=(str | None, ...),
     attribution=(dict[str, int], ...),
     unloaded_log_bytes=(int, ...),
+    log_free_bytes=(int, ...),
+    store_free_bytes=(int, ...),
+    disk_full=(bool, ...),
+    ingest_paused_reason=(str | None, None),
     loader_error=(str | None, None),
 )
 
@@ -117,12 +124,21 @@ def create_app(lives: list[LiveWorkspace], lifespan=None) -> FastAPI:
 
     @app.get("/api/v1/status", response_model=StatusResponse, tags=["workspace"], responses=ERRORS)
     def status(live: LiveWorkspace = Depends(live_workspace)) -> dict:
-        return {**live.workspace.status(), "loader_error": live.loader.last_error}
+        """Counts, the loader's last error, and whether a full disk holds ingestion up
+        (`disk_full`, `ingest_paused_reason`)."""
+        return live.status()
 
     @app.post("/api/v1/flush", response_model=LoadResponse, tags=["workspace"], responses=ERRORS)
     def flush(live: LiveWorkspace = Depends(live_workspace)) -> dict:
         """Load everything acknowledged so far into the store now (read-your-writes)."""
-        return vars(live.loader.flush())
+        try:
+            return vars(live.loader.flush())
+        except Exception as exc:  # logged by the loader; the events stay in the log
+            if not live.loader.disk_full:
+                raise
+            raise HTTPException(503, f"the store cannot be written: {live.loader.last_error}; "
+                                "the events stay in the log and are loaded when space returns",
+                                headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from exc
 
     @app.get("/api/v1/quarantine", response_model=list[QuarantinedEvent], tags=["quarantine"], responses=ERRORS)
     def quarantine(
@@ -147,10 +163,14 @@ def create_app(lives: list[LiveWorkspace], lifespan=None) -> FastAPI:
 
     app.include_router(metrics_router(live_workspace, ERRORS))
 
+    from accountlens.api.import_routes import import_router
+
+    app.include_router(import_router(live_workspace, ERRORS))
+
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse({"success": False, "error": exc.detail, "problems": []},
-                            status_code=exc.status_code)
+                            status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

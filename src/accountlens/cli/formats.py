@@ -82,7 +82,10 @@ def emit_result(result: Result, fmt: OutputFormat) -> None:
         for note in result.notes:
             sys.stdout.write(f"note: {note}\n")
         return
-    sys.stdout.write(RENDERERS[fmt](rows, None))
+    if fmt is OutputFormat.csv and not rows:  # still the columns, so a reader knows them
+        sys.stdout.write(",".join(c.name for c in result.columns) + "\n")
+    else:
+        sys.stdout.write(RENDERERS[fmt](rows, None))
     sys.stderr.write(result.describe() + "\n")
     for note in result.notes:
         sys.stderr.write(f"note: {note}\n")

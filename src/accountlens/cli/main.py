@@ -8,10 +8,10 @@ from typing import Annotated
 
 import typer
 
-from accountlens.cli import analysis_cmd, export_cmd, metrics_cmd
-from accountlens.cli.common import CsvArgument, DirOption, FormatOption, fail, open_workspace
+from accountlens.cli import analysis_cmd, export_cmd, import_cmd, metrics_cmd
+from accountlens.cli.common import DirOption, FormatOption, fail, open_workspace
 from accountlens.cli.formats import OutputFormat, emit
-from accountlens.model.entities import ATTRIBUTION_RULES, ENTITIES
+from accountlens.model.entities import ATTRIBUTION_RULES
 
 app = typer.Typer(
     name="accountlens",
@@ -20,10 +20,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-import_app = typer.Typer(help="Bulk-import events and CRM/billing tables.", no_args_is_help=True)
 quarantine_app = typer.Typer(help="Inspect and replay events that failed validation.",
                              no_args_is_help=True)
-app.add_typer(import_app, name="import")
+app.add_typer(import_cmd.import_app, name="import")
 app.add_typer(quarantine_app, name="quarantine")
 
 @app.command()
@@ -150,71 +149,6 @@ def demo(
         typer.echo(f"accounts at high champion risk: {int((champions.risk == 'high').sum())}")
     if serve_after:
         serve(directory=[directory], host=None, port=port, log_level="warning")
-
-
-@import_app.command("events")
-def import_events(
-    files: Annotated[list[Path], typer.Argument(
-        help="JSONL (Segment format), CSV or Parquet files (JSONL and CSV may be gzipped), or "
-             "folders: every such file under them, in name order.")],
-    directory: DirOption = Path("."),
-    fmt: FormatOption = OutputFormat.table,
-) -> None:
-    """Import event files; each file loads whole or not at all."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from accountlens.ingest.importers import ImportError_, event_files
-
-    try:
-        files = event_files(files)
-    except ImportError_ as exc:
-        typer.secho(str(exc), fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from None
-    rows, failed = [], False
-    with open_workspace(directory) as ws, Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        transient=True, disable=not sys.stderr.isatty(),
-    ) as progress:
-        task = progress.add_task("importing events", total=len(files))
-        for index, path in enumerate(files):
-            def show(what: str, share: float, name: str = path.name, done: int = index) -> None:
-                progress.update(task, description=f"{name}: {what}", completed=done + share)
-
-            try:
-                result = ws.import_events(path, progress=show if progress.live.is_started else None)
-            except ImportError_ as exc:
-                typer.secho(str(exc), fg=typer.colors.RED, err=True)
-                failed = True
-            else:
-                rows.append({"file": str(path), "received": result.received,
-                             "inserted": result.inserted, "duplicates": result.duplicates,
-                             "quarantined": result.quarantined})
-            progress.update(task, completed=index + 1)
-    emit(rows, fmt, title="imported events")
-    if failed:
-        raise typer.Exit(1)
-
-
-def _entity_command(kind: str) -> None:
-    def command(
-        file: CsvArgument,
-        directory: DirOption = Path("."),
-    ) -> None:
-        from accountlens.ingest.importers import ImportError_
-
-        with open_workspace(directory) as ws:
-            try:
-                count = ws.import_entities(kind, file)
-            except ImportError_ as exc:
-                fail(str(exc))
-        typer.echo(f"imported {count} {kind} from {file}")
-
-    command.__doc__ = f"Import {kind} from a CSV (all-or-nothing; rows with the same key replace)."
-    import_app.command(kind)(command)
-
-
-for _kind in ENTITIES:  # one command per entity kind of the data model (model/entities.py)
-    _entity_command(_kind)
 
 
 @quarantine_app.command("list")

@@ -8,6 +8,10 @@ Loading competes with the collector for the same cores. Under a heavy stream of 
 background loader therefore waits, leaving the events in the durable log, until the traffic
 eases, the oldest waiting event is `max_load_delay_seconds` old, or the log holds
 `max_unloaded_bytes`; light traffic is loaded every interval.
+
+A load that fails for lack of disk space (the store's WAL, DuckDB spilling to its temporary
+folder) is told from one that ran out of memory: it leaves the events in the log, is reported
+(`loader_error`, `disk_full`) and retried every interval until space returns.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from pathlib import Path
 from typing import Protocol
 
 from accountlens.config import IngestSection
-from accountlens.ingest.log import EventLog, segment_name, take_over
+from accountlens.ingest.log import SPACE_ERRNOS, EventLog, WriteFailure, segment_name, take_over
 from accountlens.ingest.pipeline import STAGING, Batch, LoadResult, Step, run_pipeline, stage_jsonl
 from accountlens.model.rollup import rebuild_deferred
 from accountlens.store.base import WritableStore
@@ -106,9 +110,42 @@ def _load(store: WritableStore, cfg: IngestSection, root: Path, paths: list[Path
     return total
 
 
+# How DuckDB words a full disk: a write of the database file or its WAL ("Could not write
+# file ...: No space left on device"), and a spill to its temporary folder, which it reports as
+# an OutOfMemoryException ("failed to offload data block ... max_temp_directory_size", whose
+# default is the free space of that folder's disk). A larger memory limit helps neither.
+_DISK_FULL_WORDS = ("no space left on device", "disk quota exceeded", "failed to offload")
+# DuckDB invalidates the database after a fatal error, such as a checkpoint it could not write
+# (even after a commit that did succeed: "Transaction COMMIT succeeded and is durable, but the
+# autocheckpoint failed"); only opening the file again makes it usable.
+_INVALIDATED_WORDS = ("database has been invalidated", "reopen the database instance")
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Whether a load failed for lack of disk space (not of memory)."""
+    return any((isinstance(e, OSError) and e.errno in SPACE_ERRNOS)
+               or any(words in str(e).lower() for words in _DISK_FULL_WORDS)
+               for e in _causes(exc))
+
+
+def _invalidated(exc: BaseException) -> bool:
+    """Whether DuckDB must open the database again before it can be used."""
+    return any(words in str(exc).lower() for words in _INVALIDATED_WORDS)
+
+
 def _out_of_memory(exc: BaseException) -> bool:
-    """Whether the engine ran out of its memory limit (DuckDB's OutOfMemoryException)."""
-    return type(exc).__name__ == "OutOfMemoryException"
+    """Whether the engine ran out of its memory limit (DuckDB's OutOfMemoryException), and
+    not of disk space to spill to."""
+    return type(exc).__name__ == "OutOfMemoryException" and not _disk_full(exc)
 
 
 class LoadableLog(Protocol):
@@ -124,6 +161,8 @@ class LoadableLog(Protocol):
 
     def segments(self) -> list[Path]: ...
 
+    def write_failure(self) -> WriteFailure | None: ...
+
 
 class BackgroundLoader:
     """Loads the log every `interval` seconds until stopped; `flush()` loads right now."""
@@ -137,6 +176,8 @@ class BackgroundLoader:
         self._waiting_since: float | None = None  # heavy traffic has held loads back since
         self.totals = LoadResult()
         self.last_error: str | None = None
+        self.disk_full = False  # the last load failed for lack of disk space
+        self._reopen = False  # DuckDB invalidated the database: open it again before loading
         self._stop = threading.Event()
         self._run_lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="accountlens-loader", daemon=True)
@@ -150,6 +191,10 @@ class BackgroundLoader:
     def _run(self, pending) -> LoadResult:
         with self._run_lock:
             try:
+                if self._reopen:
+                    self.store.reopen()
+                    self._reopen = False
+                    log.warning("the store was opened again after a fatal error")
                 paths = pending()
                 try:
                     result = _load(self.store, self.cfg, self.event_log.directory, paths)
@@ -159,13 +204,27 @@ class BackgroundLoader:
                     # the batches loaded before the failure were committed and removed
                     result = _load(self.store, self.cfg, self.event_log.directory,
                                    [path for path in paths if path.exists()])
-                self.last_error = None
             except Exception as exc:  # keep serving; the log keeps the data for the next try
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.exception("loading the event log failed; will retry")
+                self._failed(exc)
                 raise
+            if self.disk_full:
+                log.warning("loading the event log works again: disk space is back")
+            self.last_error, self.disk_full = None, False
             self.totals.add(result)
             return result
+
+    def _failed(self, exc: Exception) -> None:
+        self._reopen = self._reopen or _invalidated(exc)
+        error = f"{type(exc).__name__}: {exc}"
+        if not _disk_full(exc):
+            self.disk_full = False
+            log.exception("loading the event log failed; will retry")
+        elif not self.disk_full:  # once per spell, not a traceback every interval
+            self.disk_full = True
+            log.error("loading the event log failed: the disk is full (%s); the events stay in "
+                      "the log, loading is retried every %g s", error,
+                      self.cfg.load_interval_seconds)
+        self.last_error = f"disk full: {error}" if self.disk_full else error
 
     def _outgrow_ingest_limit(self) -> bool:
         """After a load ran out of memory under the ingest limit: load under the normal limit
@@ -178,7 +237,7 @@ class BackgroundLoader:
                     "serve.ingest_memory_limit); loading under %s (serve.memory_limit) from "
                     "now on", *self._limits)
         self._limits = (self._limits[1], self._limits[1])
-        self.store.execute("SET memory_limit = ?", [self._limits[1]])
+        self.store.set_option("memory_limit", self._limits[1])
         return True
 
     @property
@@ -190,7 +249,7 @@ class BackgroundLoader:
     def _set_ingesting(self, ingesting: bool) -> None:
         if ingesting != self._ingesting:
             if self._limits is not None:
-                self.store.execute("SET memory_limit = ?", [self._limits[0 if ingesting else 1]])
+                self.store.set_option("memory_limit", self._limits[0 if ingesting else 1])
             self._ingesting = ingesting
 
     def _due(self, heavy: bool) -> bool:

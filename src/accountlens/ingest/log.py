@@ -4,7 +4,10 @@ The collector appends newline-delimited JSON and gets its acknowledgement only a
 are fsync'd. Appends from concurrent requests are group-committed: one writer thread takes all
 waiting batches, writes them with one `write` and one `fsync`, then releases them together.
 The loader seals the active segment and loads sealed segments; a crash leaves at most a torn
-last line of an unacknowledged batch, which recovery truncates.
+last line of an unacknowledged batch, which recovery truncates. A group whose write or fsync
+fails (a full disk, EIO) fails all its batches and is cut off the segment at once, so that no
+complete line of it is ever loaded as if acknowledged; the next group tries again, so the log
+resumes by itself when space returns.
 
 A segment's name is never used twice in a workspace's life: the loader records every loaded
 segment by name (so that loading it again after a crash is a no-op), and a reused name would
@@ -15,17 +18,46 @@ above every number still in the folder and every number the store has recorded (
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
+import logging
 import os
 import queue
 import re
 import threading
 import time
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 SEGMENT_RE = re.compile(r"^seg-(\d{12,})\.jsonl$")
+# Write failures that mean "no room" (not a broken disk): they end when space is freed.
+SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+# Less free space than this (two default-sized batches) counts as a full disk in `status`.
+LOW_SPACE_BYTES = 1 << 20
+# Seconds clients are told to wait (`Retry-After`) while the log or the store cannot be
+# written: SDKs retry a 503 anyway; this spaces their retries while someone frees space.
+RETRY_AFTER_SECONDS = 10
+
+log = logging.getLogger("accountlens.log")
+
+
+def free_bytes(path: Path) -> int:
+    """Bytes that may still be written on the file system holding `path` (or its nearest
+    existing parent)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    stats = os.statvfs(path)
+    return stats.f_bavail * stats.f_frsize
+
+
+@dataclass(frozen=True)
+class WriteFailure:
+    """Why the log's last group commit failed (picklable: collector processes report it)."""
+
+    error: str  # "OSError: [Errno 28] No space left on device"
+    out_of_space: bool  # ENOSPC or EDQUOT: over once space is freed
 
 
 def _fsync_dir(path: Path) -> None:
@@ -85,6 +117,11 @@ class EventLog:
         self._lock = threading.Lock()
         self.appended_bytes = 0  # since the log was opened: how much traffic is arriving?
         self._queue: queue.Queue[tuple[bytes, Future] | None] = queue.Queue()
+        # Where the active segment must be cut back to before anything else is appended: a
+        # failed group whose cut failed too (None: the segment holds only acknowledged lines).
+        self._torn: int | None = None
+        self._failure: tuple[WriteFailure, int] | None = None  # the failure, its group's bytes
+        self._file: Any = None
         recover(directory)
         self._open_new_segment()
         self._thread = threading.Thread(target=self._run, name="accountlens-log", daemon=True)
@@ -101,18 +138,33 @@ class EventLog:
         return number
 
     def _open_new_segment(self) -> None:
+        """Make a new segment the active one. When that fails (no space for the file), the
+        active segment stays open and active: it is sealed on a later try."""
         path = self.directory / f"seg-{self._next_number():016d}.jsonl"
-        self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - open until sealed
-        self._active = path
-        self._active_size = 0
-        _fsync_dir(self.directory)
+        new = open(path, "ab", buffering=0)  # noqa: SIM115 - open until sealed
+        try:
+            # (until its name is on disk, a crash could take the file and its fsync'd lines)
+            _fsync_dir(self.directory)
+        except BaseException:
+            new.close()
+            with contextlib.suppress(OSError):
+                path.unlink()
+            raise
+        if self._file is not None:
+            self._file.close()
+        self._file, self._active, self._active_size = new, path, 0
 
     def seal(self) -> list[Path]:
-        """Close the active segment if it holds data; return all sealed segments, oldest first."""
+        """Close the active segment if it holds data; return all sealed segments, oldest first.
+        (On a full disk the active segment may stay open: it is sealed by a later call.)"""
         with self._lock:
             if self._active_size > 0:
-                self._file.close()
-                self._open_new_segment()
+                try:
+                    if self._torn is not None:  # never hand the loader an unacknowledged tail
+                        self._cut(self._torn)
+                    self._open_new_segment()
+                except OSError as exc:
+                    log.warning("cannot seal the log segment %s yet: %s", self._active, exc)
         return self.sealed()
 
     def sealed(self) -> list[Path]:
@@ -150,32 +202,80 @@ class EventLog:
                     break
                 batch.append(nxt)
                 size += len(nxt[0])
-            start = self._active_size
-            try:
-                with self._lock:
-                    payload = b"".join(data for data, _ in batch)
-                    view = memoryview(payload)
-                    while view:
-                        written = self._file.write(view)
-                        view = view[written:]
-                    os.fsync(self._file.fileno())
-                    self._active_size += len(payload)
-                    if self._active_size >= self.segment_bytes:
-                        self._file.close()
+            with self._lock:
+                payload = b"".join(data for data, _ in batch)
+                try:
+                    self._commit(payload)
+                except BaseException as exc:  # noqa: BLE001 - whatever failed, nobody gets a false acknowledgement
+                    self._failed(exc, len(payload))
+                    for _, future in batch:
+                        future.set_exception(exc)
+                    continue
+                if self._failure is not None:
+                    log.warning("the event log in %s is written again", self.directory)
+                    self._failure = None
+                if self._active_size >= self.segment_bytes:
+                    try:
                         self._open_new_segment()
-            except BaseException as exc:  # noqa: BLE001 - whatever failed, nobody gets a false acknowledgement
-                with contextlib.suppress(OSError):
-                    os.ftruncate(self._file.fileno(), start)
-                for _, future in batch:
-                    future.set_exception(exc)
-                continue
+                    except OSError as exc:  # the group is on disk; the segment grows a little
+                        log.warning("cannot start a new log segment yet: %s", exc)
             for _, future in batch:
                 future.set_result(None)
+
+    def _commit(self, payload: bytes) -> None:
+        """Append `payload` to the active segment and fsync it; when either fails, cut the
+        segment back to where it was (or remember to, before the next append)."""
+        if self._torn is not None:
+            self._cut(self._torn)
+        start = self._active_size
+        try:
+            view = memoryview(payload)
+            while view:
+                written = self._file.write(view)
+                view = view[written:]
+            os.fsync(self._file.fileno())
+        except BaseException:
+            # Part of the group may be in the file, whole lines too; none of it is
+            # acknowledged, so none of it may be loaded later. After a failed fsync the page
+            # cache no longer says what is on disk: only a cut and a new write do.
+            self._torn = start
+            with contextlib.suppress(OSError):
+                self._cut(start)
+            raise
+        self._active_size += len(payload)
+
+    def _cut(self, offset: int) -> None:
+        os.ftruncate(self._file.fileno(), offset)
+        os.fsync(self._file.fileno())
+        self._torn = None
+
+    def _failed(self, exc: BaseException, size: int) -> None:
+        out_of_space = isinstance(exc, OSError) and exc.errno in SPACE_ERRNOS
+        if self._failure is None:  # once per spell of failures, not once per group
+            log.error("cannot write the event log in %s: %s; the collector answers 503 until "
+                      "writing works again", self.directory, exc)
+        self._failure = (WriteFailure(f"{type(exc).__name__}: {exc}", out_of_space), size)
+
+    def write_failure(self) -> WriteFailure | None:
+        """Why the last group commit failed, while no later one has succeeded (None: the log
+        writes). A lack of space counts as over once the file system has room for that group
+        again: the next append will tell."""
+        failure = self._failure
+        if failure is None:
+            return None
+        with contextlib.suppress(OSError):
+            if failure[0].out_of_space and free_bytes(self.directory) >= max(failure[1],
+                                                                              LOW_SPACE_BYTES):
+                return None
+        return failure[0]
 
     def close(self) -> None:
         self._queue.put(None)
         self._thread.join(timeout=10)
         with self._lock:
+            if self._torn is not None:
+                with contextlib.suppress(OSError):
+                    self._cut(self._torn)
             self._file.close()
             if self._active_size == 0 and self._active.exists():
                 self._active.unlink()

@@ -2,11 +2,15 @@
 
 These run in the collector before anything is acknowledged, so they only do what must be
 answered synchronously (size limits, JSON validity, write key); semantic validation happens
-in the loader, where invalid events go to quarantine instead of being refused.
+in the loader, where invalid events go to quarantine instead of being refused. Values are
+passed on as sent (an object where an id belongs is quarantined by the loader, not turned
+into text here), and integers keep every digit.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 import zlib
 from dataclasses import dataclass
@@ -51,9 +55,53 @@ def decode_body(body: bytes, content_encoding: str | None, limits: Limits) -> An
             f"batch exceeds {limits.max_batch_bytes} bytes; split it into smaller batches"
         )
     try:
-        return orjson.loads(body)
+        payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise RequestError(f"invalid JSON: {exc}") from exc
+    if _LONG_DIGITS.search(body) is None:
+        return payload
+    # orjson reads an integer beyond 64 bits as a float: a 30-digit id would lose its last
+    # digits. Such (rare) bodies, already validated by orjson, are read again keeping them.
+    try:
+        return json.loads(body, parse_int=_exact_int)
+    except RecursionError:
+        raise RequestError("JSON nested too deeply") from None
+
+
+# A run of 19 digits: the shortest integer that may lie outside orjson's 64-bit range.
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+_INT64_MIN, _UINT64_MAX = -(1 << 63), (1 << 64) - 1
+
+
+class ExactInteger:
+    """An integer outside 64 bits, kept as its digits (written back to JSON as they came)."""
+
+    __slots__ = ("digits",)
+
+    def __init__(self, digits: str):
+        self.digits = digits
+
+
+def _exact_int(digits: str) -> int | ExactInteger:
+    value = int(digits)
+    return value if _INT64_MIN <= value <= _UINT64_MAX else ExactInteger(digits)
+
+
+def _as_json(value: Any) -> Any:
+    """`orjson.dumps` default: integers beyond 64 bits as their digits."""
+    if isinstance(value, ExactInteger):
+        return orjson.Fragment(value.digits)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _id_text(value: Any) -> Any:
+    """A PostHog id as text: a string as is, a number as its decimal text. Anything else
+    (an object, a list, a boolean) is passed on unchanged, for the loader to quarantine."""
+    if isinstance(value, ExactInteger):
+        return value.digits
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
 
 
 def _check_event_size(line: bytes, index: int, limits: Limits) -> None:
@@ -83,9 +131,11 @@ def segment_events(payload: Any, path_type: str | None, received_at: str) -> lis
             event.setdefault("type", path_type)
         if sent_at is not None:
             event.setdefault("sentAt", sent_at)
-        if context and isinstance(event.get("context") or {}, dict):
-            # Batch-level context applies to every event unless the event overrides a key.
-            event["context"] = {**context, **(event.get("context") or {})}
+        own = event.get("context")
+        if context and (own is None or isinstance(own, dict)):
+            # Batch-level context applies to every event unless the event overrides a key
+            # (an event context that is not an object is kept, for the loader to quarantine).
+            event["context"] = {**context, **(own or {})}
         event["receivedAt"] = received_at
         events.append(event)
     return events
@@ -93,13 +143,11 @@ def segment_events(payload: Any, path_type: str | None, received_at: str) -> lis
 
 def _posthog_event(item: dict, sent_at: Any, account_group_type: str) -> dict:
     """Map one PostHog capture event to the Segment shape."""
-    properties = item.get("properties") or {}
-    if not isinstance(properties, dict):
-        raise RequestError("`properties` must be a JSON object")
-    properties = dict(properties)
+    sent_properties = item.get("properties")
+    # not an object: nothing is read from it, and the loader quarantines the event
+    properties = dict(sent_properties) if isinstance(sent_properties, dict) else {}
     name = item.get("event")
-    distinct_id = item.get("distinct_id", properties.get("distinct_id"))
-    distinct_id = None if distinct_id is None else str(distinct_id)
+    distinct_id = _id_text(item.get("distinct_id", properties.get("distinct_id")))
     out: dict[str, Any] = {
         "messageId": item.get("uuid"),
         "timestamp": item.get("timestamp"),
@@ -110,9 +158,9 @@ def _posthog_event(item: dict, sent_at: Any, account_group_type: str) -> dict:
     if isinstance(groups, dict) and groups:
         out["context"]["groups"] = groups
         if account_group_type in groups:
-            out["context"]["groupId"] = str(groups[account_group_type])
+            out["context"]["groupId"] = _id_text(groups[account_group_type])
         elif len(groups) == 1:
-            out["context"]["groupId"] = str(next(iter(groups.values())))
+            out["context"]["groupId"] = _id_text(next(iter(groups.values())))
     if name in ("$identify", "$set"):
         traits = {}
         for source in (properties.get("$set"), item.get("$set")):
@@ -121,11 +169,11 @@ def _posthog_event(item: dict, sent_at: Any, account_group_type: str) -> dict:
         out.update(type="identify", userId=distinct_id, traits=traits)
         anon = properties.get("$anon_distinct_id")
         if anon:
-            out["anonymousId"] = str(anon)
+            out["anonymousId"] = _id_text(anon)
     elif name == "$groupidentify":
         out.update(
             type="group",
-            groupId=None if properties.get("$group_key") is None else str(properties["$group_key"]),
+            groupId=_id_text(properties.get("$group_key")),
             traits=properties.get("$group_set") or {},
             anonymousId=distinct_id,
         )
@@ -141,7 +189,7 @@ def _posthog_event(item: dict, sent_at: Any, account_group_type: str) -> dict:
         out.update(type="screen", userId=distinct_id, name=properties.get("$screen_name"))
     else:
         out.update(type="track", userId=distinct_id, event=name)
-    out["properties"] = properties
+    out["properties"] = properties if isinstance(sent_properties, dict | None) else sent_properties
     return out
 
 
@@ -166,7 +214,9 @@ def posthog_events(
         if not isinstance(item, dict):
             raise RequestError(f"event {index} is not a JSON object")
         event = _posthog_event(item, sent_at, account_group_type)
-        api_key = api_key or item.get("api_key") or event["properties"].get("token")
+        properties = item.get("properties")
+        api_key = (api_key or item.get("api_key")
+                   or (properties.get("token") if isinstance(properties, dict) else None))
         event["receivedAt"] = received_at
         events.append(event)
     if api_key is not None and not isinstance(api_key, str):
@@ -183,7 +233,13 @@ def encode_events(events: list[dict], limits: Limits) -> bytes:
     for index, event in enumerate(events):
         if not event.get("messageId"):
             event["messageId"] = str(uuid.uuid4())
-        line = orjson.dumps(event)
+        try:
+            line = orjson.dumps(event, default=_as_json)
+        except orjson.JSONEncodeError as exc:
+            # orjson writes at most 254 levels of nesting (and reads 1024): a deeper event
+            # would fail on every retry, so it is refused, not answered with a 5xx
+            raise RequestError(f"event {index} cannot be stored as JSON ({exc}): nest objects "
+                               "and arrays at most 254 levels deep") from None
         _check_event_size(line, index, limits)
         lines.append(line)
     return b"\n".join(lines) + b"\n" if lines else b""

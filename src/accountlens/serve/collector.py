@@ -1,7 +1,9 @@
 """The HTTP collector: Segment HTTP API and PostHog capture endpoints (SPEC §4).
 
 A request is acknowledged with 200 only after its events are fsync'd to the workspace's log;
-everything after that (validation, dedup, attribution) happens in the background loader.
+everything after that (validation, dedup, attribution) happens in the background loader. When
+the log cannot be written (a full disk, EIO) the answer is 503 with `Retry-After`, and nothing
+of the request is kept. A body that does not arrive within the body timeout gets 408.
 
 The collector is a bare ASGI application in front of the REST API: ingestion requests are
 answered without the framework's routing, request objects and middleware, which cost about as
@@ -13,14 +15,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import errno
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
 
+from accountlens.ingest.log import RETRY_AFTER_SECONDS
 from accountlens.ingest.normalize import (
     Limits,
     RequestError,
@@ -30,11 +35,22 @@ from accountlens.ingest.normalize import (
     segment_events,
 )
 from accountlens.model.entities import EVENT_TYPES
+from accountlens.serve.cors import OriginPolicy, OriginRefused, is_preflight
+
+log = logging.getLogger("accountlens.collector")
 
 SEGMENT_PREFIX = "/v1/"
+# analytics.js posts to /v1/t, /v1/i, ... (one letter per type) and batches to /v1/b.
+SEGMENT_SHORT_PATHS = {"t": "track", "p": "page", "s": "screen", "i": "identify", "g": "group",
+                       "a": "alias", "b": "batch"}
 POSTHOG_PATHS = frozenset({"/batch/", "/batch", "/capture/", "/capture", "/e/", "/i/v0/e/"})
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 _OK = orjson.dumps({"success": True})
+# uvicorn's timeouts, for the server and the collector processes: a keep-alive connection idle
+# for this long is closed (SDKs that flush every few seconds keep theirs), and a stopping
+# server waits this long for requests in flight before it closes their connections.
+KEEP_ALIVE_SECONDS = 15
+GRACEFUL_SHUTDOWN_SECONDS = 15
 
 # ASGI's types, as starlette.types declares them (not imported: collector processes stay light)
 Scope = MutableMapping[str, Any]
@@ -55,6 +71,15 @@ class Sink:
     limits: Limits
     posthog_account_group_type: str
     log: Appender | None  # None only in a SinkSpec, before a collector process opens its log
+    origins: dict[str, tuple[str, ...]] = field(default_factory=dict)  # write key → web origins
+
+
+class Unavailable(RequestError):
+    """The events could not be made durable (the log cannot be written): 503, retry later."""
+
+    def __init__(self, message: str):
+        super().__init__(message, 503)
+        self.retry_after = RETRY_AFTER_SECONDS
 
 
 @dataclass(frozen=True)
@@ -66,10 +91,15 @@ class Incoming:
 
 
 class Collector:
-    def __init__(self, sinks: list[Sink]):
+    def __init__(self, sinks: list[Sink], body_timeout: float):
+        """`body_timeout`: seconds a request's body may take to arrive in full
+        (`serve.body_read_timeout_seconds`)."""
         self.sinks = sinks
+        self.body_timeout = body_timeout
         self.by_key = {key: sink for sink in sinks for key in sink.write_keys}
         self.max_body = max(sink.limits.max_batch_bytes for sink in sinks)
+        self.origins = OriginPolicy({key: origins for sink in sinks
+                                     for key, origins in sink.origins.items()})
 
     def _workspace(self, key: str | None) -> Sink:
         if not key:
@@ -88,16 +118,22 @@ class Collector:
         if declared.isdigit() and int(declared) > self.max_body:
             raise self._too_big()
         chunks, size, more = [], 0, True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise RequestError("client disconnected before the body was complete")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body:
-                raise self._too_big()
-            chunks.append(chunk)
-            more = message.get("more_body", False)
+        try:
+            # the whole body, not each read: a client trickling a byte at a time is cut off too
+            async with asyncio.timeout(self.body_timeout):
+                while more:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        raise RequestError("client disconnected before the body was complete")
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > self.max_body:
+                        raise self._too_big()
+                    chunks.append(chunk)
+                    more = message.get("more_body", False)
+        except TimeoutError:
+            raise RequestError(f"the request body did not arrive within {self.body_timeout:g} s "
+                               "(serve.body_read_timeout_seconds)", 408) from None
         return Incoming(headers, b"".join(chunks))
 
     @staticmethod
@@ -115,10 +151,17 @@ class Collector:
         if live.log is None:  # a SinkSpec's: collector processes open their logs before serving
             raise RuntimeError("the collector's sink has no open log")
         data = encode_events(events, live.limits)
-        await asyncio.wrap_future(live.log.append(data))
+        try:
+            await asyncio.wrap_future(live.log.append(data))
+        except OSError as exc:  # logged by the log, once per spell of failures
+            what = ("the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+                    else f"the event log cannot be written ({exc.strerror or exc})")
+            raise Unavailable(f"{what}: nothing of this request was stored; retry in "
+                              f"{RETRY_AFTER_SECONDS} s") from exc
 
     async def segment(self, kind: str, incoming: Incoming) -> None:
         """`/v1/{kind}`: `batch` (or `import`) or one of the single-event endpoints."""
+        kind = SEGMENT_SHORT_PATHS.get(kind, kind)
         path_type = None if kind in ("batch", "import") else kind
         if path_type is not None and path_type not in EVENT_TYPES:
             raise RequestError(f"unknown endpoint /v1/{kind}", 404)
@@ -132,18 +175,23 @@ class Collector:
             body_key = payload.get("writeKey") if isinstance(payload, dict) else None
             if body_key is not None and not isinstance(body_key, str):
                 raise RequestError("`writeKey` must be a string", 401)
-            live = self._workspace(key or body_key)
+            key = key or body_key
+            live = self._workspace(key)
             if len(incoming.body) > live.limits.max_batch_bytes:
                 raise RequestError(f"batch exceeds {live.limits.max_batch_bytes} bytes")
+        self.origins.admit(key, incoming.headers)
         await self._commit(live, segment_events(payload, path_type, received_at))
 
     async def posthog(self, incoming: Incoming) -> None:
         received_at = _now()
-        payload = decode_body(incoming.body, incoming.headers.get("content-encoding"),
-                              Limits(self.max_body, self.max_body))
+        encoding = incoming.headers.get("content-encoding")
+        if encoding is None and incoming.body[:2] == b"\x1f\x8b":
+            encoding = "gzip"  # posthog-js gzips without the header (`?compression=gzip-js`)
+        payload = decode_body(incoming.body, encoding, Limits(self.max_body, self.max_body))
         default_type = self.sinks[0].posthog_account_group_type
         api_key, events = posthog_events(payload, received_at, default_type)
         live = self._workspace(api_key)
+        self.origins.admit(api_key, incoming.headers)
         group_type = live.posthog_account_group_type
         if group_type != default_type:  # normalization does not mutate the payload
             _, events = posthog_events(payload, received_at, group_type)
@@ -153,7 +201,10 @@ class Collector:
         """The ingestion handler for a request, or None when it is not an ingestion request."""
         if scope["type"] != "http" or scope["method"] != "POST":
             return None
-        path = scope["path"]
+        return self.route(scope["path"])
+
+    def route(self, path: str) -> Callable[[Incoming], Awaitable[None]] | None:
+        """The ingestion handler of `path`, or None when it is no ingestion endpoint."""
         if path.startswith(SEGMENT_PREFIX) and "/" not in path[len(SEGMENT_PREFIX):]:
             kind = path[len(SEGMENT_PREFIX):]
             return lambda incoming: self.segment(kind, incoming)
@@ -170,18 +221,41 @@ class CollectorFront:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if is_preflight(scope) and self.collector.route(scope["path"]) is not None:
+            status, headers, body = self.collector.origins.preflight(scope)
+            await send({"type": "http.response.start", "status": status,
+                        "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
         handler = self.collector.handler(scope)
         if handler is None:
             await self.app(scope, receive, send)
             return
+        refused = False
+        extra: list[tuple[bytes, bytes]] = []
         try:
             await handler(await self.collector.read(scope, receive))
             status, body = 200, _OK
         except RequestError as exc:
             status, body = exc.status, orjson.dumps({"success": False, "error": str(exc)})
+            refused = isinstance(exc, OriginRefused)
+            extra = _error_headers(exc)
+        except Exception:  # a bug, never a plain-text 500: SDKs and people read the JSON
+            log.exception("the collector failed on a request to %s", scope["path"])
+            status, body = 500, orjson.dumps({"success": False, "error": "internal error"})
+        cors = self.collector.origins.response_headers(scope, refused)
         await send({"type": "http.response.start", "status": status,
-                    "headers": [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]})
+                    "headers": [*_JSON_HEADERS, *cors, *extra,
+                                (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
+
+
+def _error_headers(exc: RequestError) -> list[tuple[bytes, bytes]]:
+    if isinstance(exc, Unavailable):
+        return [(b"retry-after", str(exc.retry_after).encode())]
+    if exc.status == 408:  # the rest of the body may still come: this connection is done
+        return [(b"connection", b"close")]
+    return []
 
 
 def _now() -> str:

@@ -27,8 +27,17 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from accountlens.ingest.log import EventLog, collector_folder, hold_lock, log_segments, take_over_folder
-from accountlens.serve.collector import Collector, CollectorFront, Receive, Scope, Send, Sink
+from accountlens.ingest.log import EventLog, WriteFailure, collector_folder, hold_lock, log_segments, take_over_folder
+from accountlens.serve.collector import (
+    GRACEFUL_SHUTDOWN_SECONDS,
+    KEEP_ALIVE_SECONDS,
+    Collector,
+    CollectorFront,
+    Receive,
+    Scope,
+    Send,
+    Sink,
+)
 
 log = logging.getLogger("accountlens.collectors")
 
@@ -104,20 +113,33 @@ def _collector_server(config: Any, handoff: socket.socket) -> Any:
 
 
 def _control(conn: Any, logs: list[EventLog], server: Any) -> None:
-    """Answer the server process: seal a workspace's log, report traffic, stop."""
+    """Answer the server process: seal a workspace's log, report traffic and write failures,
+    stop."""
     while True:
         try:
             command, arg = conn.recv()
         except (EOFError, OSError):
             os._exit(0)  # the server process is gone: stop appending at once
-        if command == "seal":
-            conn.send([str(p) for p in logs[arg].seal()])
-        elif command == "appended":
-            conn.send(logs[arg].appended_bytes)
-        elif command == "stop":
+        if command == "stop":
             server.should_exit = True
             conn.send(None)
             return
+        try:
+            answer = _answer(logs[arg], command)
+        except Exception:  # a full disk, say: answer None (nothing sealed), keep answering
+            log.exception("collector process: %r failed", command)
+            answer = None
+        conn.send(answer)
+
+
+def _answer(event_log: EventLog, command: str) -> Any:
+    if command == "seal":
+        return [str(p) for p in event_log.seal()]
+    if command == "appended":
+        return event_log.appended_bytes
+    if command == "failure":
+        return event_log.write_failure()
+    raise ValueError(f"unknown command {command!r}")
 
 
 def child_main(control_fd: int, handoff_fd: int) -> None:
@@ -125,12 +147,12 @@ def child_main(control_fd: int, handoff_fd: int) -> None:
     connections on the hand-off socket."""
     conn = Connection(control_fd)
     handoff = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, fileno=handoff_fd)
-    index, specs, log_level = conn.recv()
-    run_collector(index, specs, log_level, conn=conn, handoff=handoff)
+    index, specs, log_level, body_timeout = conn.recv()
+    run_collector(index, specs, log_level, body_timeout, conn=conn, handoff=handoff)
 
 
-def run_collector(index: int, specs: list[SinkSpec], log_level: str, conn: Any,
-                  handoff: socket.socket) -> None:
+def run_collector(index: int, specs: list[SinkSpec], log_level: str, body_timeout: float,
+                  conn: Any, handoff: socket.socket) -> None:
     """Body of collector process `index`."""
     import uvicorn
 
@@ -144,9 +166,11 @@ def run_collector(index: int, specs: list[SinkSpec], log_level: str, conn: Any,
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return
     sinks = [replace(spec.sink, log=event_log) for spec, event_log in zip(specs, logs, strict=True)]
-    app = CollectorFront(Collector(sinks), _not_here)
+    app = CollectorFront(Collector(sinks, body_timeout), _not_here)
     server = _collector_server(uvicorn.Config(app, log_level=log_level, access_log=False,
-                                              lifespan="off"), handoff)
+                                              lifespan="off", timeout_keep_alive=KEEP_ALIVE_SECONDS,
+                                              timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS),
+                               handoff)
     threading.Thread(target=_control, args=(conn, logs, server), daemon=True,
                      name="accountlens-control").start()
     conn.send(("ready", None))
@@ -214,9 +238,9 @@ class CollectorPool:
     in some runs."""
 
     def __init__(self, specs: list[SinkSpec], host: str, port: int, count: int,
-                 log_level: str = "warning", timeout: float = 30.0):
+                 log_level: str = "warning", timeout: float = 30.0, body_timeout: float = 10.0):
         self.specs, self.host, self.port, self.count = specs, host, port, count
-        self.log_level, self.timeout = log_level, timeout
+        self.log_level, self.timeout, self.body_timeout = log_level, timeout, body_timeout
         self.processes: list[_Process] = []
         self.listener: socket.socket | None = None
         self._stopping = threading.Event()
@@ -246,7 +270,7 @@ class CollectorPool:
         theirs.close()
         their_handoff.close()
         conn = Connection(ours.detach())
-        conn.send((index, self.specs, self.log_level))
+        conn.send((index, self.specs, self.log_level, self.body_timeout))
         return _Process(index, process, conn, handoff, self.timeout)
 
     @staticmethod
@@ -334,6 +358,12 @@ class PooledLog:
 
     def segments(self) -> list[Path]:
         return log_segments(self.directory)
+
+    def write_failure(self) -> WriteFailure | None:
+        """The server process's log's failure, else the first collector process's."""
+        failures = [self.local.write_failure(),
+                    *(worker.ask("failure", self.workspace) for worker in self.pool.processes)]
+        return next((failure for failure in failures if failure is not None), None)
 
     def seal(self) -> list[Path]:
         """Seal every log; the segments nobody appends to, oldest first within each folder."""

@@ -10,8 +10,15 @@ from pathlib import Path
 
 import uvicorn
 
+from accountlens.config import CONFIG_FILE, load_config
 from accountlens.ingest.loader import BackgroundLoader, load_pending
-from accountlens.serve.collector import Collector, CollectorFront
+from accountlens.serve import discovery
+from accountlens.serve.collector import (
+    GRACEFUL_SHUTDOWN_SECONDS,
+    KEEP_ALIVE_SECONDS,
+    Collector,
+    CollectorFront,
+)
 from accountlens.serve.collector_pool import CollectorPool, SinkSpec
 from accountlens.serve.live import LiveWorkspace
 from accountlens.workspace import Workspace
@@ -20,14 +27,47 @@ log = logging.getLogger("accountlens.server")
 CHECKPOINT_THRESHOLD = "256MB"
 
 
+class ServeError(RuntimeError):
+    """The workspaces asked for cannot be served together; the message says why."""
+
+
+def check_workspaces(roots: list[Path]) -> None:
+    """Refuse workspaces that cannot be told apart: one folder given twice, two with the same
+    name (`?workspace=NAME` would reach one of them), one write key in two (its events would
+    all go to one of them)."""
+    folders: dict[Path, Path] = {}
+    names: dict[str, Path] = {}
+    keys: dict[str, Path] = {}
+    for root in roots:
+        folder = root.resolve()
+        if folder in folders:
+            raise ServeError(f"{root} is given twice (as {folders[folder]} too): serve each "
+                             "workspace once")
+        folders[folder] = root
+        cfg = load_config(root / CONFIG_FILE).workspace
+        if cfg.name in names:
+            raise ServeError(
+                f"{names[cfg.name]} and {root} are both named {cfg.name!r} ([workspace] name in "
+                f"their {CONFIG_FILE}): `?workspace={cfg.name}` could reach only one; give each "
+                "its own name")
+        names[cfg.name] = root
+        for key in dict.fromkeys(cfg.write_keys):
+            if key in keys:
+                raise ServeError(
+                    f"the write key {key[:6]}… is in both {keys[key]} and {root} ([workspace] "
+                    f"write_keys): its events would all go to one of them; give each workspace "
+                    "keys of its own")
+            keys[key] = root
+
+
 def start_workspace(root: Path) -> LiveWorkspace:
     workspace = Workspace.open(root)
     # The server is long-lived: bound DuckDB's memory (default is 80 % of RAM).
-    workspace.store.execute("SET memory_limit = ?", [workspace.config.serve.memory_limit])
+    workspace.store.set_option("memory_limit", workspace.config.serve.memory_limit)
     # The loader commits every `load_interval_seconds`; with DuckDB's default 16 MB WAL threshold
     # nearly every commit also checkpoints (a third of the loader's time). Checkpointing every
     # 256 MB of WAL loads ~40% faster at the same peak memory; a crash replays at most that much.
-    workspace.store.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
+    workspace.store.set_option("checkpoint_threshold", CHECKPOINT_THRESHOLD)
     event_log = workspace.open_log()
     serve = workspace.config.serve
     loader = BackgroundLoader(workspace.store, workspace.config.ingest, event_log,
@@ -59,11 +99,16 @@ def _start_collectors(lives: list[LiveWorkspace], collectors: Collectors,
                       live.workspace.config.ingest.log_segment_bytes, live.workspace.log_floor())
              for live in lives]
     pool = CollectorPool(specs, collectors.host, collectors.port, collectors.count, log_level,
-                         collectors.timeout)
+                         collectors.timeout, _body_timeout(lives))
     pool.start()
     for index, live in enumerate(lives):
         live.loader.event_log = pool.log(live.log, index)
     return pool
+
+
+def _body_timeout(lives: list[LiveWorkspace]) -> float:
+    # a setting of the server, like its port: the first workspace's
+    return lives[0].workspace.config.serve.body_read_timeout_seconds
 
 
 def build_app(roots: list[Path], collectors: Collectors = Collectors(), log_level: str = "warning"):
@@ -86,7 +131,14 @@ def build_app(roots: list[Path], collectors: Collectors = Collectors(), log_leve
             for live in lives:
                 stop_workspace(live)
 
-    lives.extend(start_workspace(root) for root in roots)
+    check_workspaces(roots)
+    try:
+        for root in roots:
+            lives.append(start_workspace(root))
+    except BaseException:
+        for live in lives:
+            stop_workspace(live)
+        raise
     if collectors.count:
         try:
             pools.append(_start_collectors(lives, collectors, log_level))
@@ -100,11 +152,20 @@ def build_app(roots: list[Path], collectors: Collectors = Collectors(), log_leve
     for warmer in warmers:
         warmer.start()
     # (a copy typed as the API's view of a live workspace: a list of ours is not one of those)
-    return CollectorFront(Collector([live.sink for live in lives]),
+    return CollectorFront(Collector([live.sink for live in lives], _body_timeout(lives)),
                           create_app(list(lives), lifespan=lifespan))
 
 
 def serve(roots: list[Path], host: str, port: int, log_level: str = "warning",
           collectors: Collectors = Collectors()) -> None:
     app = build_app(roots, collectors, log_level)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    shown = f"[{host}]" if ":" in host else host
+    # `accountlens import` finds the server by this (serve/discovery.py); 0.0.0.0 is reached on loopback
+    local = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]"}.get(shown, shown)
+    discovery.announce(roots, f"http://{local}:{port}")
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
+                    timeout_keep_alive=KEEP_ALIVE_SECONDS,
+                    timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
+    finally:
+        discovery.withdraw(roots)

@@ -34,6 +34,14 @@ class StoreError(RuntimeError):
     """The store cannot be opened or used; the message says why and what to do."""
 
 
+class StoreLocked(StoreError):
+    """Another process holds the store (`holder`: its process id, when the engine says)."""
+
+    def __init__(self, message: str, holder: int | None = None):
+        super().__init__(message)
+        self.holder = holder
+
+
 class Store(abc.ABC):
     """A relational store holding one workspace's tables, for queries: metrics and analyses read
     it. Ingestion needs a `WritableStore`."""
@@ -134,6 +142,18 @@ class WritableStore(Store):
         super().__init__()
         # One writer at a time inside a process: the loader thread and import commands share it.
         self.write_lock = threading.RLock()
+        self.options: dict[str, str] = {}  # settings made by `set_option`, kept by `reopen`
+
+    def set_option(self, name: str, value: str) -> None:
+        """Set one of the engine's settings (`name` is ours, never a user's), for good."""
+        self.options[name] = value
+        self.execute(f"SET {name} = ?", [value])
+
+    @abc.abstractmethod
+    def reopen(self) -> None:
+        """Open the store again after the engine gave it up (DuckDB after a fatal error, such
+        as a checkpoint it could not write on a full disk); committed data is kept, and so are
+        the settings made by `set_option`."""
 
     @abc.abstractmethod
     def export_parquet(self, directory: Path, tables: Sequence[str], partition: str = "day",

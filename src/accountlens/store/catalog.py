@@ -70,6 +70,10 @@ TABLES: dict[str, dict[str, str]] = {
         "import_id": INT, "kind": TEXT, "file": TEXT, "rows": INT, "inserted": INT, "quarantined": INT,
         "imported_at": TIME,
     },
+    "ingest_warnings": {
+        "message_id": TEXT, "warning": TEXT, "value": TEXT, "client": TEXT, "source": TEXT,
+        "received_at": TIME, "recorded_at": TIME,
+    },
     "schema_version": {"version": "INTEGER", "description": TEXT, "applied_at": TIME},
     # --- kept with the daily rollup ---
     ROLLUP: {

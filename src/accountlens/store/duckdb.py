@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from accountlens.store import parquet
-from accountlens.store.base import Params, StoreError, WritableStore
+from accountlens.store.base import Params, StoreError, StoreLocked, WritableStore
 from accountlens.store.schema import SCHEMA_VERSION
 
 if TYPE_CHECKING:  # results come as Arrow only when asked for: `rows` needs no pyarrow
@@ -23,15 +24,18 @@ class DuckDBStore(WritableStore):
 
     def __init__(self, path: Path, read_only: bool = False):
         super().__init__()
-        self.path = path
+        self.path, self.read_only = path, read_only
         try:
             self._con = duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
-                raise StoreError(
-                    f"{path} is in use by another process (probably `accountlens serve`); "
-                    "stop it, or query the running server through its REST API"
-                ) from exc
+                pid = re.search(r"\(PID (\d+)\)", str(exc))
+                holder = int(pid.group(1)) if pid else None
+                raise StoreLocked(
+                    f"{path} is in use by another process ({_process(holder)}): DuckDB allows "
+                    "one writer. If it is `accountlens serve`, query it through its REST API "
+                    "(`accountlens import` hands files to it by itself); else wait for it or "
+                    "stop it", holder) from exc
             raise StoreError(f"cannot open {path}: {exc}") from exc
         self._local = threading.local()
 
@@ -81,6 +85,14 @@ class DuckDBStore(WritableStore):
     def close(self) -> None:
         self._con.close()
 
+    def reopen(self) -> None:
+        with self.write_lock:
+            self._con.close()  # and with it every thread's cursor
+            self._local = threading.local()
+            self._con = duckdb.connect(str(self.path), read_only=self.read_only)
+            for name, value in self.options.items():
+                self.execute(f"SET {name} = ?", [value])
+
     def has_table(self, name: str) -> bool:
         return bool(self.scalar(
             "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary", [name]))
@@ -122,3 +134,14 @@ class DuckDBStore(WritableStore):
             raise StoreError(f"no table {table!r} to export")
         return ", ".join(f'CAST("{c["column_name"]}" AS VARCHAR) AS "{c["column_name"]}"'
                          if c["data_type"] == "JSON" else f'"{c["column_name"]}"' for c in columns)
+
+
+def _process(pid: int | None) -> str:
+    """`PID 123: accountlens serve --dir ws`, as far as the system tells."""
+    if pid is None:
+        return "process id unknown"
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return f"PID {pid}"
+    return f"PID {pid}: {command}" if command else f"PID {pid}"

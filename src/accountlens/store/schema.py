@@ -93,6 +93,17 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "CREATE TABLE referral_invites_source (event VARCHAR, property VARCHAR)",
         ],
     ),
+    (
+        # One row per stored event the pipeline corrected (a future timestamp set to the
+        # receive time), with the client (SDK name and version) that sent it.
+        "ingestion warnings",
+        [
+            """CREATE TABLE ingest_warnings (
+                message_id VARCHAR NOT NULL, warning VARCHAR NOT NULL, value VARCHAR,
+                client VARCHAR NOT NULL, source VARCHAR, received_at TIMESTAMPTZ,
+                recorded_at TIMESTAMPTZ NOT NULL)""",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

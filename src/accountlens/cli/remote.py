@@ -1,0 +1,53 @@
+"""`accountlens import` while `accountlens serve` holds the workspace: the file is handed to
+the server's import endpoint (api/import_routes.py), which imports it with the same validation
+and reports its progress line by line."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+class RemoteImportError(RuntimeError):
+    """The server refused the file (its validation's message) or could not be reached."""
+
+
+def import_file(url: str, kind: str, path: Path, workspace: str, token: str | None,
+                progress: Callable[[str, float], None] | None = None) -> dict[str, Any]:
+    """Import `path` through the server at `url`; its result (as a local import's)."""
+    query = urllib.parse.urlencode({"filename": path.name, "stream": "true", "workspace": workspace})
+    headers = {"Content-Type": "application/octet-stream", "Content-Length": str(path.stat().st_size)}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    with path.open("rb") as body:
+        request = urllib.request.Request(f"{url}/api/v1/imports/{kind}?{query}", data=body,
+                                         headers=headers, method="POST")
+        try:
+            response = urllib.request.urlopen(request, timeout=3600)
+        except urllib.error.HTTPError as exc:
+            raise RemoteImportError(_error_text(exc.read(), path)) from None
+        except OSError as exc:
+            raise RemoteImportError(f"the server at {url} holds the workspace but cannot be "
+                                    f"reached: {exc}") from None
+    with response:
+        for raw in response:
+            line = json.loads(raw)
+            if "progress" in line and progress is not None:
+                progress(line["progress"]["step"], line["progress"]["share"])
+            elif "result" in line:
+                return dict(line["result"])
+            elif "error" in line:
+                raise RemoteImportError(str(line["error"]).replace(path.name, str(path)))
+    raise RemoteImportError(f"the server at {url} stopped before the import of {path} finished")
+
+
+def _error_text(body: bytes, path: Path) -> str:
+    try:
+        return str(json.loads(body)["error"]).replace(path.name, str(path))
+    except (ValueError, KeyError, TypeError):
+        return body.decode("utf-8", "replace")
