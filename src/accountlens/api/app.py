@@ -35,24 +35,25 @@ class LiveWorkspace(Protocol):
     def status(self) -> dict[str, Any]: ...
 
 
-# `Workspace.status()`: a count per imported entity's table (model/entities.py), then the events'.
-StatusResponse = create_model(
-    "StatusResponse",
-    workspace=(str, ...),
+# `Workspace.status()`: a count per imported entity's table (model/entities.py), then the events',
+# then what `accountlens serve` adds (serve/live.py)
+_STATUS_FIELDS: dict[str, Any] = {
+    "workspace": (str, ...),
     **{table: (int, ...) for table in ENTITY_TABLES},
-    events=(int, ...),
-    automation_events=(int, ...),
-    unattributed=(int, ...),
-    quarantined=(int, ...),
-    last_event_at=(str | None, ...),
-    attribution=(dict[str, int], ...),
-    unloaded_log_bytes=(int, ...),
-    log_free_bytes=(int, ...),
-    store_free_bytes=(int, ...),
-    disk_full=(bool, ...),
-    ingest_paused_reason=(str | None, None),
-    loader_error=(str | None, None),
-)
+    "events": (int, ...),
+    "automation_events": (int, ...),
+    "unattributed": (int, ...),
+    "quarantined": (int, ...),
+    "last_event_at": (str | None, ...),
+    "attribution": (dict[str, int], ...),
+    "unloaded_log_bytes": (int, ...),
+    "log_free_bytes": (int, ...),
+    "store_free_bytes": (int, ...),
+    "disk_full": (bool, ...),
+    "ingest_paused_reason": (str | None, None),
+    "loader_error": (str | None, None),
+}
+StatusResponse = create_model("StatusResponse", **_STATUS_FIELDS)
 
 
 class QuarantinedEvent(BaseModel):

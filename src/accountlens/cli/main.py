@@ -87,6 +87,7 @@ def serve(
     collector_port: Annotated[int | None, typer.Option(help="Port of the collector processes (default from config).")] = None,
 ) -> None:
     """Run the collector (Segment, PostHog), the REST API and the dashboard."""
+    from accountlens.config import ConfigError
     from accountlens.serve.server import Collectors
     from accountlens.serve.server import serve as run
 
@@ -104,7 +105,7 @@ def serve(
                    "(ingestion endpoints only)", err=True)
     try:
         run(roots, host, port, log_level, pool)
-    except RuntimeError as exc:  # e.g. the collector port is taken
+    except (RuntimeError, ConfigError) as exc:  # the collector port is taken, two workspaces clash
         fail(str(exc))
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import gzip
 import logging
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import orjson
 
 from accountlens.config import IngestSection
+from accountlens.ingest import csv_files
 from accountlens.ingest.pipeline import (
     MALFORMED,
     STAGING,
@@ -35,11 +37,13 @@ log = logging.getLogger("accountlens.import")
 class ImportError_(ValueError):
     """A file that cannot be imported; `errors` lists `file:line column: reason` entries."""
 
-    def __init__(self, file: Path, errors: list[str]):
+    def __init__(self, file: Path, errors: list[str], total: int | None = None):
+        """`total`: how many problems there are, when `errors` lists only the first."""
         self.file, self.errors = file, errors
+        total = max(total or 0, len(errors))
         shown = "\n  ".join(errors[:20])
-        more = f"\n  … and {len(errors) - 20} more" if len(errors) > 20 else ""
-        super().__init__(f"{file}: {len(errors)} problem(s), nothing imported:\n  {shown}{more}")
+        more = f"\n  … and {total - min(len(errors), 20)} more" if total > 20 else ""
+        super().__init__(f"{file}: {total} problem(s), nothing imported:\n  {shown}{more}")
 
 
 def _ident(name: str) -> str:
@@ -51,22 +55,29 @@ def _ident(name: str) -> str:
 # --------------------------------------------------------------------------------------------
 def _jsonl_problems(path: Path, limit: int = 50) -> list[str]:
     """Exact line numbers of bad JSON lines (only run when DuckDB reported a problem)."""
-    problems = []
+    problems: list[str] = []
     opener = gzip.open if path.suffix.lower() == GZIP else open
-    with opener(path, "rb") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                problems.append(f"{path}:{number}: empty line")
-                continue
-            try:
-                value = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                problems.append(f"{path}:{number}: invalid JSON ({exc})")
-            else:
-                if not isinstance(value, dict):
-                    problems.append(f"{path}:{number}: not a JSON object")
-            if len(problems) >= limit:
-                break
+    try:
+        with opener(path, "rb") as fh:
+            return _bad_lines(fh, path, limit, problems)
+    except (OSError, EOFError, zlib.error) as exc:  # a corrupt or truncated gzip file
+        return [*problems, f"{path}: not readable{' as gzip' if opener is gzip.open else ''}: {exc}"]
+
+
+def _bad_lines(fh: Iterable[bytes], path: Path, limit: int, problems: list[str]) -> list[str]:
+    for number, line in enumerate(fh, start=1):
+        if not line.strip():
+            problems.append(f"{path}:{number}: empty line")
+            continue
+        try:
+            value = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            problems.append(f"{path}:{number}: invalid JSON ({exc})")
+        else:
+            if not isinstance(value, dict):
+                problems.append(f"{path}:{number}: not a JSON object")
+        if len(problems) >= limit:
+            break
     return problems
 
 
@@ -93,31 +104,53 @@ def _nested_json_expr(columns: list[str]) -> str:
     for column in columns:
         node = tree
         *parents, leaf = column.split(".")
-        for part in parents:
+        for depth, part in enumerate(parents):
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ValueError(f"column {column!r} nests under a plain column")
+                raise ValueError(f"column {column!r} nests under the plain column "
+                                 f"{'.'.join(parents[:depth + 1])!r}; use one or the other")
+        if isinstance(node.get(leaf), dict):  # a plain column after its nested ones
+            raise ValueError(f"column {column!r} is also nested ({column}.…); use one or the other")
         node[leaf] = column
     return "to_json(" + build(tree) + ")"
 
 
 def _stage_table(store: WritableStore, path: Path, reader: str) -> None:
+    """Stage a CSV or Parquet event file: its flattened columns (`properties.x`) made objects
+    again. A CSV is read in the standard dialect, strictly (ingest/csv_files.py)."""
+    csv = reader == "read_csv"
+    source = csv_files.typed_reader() if csv else f"{reader}(?)"
     try:
-        columns = [
-            row["column_name"]
-            for row in store.arrow(f"DESCRIBE SELECT * FROM {reader}(?)", [str(path)]).to_pylist()
-        ]
+        names = csv_files.header(path) if csv else None  # an empty or unreadable file: said so
+        columns = [row["column_name"]
+                   for row in store.rows(f"DESCRIBE SELECT * FROM {source}", [str(path)])]
+        if names is not None and columns != names:
+            raise ValueError(f"the columns read ({', '.join(columns)}) are not the header's")
         expr = _nested_json_expr(columns)
         store.execute(
             f"""CREATE OR REPLACE TEMP TABLE {STAGING} AS
                 SELECT NULL::BIGINT AS line_no, json_merge_patch('{{}}', {expr}) AS raw,
                        NULL::VARCHAR AS source, now() AS received_fallback
-                FROM {reader}(?) t""",
+                FROM {source} t""",
             [str(path)],
         )
-        number_lines(store, ("import:" + path.name, 1 if reader == "read_csv" else 0))
+        number_lines(store, ("import:" + path.name, 1 if csv else 0))
+    except csv_files.CsvProblem as exc:
+        raise ImportError_(path, exc.problems) from exc
     except Exception as exc:
-        raise ImportError_(path, [f"{path}: {exc}"]) from exc
+        raise ImportError_(path, _located(store, path, exc) if csv else [f"{path}: {exc}"]) from exc
+
+
+def _located(store: WritableStore, path: Path, exc: Exception) -> list[str]:
+    """Where a CSV that failed to read is wrong: read it again as text, which names the line."""
+    try:
+        names = csv_files.header(path)
+        store.scalar(f"SELECT count(*) FROM {csv_files.strict_reader(names)}", [str(path)])
+    except csv_files.CsvProblem as problem:
+        return problem.problems
+    except Exception as strict:  # noqa: BLE001 - its message names the line
+        return csv_files.problem(path, strict)
+    return [f"{path}: {exc}"]
 
 
 EVENT_READERS: dict[str, Callable[[WritableStore, Path], None]] = {
@@ -212,17 +245,10 @@ def _record_import(store: WritableStore, kind: str, path: Path, rows: int, inser
 # --------------------------------------------------------------------------------------------
 # CRM / billing tables
 # --------------------------------------------------------------------------------------------
-def _csv_columns(store: WritableStore, path: Path) -> list[str]:
-    return [
-        row["column_name"]
-        for row in store.arrow(
-            "DESCRIBE SELECT * FROM read_csv(?, all_varchar = true, header = true)", [str(path)]
-        ).to_pylist()
-    ]
-
-
-def _check_rows(store: WritableStore, spec: EntitySpec, path: Path, present: list[str]) -> list[str]:
-    """Every bad cell of the staged CSV as `file:line column: reason`."""
+def _check_rows(store: WritableStore, spec: EntitySpec, path: Path,
+                present: list[str]) -> tuple[list[str], int]:
+    """The first bad cells of the staged CSV as `file:line column: reason` (up to 20 per
+    check), and how many bad cells there are in all."""
     checks = []
     for col in spec.columns:
         if col.name not in present:
@@ -242,15 +268,17 @@ def _check_rows(store: WritableStore, spec: EntitySpec, path: Path, present: lis
             checks.append((col.name, f"{ref} IS NOT NULL AND {ref} NOT IN ({allowed})",
                            "must be one of " + ", ".join(col.choices)))
     errors: list[tuple[int, str]] = []
+    total = 0
     for name, condition, reason in checks:
-        rows = store.arrow(
-            f"SELECT line, {_ident(name)} AS value FROM _csv c WHERE {condition} ORDER BY line LIMIT 20"
-        ).to_pylist()
+        rows = store.rows(
+            f"SELECT line, {_ident(name)} AS value, count(*) OVER () AS bad FROM _csv c "
+            f"WHERE {condition} ORDER BY line LIMIT 20")
+        total += rows[0]["bad"] if rows else 0
         errors += [
             (r["line"], f"{path}:{r['line']} column {name}: {reason} (got {r['value']!r})")
             for r in rows
         ]
-    return [text for _, text in sorted(errors)]
+    return [text for _, text in sorted(errors)], total
 
 
 def import_entities(store: WritableStore, kind: str, path: Path) -> int:
@@ -259,9 +287,9 @@ def import_entities(store: WritableStore, kind: str, path: Path) -> int:
     if not path.exists():
         raise ImportError_(path, [f"{path}: no such file"])
     try:
-        present = _csv_columns(store, path)
-    except Exception as exc:
-        raise ImportError_(path, [f"{path}: cannot read as CSV: {exc}"]) from exc
+        present = csv_files.header(path)
+    except csv_files.CsvProblem as exc:
+        raise ImportError_(path, exc.problems) from exc
     missing = [c.name for c in spec.columns if c.required and c.name not in present]
     if missing:
         raise ImportError_(path, [f"{path}:1: missing required column(s): {', '.join(missing)}"])
@@ -270,15 +298,18 @@ def import_entities(store: WritableStore, kind: str, path: Path) -> int:
         raise ImportError_(path, [f"{path}:1: unknown column(s): {', '.join(extras)}; "
                                   f"expected {', '.join(c.name for c in spec.columns)}"])
     with store.transaction():
-        store.execute(
-            """CREATE OR REPLACE TEMP TABLE _csv AS
-               SELECT row_number() OVER () + 1 AS line, *
-               FROM read_csv(?, all_varchar = true, header = true)""",
-            [str(path)],
-        )
-        errors = _check_rows(store, spec, path, present)
+        try:
+            store.execute(
+                f"""CREATE OR REPLACE TEMP TABLE _csv AS
+                    SELECT row_number() OVER () + 1 AS line, *
+                    FROM {csv_files.strict_reader(present)}""",
+                [str(path)],
+            )
+        except Exception as exc:  # a ragged row, an unterminated quote: the line is named
+            raise ImportError_(path, csv_files.problem(path, exc)) from exc
+        errors, total = _check_rows(store, spec, path, present)
         if errors:
-            raise ImportError_(path, errors)
+            raise ImportError_(path, errors, total)
         targets, values = [], []
         for col in spec.columns:
             targets.append(_ident(col.target or col.name))

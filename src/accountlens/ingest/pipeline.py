@@ -27,14 +27,54 @@ from accountlens.store.base import WritableStore
 
 STAGING = "_staging"
 
+# Fields that hold a type, an id or a name: a string, or a number (its decimal text, every digit
+# kept: Segment SDKs send numeric userIds). An object, array or boolean there is quarantined with
+# the field's name, not stored as its JSON text.
+_SCALAR_FIELDS = ("type", "messageId", "userId", "anonymousId", "previousId", "groupId", "event",
+                  "name")
+_OBJECT_FIELDS = ("properties", "traits", "context")  # JSON objects, when present
 # The top-level fields of an event, parsed from the raw JSON in one pass (`from_json`).
 _EVENT_SHAPE = orjson.dumps({
-    "type": "VARCHAR", "messageId": "VARCHAR", "userId": "VARCHAR", "anonymousId": "VARCHAR",
-    "previousId": "VARCHAR", "groupId": "VARCHAR", "event": "VARCHAR", "name": "VARCHAR",
-    "originalTimestamp": "VARCHAR", "timestamp": "VARCHAR", "sentAt": "VARCHAR",
-    "receivedAt": "VARCHAR", "properties": "JSON", "traits": "JSON", "context": "JSON",
+    **dict.fromkeys(_SCALAR_FIELDS, "VARCHAR"),
+    **dict.fromkeys(("originalTimestamp", "timestamp", "sentAt", "receivedAt"), "VARCHAR"),
+    **dict.fromkeys(_OBJECT_FIELDS, "JSON"),
 }).decode()
 _CONTEXT_SHAPE = orjson.dumps({"groupId": "VARCHAR", "traits": "JSON"}).decode()
+
+
+def _json_kind(value: str) -> str:
+    """SQL: the JSON kind of the JSON `value` (not null), from its first character."""
+    return (f"CASE left({value}, 1) WHEN '{{' THEN 'object' WHEN '[' THEN 'array' "
+            f"WHEN '\"' THEN 'string' WHEN 't' THEN 'boolean' WHEN 'f' THEN 'boolean' "
+            "ELSE 'number' END")
+
+
+def _type_checks() -> str:
+    """SQL: the first field of the wrong JSON kind, as a quarantine reason (else NULL).
+
+    `from_json` gives a scalar field as text whatever its kind (an object as its JSON text,
+    true as 'true'); only text that could be such a value is looked up again in the JSON
+    (`json_type`), which keeps the check nearly free for ordinary events."""
+    scalars = [(f, "raw", f"$.{f}", f) for f in _SCALAR_FIELDS]
+    scalars.append(("c.groupId", "context", "$.groupId", "context.groupId"))
+    checks = [f"CASE WHEN (left({text}, 1) IN ('{{', '[') OR {text} IN ('true', 'false')) "
+              f"AND json_type({doc}, '{path}') IN ('OBJECT', 'ARRAY', 'BOOLEAN') "
+              f"THEN '{label} must be a string or number, got ' || {_json_kind(text)} END"
+              for text, doc, path, label in scalars]
+    objects = [(f, f) for f in _OBJECT_FIELDS] + [("c.traits", "context.traits")]
+    checks += [f"CASE WHEN left({column}, 1) <> '{{' THEN '{label} must be an object, got ' "
+               f"|| {_json_kind(column)} END" for column, label in objects]
+    return "coalesce(" + ",\n".join(checks) + ")"
+
+
+_TYPE_CHECKS = _type_checks()
+# Timestamps outside 4-digit years are quarantined before any arithmetic: DuckDB accepts
+# 'infinity' and years up to 294247, and `receivedAt − (sentAt − timestamp)` over them raises
+# an error (failing the whole load, every time) instead of giving a value. Within these years
+# the correction stays within DuckDB's range (±290,000 years).
+_FIRST, _LAST = "TIMESTAMPTZ '0001-01-01 00:00:00+00'", "TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'"
+_ISO = "'%Y-%m-%dT%H:%M:%SZ'"  # how reasons show a timestamp
+FUTURE_TIMESTAMP = "timestamp in the future"  # the ingestion warning of a clamped timestamp
 _EVENT_TYPES = ", ".join(f"'{kind}'" for kind in EVENT_TYPES)  # SQL list of the known types
 # Reasons that mean the line itself is not an event (a bulk import refuses the file for them).
 MALFORMED = ("invalid JSON", "not a JSON object")
@@ -47,6 +87,8 @@ class LoadResult:
     duplicates: int = 0
     quarantined: int = 0
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    # inserted events stored with a warning (`ingest_warnings`), by warning
+    warnings: dict[str, int] = field(default_factory=dict)
 
     def add(self, other: LoadResult) -> None:
         self.received += other.received
@@ -55,6 +97,8 @@ class LoadResult:
         self.quarantined += other.quarantined
         for reason, count in other.quarantine_reasons.items():
             self.quarantine_reasons[reason] = self.quarantine_reasons.get(reason, 0) + count
+        for warning, count in other.warnings.items():
+            self.warnings[warning] = self.warnings.get(warning, 0) + count
 
 
 @dataclass
@@ -111,6 +155,10 @@ def parse(store: WritableStore, cfg: IngestSection, batch: Batch) -> None:
     (SPEC §4: `timestamp = receivedAt − (sentAt − originalTimestamp)` when `sentAt` is present)
     and give every event either no reason (valid) or the first reason it cannot be loaded.
 
+    Timestamps must be plausible: one more than `future_tolerance_seconds` after its receive
+    time is set to the receive time (`warning`; the original stays in `original_timestamp`),
+    one before `earliest_timestamp` is quarantined, as are years outside 0001–9999.
+
     The raw text is kept only where it is still needed: for quarantine, and to derive a stable
     message id for events that came without one."""
     property_paths = ["$.name", "$.actor_kind", _json_path(cfg.object_id_property),
@@ -118,14 +166,18 @@ def parse(store: WritableStore, cfg: IngestSection, batch: Batch) -> None:
     store.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _checked AS
-        WITH fields AS (
+        WITH settings AS (
+            SELECT CAST(? AS TIMESTAMPTZ) AS earliest, to_microseconds(CAST(? AS BIGINT)) AS tolerance,
+                   now() AS loaded_at
+        ),
+        fields AS (
             SELECT line_no, raw, source, received_fallback, e.*,
                    json_extract_string(e.properties, ?) AS p,
                    from_json(e.context, '{_CONTEXT_SHAPE}') AS c
             FROM (SELECT *, from_json(raw, '{_EVENT_SHAPE}') AS e FROM {STAGING})
         ),
         base AS (
-            SELECT line_no, raw, source, received_fallback,
+            SELECT line_no, raw, source, received_fallback, {_TYPE_CHECKS} AS wrong_type,
                    lower(type) AS type, messageId AS given_message_id,
                    nullif(userId, '') AS sent_user_id, nullif(anonymousId, '') AS anonymous_id,
                    nullif(previousId, '') AS previous_id,
@@ -145,17 +197,53 @@ def parse(store: WritableStore, cfg: IngestSection, batch: Batch) -> None:
                    coalesce(TRY_CAST(received_text AS TIMESTAMPTZ), received_fallback) AS received_at
             FROM base
         ),
+        ranged AS (
+            SELECT *,
+                   original_timestamp NOT BETWEEN {_FIRST} AND {_LAST} AS ts_out_of_range,
+                   sent_at NOT BETWEEN {_FIRST} AND {_LAST} AS sent_out_of_range,
+                   received_at NOT BETWEEN {_FIRST} AND settings.loaded_at + settings.tolerance
+                       AS received_out_of_range,
+                   sent_at IS NOT NULL AND original_timestamp IS NOT NULL
+                       AND received_text IS NOT NULL AS skew_corrected
+            FROM typed, settings
+        ),
+        corrected AS (
+            SELECT *,
+                   CASE WHEN ts_out_of_range OR sent_out_of_range OR received_out_of_range THEN NULL
+                        WHEN skew_corrected THEN received_at - (sent_at - original_timestamp)
+                        ELSE coalesce(original_timestamp, received_at) END AS corrected_timestamp
+            FROM ranged
+        ),
+        clamped AS (
+            SELECT *, corrected_timestamp > received_at + tolerance AS in_future,
+                   CASE WHEN corrected_timestamp > received_at + tolerance THEN received_at
+                        ELSE corrected_timestamp END AS final_timestamp
+            FROM corrected
+        ),
         checked AS (
             SELECT *, CASE
                 WHEN raw IS NULL THEN 'invalid JSON'
                 -- the reader validated the JSON and trimmed it: an object starts with a brace
                 WHEN left(raw, 1) <> '{{' THEN 'not a JSON object'
+                WHEN wrong_type IS NOT NULL THEN wrong_type
                 WHEN type IS NULL THEN 'missing type'
                 WHEN type NOT IN ({_EVENT_TYPES}) THEN 'unknown type ' || type
                 WHEN ts_text IS NOT NULL AND original_timestamp IS NULL
                     THEN 'invalid timestamp ' || ts_text
                 WHEN sent_text IS NOT NULL AND sent_at IS NULL THEN 'invalid sentAt ' || sent_text
                 WHEN received_at IS NULL THEN 'invalid receivedAt ' || received_text
+                WHEN ts_out_of_range THEN 'timestamp ' || ts_text || ' outside the years 0001-9999'
+                WHEN sent_out_of_range THEN 'sentAt ' || sent_text || ' outside the years 0001-9999'
+                WHEN received_out_of_range THEN 'receivedAt ' || received_text
+                    || CASE WHEN received_at < {_FIRST} THEN ' before the year 0001'
+                            ELSE ' later than the time it is loaded' END
+                WHEN final_timestamp < earliest
+                    THEN CASE WHEN ts_text IS NULL THEN 'receivedAt ' || received_text
+                              ELSE 'timestamp ' || ts_text END
+                         || CASE WHEN skew_corrected
+                                 THEN ' (' || strftime(final_timestamp, {_ISO}) || ' corrected by sentAt '
+                                      || sent_text || ')' ELSE '' END
+                         || ' before ingest.earliest_timestamp ' || strftime(earliest, {_ISO})
                 WHEN type = 'track' AND coalesce(event_name, '') = '' THEN 'track without event name'
                 WHEN type = 'group' AND group_id IS NULL THEN 'group without groupId'
                 WHEN type = 'alias' AND (previous_id IS NULL OR sent_user_id IS NULL)
@@ -165,7 +253,7 @@ def parse(store: WritableStore, cfg: IngestSection, batch: Batch) -> None:
                 WHEN sent_user_id IS NULL AND anonymous_id IS NULL AND group_id IS NULL
                     THEN 'no userId, anonymousId or groupId'
                 END AS reason
-            FROM typed
+            FROM clamped
         )
         SELECT line_no, source, type, sent_user_id, anonymous_id, previous_id, group_id,
                -- hashing the raw event is costly: only for events without a message id
@@ -173,19 +261,17 @@ def parse(store: WritableStore, cfg: IngestSection, batch: Batch) -> None:
                     ELSE given_message_id END AS message_id,
                CASE WHEN type = 'track' THEN event_name ELSE page_name END AS name,
                properties, traits, context, object_id, product,
-               original_timestamp, sent_at, received_at,
-               CASE WHEN sent_at IS NOT NULL AND original_timestamp IS NOT NULL
-                         AND received_text IS NOT NULL
-                    THEN received_at - (sent_at - original_timestamp)
-                    ELSE coalesce(original_timestamp, received_at) END AS timestamp,
+               original_timestamp, sent_at, received_at, final_timestamp AS timestamp,
                CASE WHEN actor_kind_property = 'automation'
                          OR (sent_user_id IS NULL AND group_id IS NOT NULL)
                     THEN 'automation' ELSE 'human' END AS actor_kind,
                reason,
-               CASE WHEN reason IS NOT NULL THEN raw END AS raw
+               CASE WHEN reason IS NULL AND in_future THEN '{FUTURE_TIMESTAMP}' END AS warning,
+               CASE WHEN reason IS NOT NULL THEN raw END AS raw,
+               CASE WHEN reason IS NULL AND in_future THEN ts_text END AS warned_value
         FROM checked
         """,
-        [property_paths],
+        [cfg.earliest_timestamp, round(cfg.future_tolerance_seconds * 1_000_000), property_paths],
     )
     batch.result.received = store.scalar("SELECT count(*) FROM _checked")
 
@@ -248,6 +334,32 @@ def dedup(store: WritableStore, cfg: IngestSection, batch: Batch) -> None:
     result = batch.result
     result.inserted = store.scalar("SELECT count(*) FROM _new")
     result.duplicates = result.received - result.quarantined - result.inserted
+
+
+def record_warnings(store: WritableStore, cfg: IngestSection, batch: Batch) -> None:
+    """One `ingest_warnings` row per new event stored with a correction, with the client that
+    sent it (`context.library` name and version, else where the event came from: `collector`,
+    `replay`, or the import's label), so that a misbehaving SDK can be found."""
+    if not store.scalar("SELECT count(*) FROM _checked WHERE warning IS NOT NULL"):
+        return
+    source, params = _source_column(batch)
+    store.execute(
+        f"""
+        INSERT INTO ingest_warnings
+        SELECT c.message_id, c.warning, c.warned_value,
+               coalesce(nullif(left(concat_ws(' ', json_extract_string(c.context, '$.library.name'),
+                                               json_extract_string(c.context, '$.library.version')),
+                                     200), ''),
+                        ?, split_part(c.source, ':', 1)),
+               {source}, c.received_at, now()
+        FROM _checked c JOIN _new n USING (line_no)
+        WHERE c.warning IS NOT NULL
+        """,
+        [batch.label, *params],
+    )
+    rows = store.arrow("SELECT c.warning, count(*) AS n FROM _checked c JOIN _new USING (line_no) "
+                       "WHERE c.warning IS NOT NULL GROUP BY c.warning").to_pylist()
+    batch.result.warnings = {row["warning"]: row["n"] for row in rows}
 
 
 def update_profiles(store: WritableStore, cfg: IngestSection, batch: Batch) -> None:
@@ -325,6 +437,7 @@ STEPS: tuple[Step, ...] = (
     Step(parse, reads=(STAGING,), makes=("_checked",)),
     Step(quarantine, reads=("_checked",)),
     Step(dedup, reads=("_checked",), makes=("_new",)),
+    Step(record_warnings, reads=("_checked", "_new")),
     Step(update_profiles, reads=("_new",), makes=("_changed_users", "_new_identities")),
     Step(derive_memberships, reads=("_new", "_changed_users")),
     Step(reattribute_changed, reads=("_changed_users", "_new_identities")),
