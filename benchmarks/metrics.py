@@ -26,12 +26,19 @@ def table_metrics(model: str) -> list[str]:
             if "account" in available_levels(metric, model) and columnable(metric)]
 
 
+def by_account(frame: pd.DataFrame) -> pd.DataFrame:
+    """An accountlens account-level frame indexed as the baselines are (`account`), without
+    the names accountlens puts next to the ids."""
+    return frame.drop(columns=["account_name"], errors="ignore").set_index("account_id") \
+        .rename_axis("account")
+
+
 def wide_table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """One row per account, one column per figure; a figure reported by several metrics
     (e.g. `mau`) must agree between them."""
     table: pd.DataFrame | None = None
     for name, frame in frames.items():
-        frame = frame.set_index("account")
+        frame = by_account(frame)
         if table is None:
             table = frame
             continue
@@ -49,7 +56,7 @@ def account_table(ws: Workspace, metrics: list[str] | tuple[str, ...]) -> pd.Dat
 def one_query_table(ws: Workspace, metrics: list[str] | tuple[str, ...]) -> pd.DataFrame:
     """The account metrics table as users get it from `--wide`, REST or `ws.metrics_table`:
     one query."""
-    return ws.metrics_table(list(metrics), level="account").set_index("account").sort_index()
+    return by_account(ws.metrics_table(list(metrics), level="account")).sort_index()
 
 
 def _same_value(a: Any, b: Any) -> bool:

@@ -181,8 +181,12 @@ def run_page(origin: str, server: Server, bundle: str, calls: str,
 
 
 def _wait_for_events(server: Server, count: int) -> None:
+    """Until the store holds `count` events (SDKs may still be retrying when a page closes)."""
     deadline = time.time() + 20
-    while server.flush() is not None and server.status()["events"] < count:
+    while True:
+        server.flush()
+        if server.status()["events"] >= count:
+            return
         assert time.time() < deadline, f"fewer than {count} events arrived"
         time.sleep(0.2)
 

@@ -221,8 +221,19 @@ class Workspace:
         )[0]
         counts["workspace"] = self.config.workspace.name
         counts["attribution"] = {r["rule"]: r["events"] for r in unattributed_summary(self.store)}
+        counts["ingest_warnings"] = self.ingest_warnings()
         counts["unloaded_log_bytes"] = sum(p.stat().st_size for p in log_segments(self.log_dir))
         counts.update(self.disk_space())
+        return counts
+
+    def ingest_warnings(self) -> dict[str, dict[str, int]]:
+        """Events stored with a correction (e.g. a future timestamp set to the receive time),
+        per warning and per client that sent them (SDK name and version, else `collector`,
+        `replay` or the import): `{"timestamp in the future": {"analytics-python 2.3.0": 3}}`."""
+        counts: dict[str, dict[str, int]] = {}
+        for row in self.store.rows("SELECT warning, client, count(*) AS n FROM ingest_warnings "
+                                   "GROUP BY ALL ORDER BY warning, n DESC, client"):
+            counts.setdefault(row["warning"], {})[row["client"]] = row["n"]
         return counts
 
     def disk_space(self) -> dict[str, Any]:

@@ -46,6 +46,7 @@ _STATUS_FIELDS: dict[str, Any] = {
     "quarantined": (int, ...),
     "last_event_at": (str | None, ...),
     "attribution": (dict[str, int], ...),
+    "ingest_warnings": (dict[str, dict[str, int]], ...),
     "unloaded_log_bytes": (int, ...),
     "log_free_bytes": (int, ...),
     "store_free_bytes": (int, ...),
@@ -79,6 +80,8 @@ class LoadResponse(BaseModel):
     duplicates: int
     quarantined: int
     quarantine_reasons: dict[str, int]
+    warnings: dict[str, int] = Field(
+        default_factory=dict, description="inserted events stored with a warning, by warning")
 
 
 def create_app(lives: list[LiveWorkspace], lifespan=None) -> FastAPI:

@@ -39,7 +39,7 @@ PANELS: tuple[Panel, ...] = (
           chart=Chart(labels=["from_actor", "to_actor"], value="median_latency_hours",
                       axis="median latency (hours)")),
     Panel(id="champions", title="Champion risk", analysis="champions", params={"limit": 12},
-          columns=["account_id", "champion", "role", "share_of_activity", "status", "days_since_seen",
+          columns=["account_name", "champion", "role", "share_of_activity", "status", "days_since_seen",
                    "risk"],
           row_class="risk"),
     Panel(id="sequences", title="Sequences that precede renewal", analysis="sequences",
@@ -50,10 +50,10 @@ PANELS: tuple[Panel, ...] = (
           chart=Chart(labels=["role"], value="median_ttv_days", axis="median days to first value")),
     Panel(id="collaboration", title="Collaboration per account", analysis="collaboration",
           params={"limit": 12},
-          columns=["group", "handoffs", "collaborators", "cross_department_share", "most_connected_user",
+          columns=["account_name", "handoffs", "collaborators", "cross_department_share", "most_connected_user",
                    "top_user_share"]),
     Panel(id="stalls", title="Stalled objects", analysis="handoffs", params={"view": "stalls", "limit": 10},
-          columns=["account_id", "object_id", "waiting_after", "last_event_at"]),
+          columns=["account_name", "object_id", "waiting_after", "last_event_at"]),
 )
 
 DASHBOARD = Dashboard(panels=list(PANELS))

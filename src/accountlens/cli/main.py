@@ -48,14 +48,20 @@ def status(directory: DirOption = Path("."), fmt: FormatOption = OutputFormat.ta
     """Counts of accounts, users, events, quarantined and unattributed events; last event time."""
     with open_workspace(directory) as ws:
         info = ws.status()
+    warnings = info["ingest_warnings"]  # warning → client → events
     if fmt is OutputFormat.table:
-        rows = [{"what": k, "value": v} for k, v in info.items() if k != "attribution"]
+        nested = ("attribution", "ingest_warnings")
+        rows = [{"what": k, "value": v} for k, v in info.items() if k not in nested]
         rows += [{"what": f"attribution: {k}", "value": v} for k, v in info["attribution"].items()]
+        rows += [{"what": f"ingest warning: {warning} ({client})", "value": n}
+                 for warning, clients in warnings.items() for client, n in clients.items()]
         emit(rows, fmt, title=f"workspace {info['workspace']}")
     else:
         flat = {k: v for k, v in info.items() if k != "attribution"}
         for rule in ATTRIBUTION_RULES:
             flat[f"attributed_{rule}"] = info["attribution"].get(rule, 0)
+        # one column whatever the data: the events stored with a warning (details: table format)
+        flat["ingest_warnings"] = sum(n for clients in warnings.values() for n in clients.values())
         emit([flat], fmt)
 
 
@@ -105,7 +111,8 @@ def serve(
                    "(ingestion endpoints only)", err=True)
     try:
         run(roots, host, port, log_level, pool)
-    except (RuntimeError, ConfigError) as exc:  # the collector port is taken, two workspaces clash
+    # the collector port is taken, two workspaces clash, the log's disk is full at start
+    except (RuntimeError, ConfigError, OSError) as exc:
         fail(str(exc))
 
 

@@ -115,9 +115,10 @@ def _load(store: WritableStore, cfg: IngestSection, root: Path, paths: list[Path
 # an OutOfMemoryException ("failed to offload data block ... max_temp_directory_size", whose
 # default is the free space of that folder's disk). A larger memory limit helps neither.
 _DISK_FULL_WORDS = ("no space left on device", "disk quota exceeded", "failed to offload")
-# DuckDB invalidates the database after a fatal error, such as a checkpoint it could not write
-# (even after a commit that did succeed: "Transaction COMMIT succeeded and is durable, but the
-# autocheckpoint failed"); only opening the file again makes it usable.
+# DuckDB invalidates the database after a fatal error (its FatalException), such as a
+# checkpoint it could not write ("Failed to create checkpoint because of error: Could not write
+# file ...", even after a commit that did succeed: "Transaction COMMIT succeeded and is durable,
+# but the autocheckpoint failed"); only opening the file again makes it usable.
 _INVALIDATED_WORDS = ("database has been invalidated", "reopen the database instance")
 
 
@@ -139,7 +140,9 @@ def _disk_full(exc: BaseException) -> bool:
 
 def _invalidated(exc: BaseException) -> bool:
     """Whether DuckDB must open the database again before it can be used."""
-    return any(words in str(exc).lower() for words in _INVALIDATED_WORDS)
+    return any(type(e).__name__ == "FatalException"
+               or any(words in str(e).lower() for words in _INVALIDATED_WORDS)
+               for e in _causes(exc))
 
 
 def _out_of_memory(exc: BaseException) -> bool:

@@ -57,13 +57,14 @@ def _type_checks() -> str:
     (`json_type`), which keeps the check nearly free for ordinary events."""
     scalars = [(f, "raw", f"$.{f}", f) for f in _SCALAR_FIELDS]
     scalars.append(("c.groupId", "context", "$.groupId", "context.groupId"))
-    checks = [f"CASE WHEN (left({text}, 1) IN ('{{', '[') OR {text} IN ('true', 'false')) "
+    checks = [f"CASE WHEN (starts_with({text}, '{{') OR starts_with({text}, '[') "
+              f"OR {text} = 'true' OR {text} = 'false') "
               f"AND json_type({doc}, '{path}') IN ('OBJECT', 'ARRAY', 'BOOLEAN') "
               f"THEN '{label} must be a string or number, got ' || {_json_kind(text)} END"
               for text, doc, path, label in scalars]
     objects = [(f, f) for f in _OBJECT_FIELDS] + [("c.traits", "context.traits")]
-    checks += [f"CASE WHEN left({column}, 1) <> '{{' THEN '{label} must be an object, got ' "
-               f"|| {_json_kind(column)} END" for column, label in objects]
+    checks += [f"CASE WHEN NOT starts_with({column}, '{{') THEN '{label} must be an object, "
+               f"got ' || {_json_kind(column)} END" for column, label in objects]
     return "coalesce(" + ",\n".join(checks) + ")"
 
 
@@ -166,13 +167,9 @@ def parse(store: WritableStore, cfg: IngestSection, batch: Batch) -> None:
     store.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _checked AS
-        WITH settings AS (
-            SELECT CAST(? AS TIMESTAMPTZ) AS earliest, to_microseconds(CAST(? AS BIGINT)) AS tolerance,
-                   now() AS loaded_at
-        ),
-        fields AS (
+        WITH fields AS (
             SELECT line_no, raw, source, received_fallback, e.*,
-                   json_extract_string(e.properties, ?) AS p,
+                   json_extract_string(e.properties, $property_paths) AS p,
                    from_json(e.context, '{_CONTEXT_SHAPE}') AS c
             FROM (SELECT *, from_json(raw, '{_EVENT_SHAPE}') AS e FROM {STAGING})
         ),
@@ -201,11 +198,11 @@ def parse(store: WritableStore, cfg: IngestSection, batch: Batch) -> None:
             SELECT *,
                    original_timestamp NOT BETWEEN {_FIRST} AND {_LAST} AS ts_out_of_range,
                    sent_at NOT BETWEEN {_FIRST} AND {_LAST} AS sent_out_of_range,
-                   received_at NOT BETWEEN {_FIRST} AND settings.loaded_at + settings.tolerance
+                   received_at NOT BETWEEN {_FIRST} AND now() + to_microseconds($tolerance)
                        AS received_out_of_range,
                    sent_at IS NOT NULL AND original_timestamp IS NOT NULL
                        AND received_text IS NOT NULL AS skew_corrected
-            FROM typed, settings
+            FROM typed
         ),
         corrected AS (
             SELECT *,
@@ -215,10 +212,11 @@ def parse(store: WritableStore, cfg: IngestSection, batch: Batch) -> None:
             FROM ranged
         ),
         clamped AS (
-            SELECT *, corrected_timestamp > received_at + tolerance AS in_future,
-                   CASE WHEN corrected_timestamp > received_at + tolerance THEN received_at
-                        ELSE corrected_timestamp END AS final_timestamp
-            FROM corrected
+            SELECT *, CASE WHEN in_future THEN received_at ELSE corrected_timestamp END
+                          AS final_timestamp
+            FROM (SELECT *, corrected_timestamp > received_at + to_microseconds($tolerance)
+                                AS in_future
+                  FROM corrected)
         ),
         checked AS (
             SELECT *, CASE
@@ -237,13 +235,13 @@ def parse(store: WritableStore, cfg: IngestSection, batch: Batch) -> None:
                 WHEN received_out_of_range THEN 'receivedAt ' || received_text
                     || CASE WHEN received_at < {_FIRST} THEN ' before the year 0001'
                             ELSE ' later than the time it is loaded' END
-                WHEN final_timestamp < earliest
+                WHEN final_timestamp < $earliest
                     THEN CASE WHEN ts_text IS NULL THEN 'receivedAt ' || received_text
                               ELSE 'timestamp ' || ts_text END
                          || CASE WHEN skew_corrected
                                  THEN ' (' || strftime(final_timestamp, {_ISO}) || ' corrected by sentAt '
                                       || sent_text || ')' ELSE '' END
-                         || ' before ingest.earliest_timestamp ' || strftime(earliest, {_ISO})
+                         || ' before ingest.earliest_timestamp ' || strftime($earliest, {_ISO})
                 WHEN type = 'track' AND coalesce(event_name, '') = '' THEN 'track without event name'
                 WHEN type = 'group' AND group_id IS NULL THEN 'group without groupId'
                 WHEN type = 'alias' AND (previous_id IS NULL OR sent_user_id IS NULL)
@@ -271,7 +269,8 @@ def parse(store: WritableStore, cfg: IngestSection, batch: Batch) -> None:
                CASE WHEN reason IS NULL AND in_future THEN ts_text END AS warned_value
         FROM checked
         """,
-        [cfg.earliest_timestamp, round(cfg.future_tolerance_seconds * 1_000_000), property_paths],
+        {"property_paths": property_paths, "earliest": cfg.earliest_timestamp,
+         "tolerance": round(cfg.future_tolerance_seconds * 1_000_000)},
     )
     batch.result.received = store.scalar("SELECT count(*) FROM _checked")
 

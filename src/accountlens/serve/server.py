@@ -41,8 +41,8 @@ def check_workspaces(roots: list[Path]) -> None:
     for root in roots:
         folder = root.resolve()
         if folder in folders:
-            raise ServeError(f"{root} is given twice (as {folders[folder]} too): serve each "
-                             "workspace once")
+            also = f" (as {folders[folder]} too)" if folders[folder] != root else ""
+            raise ServeError(f"{root} is given twice{also}: serve each workspace once")
         folders[folder] = root
         cfg = load_config(root / CONFIG_FILE).workspace
         if cfg.name in names:
