@@ -26,7 +26,6 @@ from accountlens.store.cache import BoundedCache
 if TYPE_CHECKING:
     import pandas as pd
 
-LEVELS = ("user", "role", "unit", "team", "department", "business_unit", "account")
 # Analyses compute up to this many rows; `limit` shows the first of them (and says how many
 # there were), so requests that differ only in their limit share one kept result.
 MAX_ROWS = 100_000

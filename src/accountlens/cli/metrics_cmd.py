@@ -10,17 +10,17 @@ import typer
 
 from accountlens.cli.common import DirOption, FormatOption, fail, open_workspace
 from accountlens.cli.formats import OutputFormat, emit, emit_result
+from accountlens.model import entities
 
 AsOfOption = Annotated[str | None, typer.Option(
     "--as-of", help="Last day included, YYYY-MM-DD (default: the latest day with activity or "
                     "outcomes, never after today).")]
 LevelOption = Annotated[str | None, typer.Option(
-    "--level", "-l", help="user, account, role, unit, team, department, business_unit, an account "
-                          "slice (industry, region, plan, size_band, maturity, deployment_scale) "
-                          "or all; default: the metric's first level.")]
+    "--level", "-l", help=f"{', '.join(entities.USER_LEVELS)}, account, an account slice "
+                          f"({', '.join(entities.SLICES)}) or all; default: the metric's first level.")]
 FilterOption = Annotated[list[str] | None, typer.Option(
-    "--filter", help="KEY=VALUE keeping only matching accounts (account, user, industry, region, "
-                     "plan, size_band, maturity, deployment_scale); repeat to combine.")]
+    "--filter", help=f"KEY=VALUE keeping only matching accounts ({', '.join(entities.FILTERS)}); "
+                     "repeat to combine.")]
 ParamOption = Annotated[list[str] | None, typer.Option(
     "--param", "-p", help="KEY=VALUE metric parameter, e.g. period=month for retention.")]
 EngineOption = Annotated[str, typer.Option(

@@ -15,12 +15,9 @@ from accountlens.config import MetricsSection
 from accountlens.model import entities
 from accountlens.store.catalog import table
 
-UNIT_KINDS = tuple(reversed(entities.UNIT_KINDS))  # levels list the smallest first: team, …
-USER_LEVELS = ("user", "role", "unit", *UNIT_KINDS)
-SLICES = ("industry", "region", "plan", "size_band", "maturity", "deployment_scale")
-ACCOUNT_LEVELS = ("account", *SLICES, "all")
-LEVELS = (*USER_LEVELS, *ACCOUNT_LEVELS)
-FILTERS = ("account", "user", *SLICES)
+UNIT_KINDS = entities.UNIT_LEVELS  # levels list the smallest first: team, …
+USER_LEVELS, SLICES, ACCOUNT_LEVELS = entities.USER_LEVELS, entities.SLICES, entities.ACCOUNT_LEVELS
+LEVELS, FILTERS = entities.LEVELS, entities.FILTERS
 NONE = "(none)"
 _MAX_UNIT_DEPTH = 6
 

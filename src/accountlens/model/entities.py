@@ -108,3 +108,14 @@ ENTITIES: dict[str, EntitySpec] = {
 ENTITY_TABLES = tuple(spec.table for spec in ENTITIES.values())
 # Imports of these kinds re-attribute stored events (the daily rollup is stale after them).
 REATTRIBUTING = tuple(kind for kind, spec in ENTITIES.items() if spec.reattribute)
+
+# --- the levels metrics are grouped at (SPEC §5) ----------------------------------------------
+# Org unit kinds from the smallest: a level lists teams before departments.
+UNIT_LEVELS = tuple(reversed(UNIT_KINDS))
+USER_LEVELS = ("user", "role", "unit", *UNIT_LEVELS)
+# Account attributes, computed as of the query's day.
+SLICES = ("industry", "region", "plan", "size_band", "maturity", "deployment_scale")
+ACCOUNT_LEVELS = ("account", *SLICES, "all")
+LEVELS = (*USER_LEVELS, *ACCOUNT_LEVELS)
+# What a metric request may keep only some of.
+FILTERS = ("account", "user", *SLICES)
