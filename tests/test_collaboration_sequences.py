@@ -53,7 +53,7 @@ def outcomes_ws(tmp_path):
     ws.import_entities("memberships", tmp_path / "m.csv")
     kinds = {"a1": "renewal", "a2": "renewal", "a3": "renewal", "a4": "churn", "a5": "churn",
              "a6": "renewal"}
-    outcome_day = (dt.date(2024, 1, 1) + dt.timedelta(days=100)).isoformat()
+    outcome_day = OUTCOME_DAY.isoformat()
     (tmp_path / "o.csv").write_text("account_id,kind,date\n" + "".join(
         f"{a},{k},{outcome_day}\n" for a, k in kinds.items()))
     ws.import_entities("outcomes", tmp_path / "o.csv")
@@ -78,10 +78,14 @@ def outcomes_ws(tmp_path):
     ws.close()
 
 
+# The outcomes are recorded after the last event: asked as of their day, they are known.
+OUTCOME_DAY = dt.date(2024, 1, 1) + dt.timedelta(days=100)
+
+
 def test_sequences_support_confidence_lift(outcomes_ws) -> None:
     ws = outcomes_ws
     # six cases are too few for significance: list every pattern, not only productive ones
-    got = ws.analysis("sequences", outcome="renewal", min_support=1,
+    got = ws.analysis("sequences", outcome="renewal", min_support=1, as_of=OUTCOME_DAY,
                        all_patterns=True)
     rows = got.set_index("pattern")
     forward = rows.loc["trainer: Training Completed → executive: Plan Approved"]
@@ -93,12 +97,12 @@ def test_sequences_support_confidence_lift(outcomes_ws) -> None:
     # P(X >= 3), X ~ Hypergeometric(5, 3, 3) = 1/C(5,3)
     assert forward.improvement == pytest.approx(0.4)
     assert forward.improvement_p == pytest.approx(0.1)
-    productive = ws.analysis("sequences", outcome="renewal", min_support=1)
+    productive = ws.analysis("sequences", outcome="renewal", min_support=1, as_of=OUTCOME_DAY)
     assert productive.empty  # not significant on six cases
     triple = rows.loc["viewer: Dashboard Viewed → trainer: Training Completed → executive: Plan Approved"]
     assert (triple.outcome_cases, triple.pattern_cases, triple.steps) == (1, 1, 3)
     assert "executive: Plan Approved → trainer: Training Completed" not in rows.index
-    churn = ws.analysis("sequences", outcome="churn", min_support=1,
+    churn = ws.analysis("sequences", outcome="churn", min_support=1, as_of=OUTCOME_DAY,
                          all_patterns=True)
     reverse = churn.set_index("pattern").loc["executive: Plan Approved → trainer: Training Completed"]
     assert (reverse.outcome_cases, reverse.confidence, reverse.lift) == (1, 1.0, 3.0)

@@ -8,6 +8,7 @@ between accounts in the events table and their day refreshed, as a re-attributio
 from __future__ import annotations
 
 import json
+import re
 
 import ibis
 import pytest
@@ -175,7 +176,7 @@ def test_a_workspace_from_schema_1_gets_the_rollup_tables_anew(tmp_path) -> None
     a workspace read-only is refused (it needs the upgrade); opening it migrates: the tables are
     made anew in today's shape, and the first query fills them — the same numbers as before."""
     from accountlens.store.base import StoreError
-    from accountlens.store.schema import SCHEMA_VERSION
+    from accountlens.store.schema import MIGRATIONS, SCHEMA_VERSION
     from tests.test_metrics_fixture import AS_OF, build_fixture
 
     ws = build_fixture(tmp_path)
@@ -183,6 +184,13 @@ def test_a_workspace_from_schema_1_gets_the_rollup_tables_anew(tmp_path) -> None
     expected = ws.metrics_table(names, level="account", as_of=AS_OF)
     ws.store.execute(f"DROP TABLE {rollup.USER_FIRSTS}")
     ws.store.execute(f"ALTER TABLE {rollup.ACCOUNT_DAYS} DROP COLUMN users")
+    # what the migrations after 2 made is gone too: the workspace is as schema 1 left it
+    for _, statements in MIGRATIONS[2:]:
+        for statement in statements:
+            made = re.match(r"\s*CREATE (?:TABLE|SEQUENCE) (\w+)", statement)
+            if made:
+                kind = "SEQUENCE" if "SEQUENCE" in statement.split("(")[0] else "TABLE"
+                ws.store.execute(f"DROP {kind} IF EXISTS {made.group(1)}")
     ws.store.execute("DELETE FROM schema_version WHERE version >= 2")
     root = ws.root
     ws.close()

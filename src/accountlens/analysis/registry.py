@@ -37,8 +37,7 @@ class AnalysisRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     as_of: dt.date | None = Field(default=None, description=(
-        "last day included (default: the latest day with activity or outcomes, never after "
-        "today)"))
+        "last day included (default: the latest active event day, never after today)"))
     level: str = Field(default="role", description="grouping level")
     account: str | None = Field(default=None, description="restrict to one account id")
     limit: int = Field(default=50, ge=1, le=MAX_ROWS, description="at most this many rows")

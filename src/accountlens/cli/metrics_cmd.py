@@ -13,8 +13,8 @@ from accountlens.cli.formats import OutputFormat, emit, emit_result
 from accountlens.model import entities
 
 AsOfOption = Annotated[str | None, typer.Option(
-    "--as-of", help="Last day included, YYYY-MM-DD (default: the latest day with activity or "
-                    "outcomes, never after today).")]
+    "--as-of", help="Last day included, YYYY-MM-DD (default: the latest active event day, "
+                    "never after today).")]
 LevelOption = Annotated[str | None, typer.Option(
     "--level", "-l", help=f"{', '.join(entities.USER_LEVELS)}, account, an account slice "
                           f"({', '.join(entities.SLICES)}) or all; default: the metric's first level.")]

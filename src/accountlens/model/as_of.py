@@ -1,7 +1,7 @@
-"""The default as-of day of every metric and analysis, defined once (docs/cli.md): the latest
-day the workspace has data for — the later of the last active event's day (track, page or
-screen) and the last outcome's date — never after today (UTC); today when there is neither.
-An identify or group call does not move it, and neither does anything dated in the future."""
+"""The default as-of day of every metric and analysis, defined once (docs/cli.md, SPEC §5's
+"latest event day"): the day of the latest active event (track, page or screen), never after
+today (UTC); today when there is none. An identify or group call does not move it, and
+neither does an event dated in the future."""
 
 from __future__ import annotations
 
@@ -21,11 +21,9 @@ def default_as_of(store: Store, on: dt.date | None = None) -> dt.date:
     import ibis
 
     on = on or today()
-    events, outcomes = table("events"), table("outcomes")
+    events = table("events")
     tomorrow = ibis.timestamp(dt.datetime.combine(on + dt.timedelta(days=1), dt.time(),
                                                   tzinfo=dt.UTC))
     active = events.filter(events.type.isin(ACTIVE_EVENT_TYPES), events.timestamp < tomorrow)
-    known = outcomes.filter(outcomes.date <= on)
-    days = (active.aggregate(day=active.timestamp.max().date())
-            .union(known.aggregate(day=known.date.max())))
-    return store.run_expr(days.day.max().name("day")).column(0)[0].as_py() or on
+    latest = store.run_expr(active.timestamp.max().date().name("day")).column(0)[0].as_py()
+    return latest or on
