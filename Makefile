@@ -26,7 +26,7 @@ browser:
 		|| echo "note: /usr/bin/chromium missing and not installable here; browser tests will be skipped"; }
 
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -25,6 +25,7 @@ from accountlens.workspace import Workspace
 from tests.conftest import Server
 
 LIBRARY = {"library": {"name": "analytics-python", "version": "2.3.0"}}
+BIG = 123456789012345678901234567890  # orjson reads it as 1.2345678901234568e+29
 
 
 def _iso(moment: datetime) -> str:
@@ -63,6 +64,40 @@ def _stored(root: Path) -> dict[str, dict]:
 def _track(message_id: str, **fields: Any) -> dict:
     return {"type": "track", "event": "Report Created", "userId": "ann", "messageId": message_id,
             **fields}
+
+
+# --- what the engines do (the rules below exist because of it) -----------------------------
+def test_what_duckdb_and_orjson_do_with_extreme_timestamps_and_numbers() -> None:
+    import duckdb
+    import orjson
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+
+    def cast(text: str) -> str | None:
+        return con.execute("SELECT CAST(TRY_CAST(? AS TIMESTAMPTZ) AS VARCHAR)", [text]).fetchone()[0]
+
+    # TRY_CAST accepts far more than 4-digit years: the pipeline bounds them itself
+    assert cast("10000-01-01T00:00:00Z") == "10000-01-01 00:00:00+00"
+    assert cast("-0044-03-15T00:00:00Z") == "0045-03-15 (BC) 00:00:00+00"
+    assert cast("0001-01-01T00:00:00Z") == "0001-01-01 00:00:00+00"
+    assert cast("infinity") == "infinity"
+    assert cast("294247-01-01") is not None and cast("294248-01-01") is None
+    # ... and arithmetic over such values raises instead of giving NULL (one event used to
+    # fail every later load of its workspace)
+    for sql in ("SELECT TIMESTAMPTZ '2024-01-01' - (TIMESTAMPTZ 'infinity' - TIMESTAMPTZ '2024-01-01')",
+                "SELECT TIMESTAMPTZ '2024-01-01' - (TRY_CAST('294000-01-01' AS TIMESTAMPTZ) "
+                "- TRY_CAST('-290000-01-01' AS TIMESTAMPTZ))"):
+        with pytest.raises(duckdb.Error):
+            con.execute(sql).fetchall()
+    # orjson reads an integer beyond 64 bits as a float; DuckDB's from_json keeps its digits
+    assert orjson.loads(str(BIG)) == 1.2345678901234568e29
+    assert con.execute("""SELECT from_json(?, '{"u": "VARCHAR"}').u""",
+                       [f'{{"u": {BIG}}}']).fetchone()[0] == str(BIG)
+    # orjson writes 254 levels of nesting at most (and reads 1024)
+    orjson.dumps(orjson.loads(_deep(254)))
+    with pytest.raises(orjson.JSONEncodeError):
+        orjson.dumps(orjson.loads(_deep(255)))
 
 
 # --- 1. timestamp plausibility -------------------------------------------------------------
@@ -252,9 +287,6 @@ async def _no_app(scope: Any, receive: Any, send: Any) -> None:
 
 
 # --- 3. wrong types ------------------------------------------------------------------------
-BIG = 123456789012345678901234567890  # orjson reads it as 1.2345678901234568e+29
-
-
 def test_wrongly_typed_fields_are_quarantined_and_numbers_keep_every_digit(server) -> None:
     assert _counts(server) == (0, 0)
     segment = [

@@ -43,7 +43,8 @@ _CONTEXT_SHAPE = orjson.dumps({"groupId": "VARCHAR", "traits": "JSON"}).decode()
 
 
 def _json_kind(value: str) -> str:
-    """SQL: the JSON kind of the JSON `value` (not null), from its first character."""
+    """SQL: the JSON kind of `value` (a JSON value, or the text `from_json` made of one; not
+    null), from its first character."""
     return (f"CASE left({value}, 1) WHEN '{{' THEN 'object' WHEN '[' THEN 'array' "
             f"WHEN '\"' THEN 'string' WHEN 't' THEN 'boolean' WHEN 'f' THEN 'boolean' "
             "ELSE 'number' END")
@@ -57,7 +58,8 @@ def _type_checks() -> str:
     (`json_type`), which keeps the check cheap for ordinary events."""
     scalars = [(f, "raw", f"$.{f}", f) for f in _SCALAR_FIELDS]
     scalars.append(("c.groupId", "context", "$.groupId", "context.groupId"))
-    # text an object, array or boolean gives ({, [ by their codes: ord is the cheapest test)
+    # what an object, array or boolean turns into: text starting with { or [ (tested by the
+    # character's code: ord is the cheapest test measured), or true / false
     suspect = {text: f"(ord({text}) IN (123, 91) OR {text} IN ('true', 'false'))"
                for text, *_ in scalars}
     checks = [f"CASE WHEN {suspect[text]} AND json_type({doc}, '{path}') IN ('OBJECT', 'ARRAY', "
