@@ -13,13 +13,7 @@ import pytest
 
 from accountlens.ingest.importers import ImportError_
 from tests import fixtures_b2b
-
-
-@pytest.fixture
-def ws(tmp_path):
-    workspace = fixtures_b2b.build(tmp_path)
-    yield workspace
-    workspace.close()
+from tests.test_paths_champions import ws  # noqa: F401 - the fixture workspace of tests/fixtures_b2b.py
 
 
 def counts(ws) -> dict:
