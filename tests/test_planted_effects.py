@@ -23,9 +23,13 @@ def test_slow_finance_approvals_rank_first(ws) -> None:
     assert by_user.iloc[0].to_actor.endswith("-approver-0")  # the Finance approvers
 
 
+# tests/planted.py records every outcome after the last event: asked as of that day.
+OUTCOMES_DAY = "2024-07-19"
+
+
 def test_planted_sequence_is_the_most_significant_precursor_of_renewal(ws) -> None:
-    patterns = ws.analysis("sequences", outcome="renewal")
+    patterns = ws.analysis("sequences", outcome="renewal", as_of=OUTCOMES_DAY)
     assert patterns.iloc[0].pattern == "trainer: Training Completed → executive: Plan Approved"
     assert patterns.iloc[0].lift > 1.4 and patterns.iloc[0].q_value < 0.01
-    churn = ws.analysis("sequences", outcome="churn")
+    churn = ws.analysis("sequences", outcome="churn", as_of=OUTCOMES_DAY)
     assert "trainer: Training Completed → executive: Plan Approved" not in set(churn.pattern.head(3))
