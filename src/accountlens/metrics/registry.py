@@ -318,7 +318,7 @@ def prepare(store: Store, request: MetricRequest, settings: MetricsSection,
         fresh = rollup.ensure_fresh(store, read_only=read_only, settings=settings)
     except Exception:  # noqa: BLE001 - a read-only store cannot build it: query events inline
         fresh = False
-    return request.as_of or default_as_of(store), not fresh
+    return request.as_of or default_as_of(store, rollup_fresh=fresh), not fresh
 
 
 _SORT_KEYS = (*lv.LEVELS, "scope", "account_id", "user_id", "unit_id", "cohort", "period",

@@ -9,21 +9,28 @@ import datetime as dt
 
 from accountlens.model.entities import ACTIVE_EVENT_TYPES
 from accountlens.store.base import Store
-from accountlens.store.catalog import table
+from accountlens.store.catalog import ROLLUP, table
 
 
 def today() -> dt.date:
     return dt.datetime.now(dt.UTC).date()
 
 
-def default_as_of(store: Store, on: dt.date | None = None) -> dt.date:
-    """The default as-of of queries asked on day `on` (default: today)."""
+def default_as_of(store: Store, on: dt.date | None = None, rollup_fresh: bool = False) -> dt.date:
+    """The default as-of of queries asked on day `on` (default: today). With `rollup_fresh`
+    (the daily rollup is current: it holds exactly the active events, by day) it is read from
+    the rollup, a fraction of the events' rows."""
     import ibis
 
     on = on or today()
-    events = table("events")
-    tomorrow = ibis.timestamp(dt.datetime.combine(on + dt.timedelta(days=1), dt.time(),
-                                                  tzinfo=dt.UTC))
-    active = events.filter(events.type.isin(ACTIVE_EVENT_TYPES), events.timestamp < tomorrow)
-    latest = store.run_expr(active.timestamp.max().date().name("day")).column(0)[0].as_py()
+    if rollup_fresh:
+        days = table(ROLLUP)
+        latest_day = days.filter(days.day <= on).day.max()
+    else:
+        events = table("events")
+        tomorrow = ibis.timestamp(dt.datetime.combine(on + dt.timedelta(days=1), dt.time(),
+                                                      tzinfo=dt.UTC))
+        active = events.filter(events.type.isin(ACTIVE_EVENT_TYPES), events.timestamp < tomorrow)
+        latest_day = active.timestamp.max().date()
+    latest = store.run_expr(latest_day.name("day")).column(0)[0].as_py()
     return latest or on
