@@ -111,6 +111,107 @@ class RolesSection(_Section):
     champion_lookback_days: int = Field(default=90, gt=0)
 
 
+# --- outcomes: `[health]`, `[prediction]`, `[signals]` (docs/outcomes.md) --------------------
+class HealthFactor(_Section):
+    """One factor of the health score: an account feature (analysis/features.py) or an account
+    trait (`trait:NAME`), scored 0–100 by a piecewise-linear curve through `points`
+    ([[value, score], …], values ascending; flat beyond the ends), or a step function when
+    `steps` is true (the score of the last point at or below the value)."""
+
+    input: str
+    weight: float = Field(ge=0)
+    points: list[tuple[float, float]] = Field(min_length=1)
+    steps: bool = False
+
+    @field_validator("points")
+    @classmethod
+    def _points(cls, points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        values = [v for v, _ in points]
+        if any(b <= a for a, b in zip(values, values[1:])):
+            raise ValueError("point values must be strictly increasing")
+        if any(not 0 <= s <= 100 for _, s in points):
+            raise ValueError("point scores must lie in 0..100")
+        return points
+
+
+def _default_factors() -> dict[str, HealthFactor]:
+    f = HealthFactor
+    return {
+        "seat_utilization": f(input="seat_utilization", weight=20, points=[(0.1, 0), (0.7, 100)]),
+        "active_user_trend": f(input="active_user_trend", weight=15,
+                               points=[(-0.5, 0), (0.0, 60), (0.25, 100)]),
+        "breadth": f(input="breadth", weight=10, points=[(0.1, 0), (0.6, 100)]),
+        "stickiness": f(input="stickiness", weight=10, points=[(0.02, 0), (0.25, 100)]),
+        "activation": f(input="activated", weight=10, points=[(0, 0), (1, 100)], steps=True),
+        "champion": f(input="champion_present", weight=15, points=[(0, 0), (1, 100)], steps=True),
+        "contract_alignment": f(input="contract_alignment", weight=10,
+                                points=[(0.1, 0), (0.8, 100)]),
+        "open_stalls": f(input="open_stalls_per_user", weight=10,
+                         points=[(0.0, 100), (0.5, 50), (2.0, 0)]),
+    }
+
+
+class HealthSegmentWeights(_Section):
+    """Weights for the accounts of one segment (`by` = plan, industry, region or size_band)."""
+
+    by: Literal["plan", "industry", "region", "size_band"]
+    value: str
+    weights: dict[str, float]
+
+    @field_validator("weights")
+    @classmethod
+    def _non_negative(cls, weights: dict[str, float]) -> dict[str, float]:
+        if any(w < 0 for w in weights.values()):
+            raise ValueError("weights must be zero or more")
+        return weights
+
+
+class HealthSection(_Section):
+    factors: dict[str, HealthFactor] = Field(default_factory=_default_factors)
+    segments: list[HealthSegmentWeights] = Field(default_factory=list)
+    healthy_from: float = Field(default=70, ge=0, le=100)  # grade healthy at or above
+    poor_below: float = Field(default=40, ge=0, le=100)  # grade poor below; between: concerning
+    trend_days: int = Field(default=30, gt=0)  # trend: the score against this many days before
+    history_step_days: int = Field(default=7, gt=0)  # spacing of `--history` points
+    history_points: int = Field(default=26, gt=0, le=520)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> HealthSection:
+        if self.poor_below > self.healthy_from:
+            raise ValueError("poor_below must not exceed healthy_from")
+        if not self.factors or sum(f.weight for f in self.factors.values()) <= 0:
+            raise ValueError("at least one factor needs a positive weight")
+        for segment in self.segments:
+            unknown = [k for k in segment.weights if k not in self.factors]
+            if unknown:
+                raise ValueError(f"segments ({segment.by}={segment.value}): unknown factor(s) "
+                                 f"{unknown}; factors are {sorted(self.factors)}")
+        return self
+
+
+class PredictionSection(_Section):
+    horizon_days: int = Field(default=90, gt=0)  # an outcome within this many days after a cut-off
+    cutoff_step_days: int = Field(default=30, gt=0)  # training cut-offs lie this far apart
+    max_training_cutoffs: int = Field(default=12, gt=0)
+    backtest_cutoffs: int = Field(default=4, gt=0)
+    min_outcomes: int = Field(default=30, gt=0)  # fewer labelled accounts: predict nothing
+    min_class: int = Field(default=10, gt=0)  # fewer of either class: predict nothing
+    seed: int = 0
+
+
+class SignalsSection(_Section):
+    # Product-qualified account: enough active users using enough paid features, recently.
+    pqa_window_days: int = Field(default=14, gt=0)
+    pqa_min_active_users: int = Field(default=3, ge=1)
+    pqa_min_paid_features: int = Field(default=2, ge=1)
+    paid_features: list[str] = Field(default_factory=lambda: [
+        "Report Shared", "Workflow Approved", "Plan Approved", "API Called"])
+    seat_cap_utilization: float = Field(default=0.95, gt=0)  # expansion: seats (nearly) full
+    new_unit_days: int = Field(default=30, gt=0)  # expansion: a team/department first active lately
+    unused_seat_days: int = Field(default=60, gt=0)  # contraction: seats unused this long
+    unused_seat_share: float = Field(default=0.3, gt=0, le=1)  # … for at least this share of seats
+
+
 # --- workspace, ingestion, serving, engines --------------------------------------------------
 class WorkspaceSection(_Section):
     name: str = "default"
@@ -216,6 +317,9 @@ class Config(_Section):
     metrics: MetricsSection = Field(default_factory=MetricsSection)
     analysis: AnalysisSection = Field(default_factory=AnalysisSection)
     spark: SparkSection = Field(default_factory=SparkSection)
+    health: HealthSection = Field(default_factory=HealthSection)
+    prediction: PredictionSection = Field(default_factory=PredictionSection)
+    signals: SignalsSection = Field(default_factory=SignalsSection)
 
 
 class ConfigError(ValueError):

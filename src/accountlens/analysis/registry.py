@@ -50,7 +50,9 @@ class Analysis:
     name: str
     summary: str
     request: type[AnalysisRequest]  # declares `level` as a Literal of the supported levels
-    run: Callable[[Store, Any, Any], pd.DataFrame]  # (store, settings, request) -> rows
+    # (store, settings, request) -> rows; notes for the reader (a fallback taken, too few
+    # outcomes, a missing input) go in the frame's `attrs["notes"]` (a list of str).
+    run: Callable[[Store, Any, Any], pd.DataFrame]
     engines: tuple[str, ...] = ("duckdb",)  # the engines its queries are written for
 
     @property
@@ -118,6 +120,7 @@ def run_analysis(store: Store, settings: Any, name: str, cached: bool = True,
     result = Result(kind="analysis", name=name, level=request.level, as_of=as_of,
                     engine=store.engine_name, frame=labels.with_names(store, shown),
                     total_rows=len(frame) if len(frame) > request.limit else None)
+    result.notes.extend(frame.attrs.get("notes", []))
     if len(frame) >= MAX_ROWS:
         result.notes.append(f"computed the first {MAX_ROWS} rows only")
     return result
