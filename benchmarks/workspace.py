@@ -27,13 +27,14 @@ class BenchWorkspace:
 
 
 def _write_outcomes(n_accounts: int, path: Path) -> None:
-    """Every account has an outcome on the last day: renewal for two thirds, churn otherwise."""
+    """Every account has one outcome in the last 150 days (spread by account number, so the
+    outcome benchmarks' cut-offs have labels): renewal for two thirds, churn otherwise."""
     con = connect()
     try:
         con.execute(
             f"""COPY (SELECT 'acct-' || a AS account_id,
                       CASE WHEN a % 3 = 0 THEN 'churn' ELSE 'renewal' END AS kind,
-                      DATE '{END[:10]}' AS date FROM range({n_accounts}) t(a)) TO ? (HEADER)""",
+                      DATE '{END[:10]}' - CAST((a * 37) % 150 AS INTEGER) AS date FROM range({n_accounts}) t(a)) TO ? (HEADER)""",
             [str(path)])
     finally:
         con.close()
@@ -80,8 +81,8 @@ def bench_workspace(ctx: Context, events: int | None = None) -> BenchWorkspace:
 def workspace_benchmark(ctx: Context) -> list[Row]:
     """The workspace every metric, analysis and dashboard benchmark reads: the generated events
     (JSONL, imported through `Workspace.import_events`) with accounts, one membership per user
-    (role), one subscription per account (seats, ARR) and one outcome per account (renewal for
-    two thirds, churn otherwise). The daily rollup is built once after the import, as the
+    (role), one subscription per account (seats, ARR) and one outcome per account in the last
+    150 days (renewal for two thirds, churn otherwise). The daily rollup is built once after the import, as the
     first metric query would."""
     bw = bench_workspace(ctx)
     size = (bw.path / DB_FILE).stat().st_size

@@ -437,7 +437,7 @@ seniority = {_toml_list(defaults.roles.seniority)}
 champion_quiet_days = {defaults.roles.champion_quiet_days}
 # Days of activity used to find each account's champion.
 champion_lookback_days = {defaults.roles.champion_lookback_days}
-{_metrics_template(defaults)}'''
+{_metrics_template(defaults)}{_outcomes_template(defaults)}'''
 
 
 def _metrics_template(defaults: Config) -> str:
@@ -489,6 +489,50 @@ remote = ""
 parquet_dir = "{defaults.spark.parquet_dir}"
 # Extra Spark settings, e.g. {{ "spark.driver.memory" = "4g" }}.
 conf = {{}}
+'''
+
+
+def _outcomes_template(defaults: Config) -> str:
+    h, p, g = defaults.health, defaults.prediction, defaults.signals
+    factors = "".join(
+        f'\n[health.factors.{name}]\ninput = "{f.input}"\nweight = {f.weight:g}\n'
+        f'points = [{", ".join(f"[{v:g}, {s:g}]" for v, s in f.points)}]\n'
+        + ("steps = true\n" if f.steps else "")
+        for name, f in h.factors.items())
+    return f'''
+[health]
+# The health score (docs/health.md): grades, trend and `--history` spacing. The factors below
+# replace the built-in set as a whole once any is given; input = "trait:NAME" reads an
+# account trait (e.g. nps, support_tickets). [[health.segments]] sets weights per segment:
+# by = "plan", value = "enterprise", weights = {{ seat_utilization = 30 }}.
+healthy_from = {h.healthy_from:g}
+poor_below = {h.poor_below:g}
+trend_days = {h.trend_days}
+history_step_days = {h.history_step_days}
+history_points = {h.history_points}
+{factors}
+[prediction]
+# Churn / renewal / expansion models and their backtest (docs/prediction.md): an outcome
+# within horizon_days after a cut-off is the label; cut-offs lie cutoff_step_days apart.
+horizon_days = {p.horizon_days}
+cutoff_step_days = {p.cutoff_step_days}
+max_training_cutoffs = {p.max_training_cutoffs}
+backtest_cutoffs = {p.backtest_cutoffs}
+# Fewer labelled accounts, or fewer of either class, and nothing is predicted.
+min_outcomes = {p.min_outcomes}
+min_class = {p.min_class}
+seed = {p.seed}
+
+[signals]
+# Product-qualified accounts, expansion and contraction signals (docs/renewals.md).
+pqa_window_days = {g.pqa_window_days}
+pqa_min_active_users = {g.pqa_min_active_users}
+pqa_min_paid_features = {g.pqa_min_paid_features}
+paid_features = {_toml_list(g.paid_features)}
+seat_cap_utilization = {g.seat_cap_utilization:g}
+new_unit_days = {g.new_unit_days}
+unused_seat_days = {g.unused_seat_days}
+unused_seat_share = {g.unused_seat_share:g}
 '''
 
 

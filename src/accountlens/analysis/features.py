@@ -84,8 +84,8 @@ SELECT a.account_id, a.parent_account_id, a.industry, a.region, a.employees,
 FROM accounts a
 LEFT JOIN live l USING (account_id) LEFT JOIN tenure t USING (account_id)
 LEFT JOIN activity act USING (account_id) LEFT JOIN members m USING (account_id)
-WHERE coalesce(a.created_at < $end, TRUE) AND (l.live_arr IS NOT NULL OR act.last_day IS NOT NULL
-      OR t.first_contract IS NOT NULL)
+WHERE l.live_arr IS NOT NULL OR act.last_day IS NOT NULL OR t.first_contract IS NOT NULL
+      OR coalesce(a.created_at < $end, FALSE)  -- created_at: first seen by a `group` call
 """
 
 _TRAITS_SQL = """

@@ -27,6 +27,10 @@ class BoundedCache:
                 self._items.pop(next(iter(self._items)))
             self._items[key] = value
 
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
     def __contains__(self, key: Hashable) -> bool:
         with self._lock:
             return key in self._items
