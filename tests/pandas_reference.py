@@ -75,7 +75,7 @@ class Raw:
 
     def live_subscriptions(self, day: dt.date) -> pd.DataFrame:
         s = self.subscriptions
-        return s[(s.start_date <= day) & (s.end_date.isna() | (s.end_date >= day))]
+        return s[(s.start_date <= day) & (s.end_date.isna() | (s.end_date > day))]  # [start, end)
 
     # -- accounts known on as_of and their slice values ----------------------------------------
     def known_accounts(self) -> pd.DataFrame:

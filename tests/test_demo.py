@@ -1,13 +1,18 @@
-"""The demo simulator: deterministic, complete, loaded through the real paths, with planted effects."""
+"""The demo simulator: deterministic, complete, loaded through the real paths, with planted
+effects; its history covers its contracts, and its outcomes follow the accounts' behaviour."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from accountlens.demo.simulator import generate_demo
 from accountlens.workspace import Workspace, WorkspaceError
+
+DECISIONS = ("renewal", "expansion", "contraction", "churn")
 
 CHECKSUM_SQL = """
 SELECT count(*) AS events,
@@ -32,9 +37,10 @@ def small(tmp_path_factory) -> tuple[Path, dict, list]:
 
 
 @pytest.fixture(scope="module")
-def medium(tmp_path_factory) -> Workspace:
-    root = tmp_path_factory.mktemp("demo") / "medium"
-    generate_demo(root, accounts=30, seed=2)
+def default(tmp_path_factory) -> Workspace:
+    """The demo as `accountlens demo` makes it (60 accounts, seed 7)."""
+    root = tmp_path_factory.mktemp("demo") / "default"
+    generate_demo(root)
     ws = Workspace.open(root, read_only=True)
     yield ws
     ws.close()
@@ -113,26 +119,26 @@ def test_automation_and_attribution(small):
         assert str(late) < "2025-07-01 01"
 
 
-def test_membership_history(small, medium):
-    for ws in (Workspace.open(small[0], read_only=True), medium):
+def test_membership_history(small, default):
+    for ws in (Workspace.open(small[0], read_only=True), default):
         changed = rows(ws, """SELECT count(*) AS n FROM (
                                 SELECT user_id, account_id FROM memberships GROUP BY ALL
                                 HAVING count(DISTINCT role) > 1)""")[0]["n"]
         left = rows(ws, "SELECT count(*) AS n FROM memberships WHERE valid_to IS NOT NULL")[0]["n"]
         assert changed > 0 and left > 0
-        if ws is not medium:
+        if ws is not default:
             ws.close()
-    multi = rows(medium, """SELECT count(*) AS n FROM (SELECT user_id FROM memberships
+    multi = rows(default, """SELECT count(*) AS n FROM (SELECT user_id FROM memberships
                             GROUP BY user_id HAVING count(DISTINCT account_id) > 1)""")[0]["n"]
     assert multi > 0
-    parents = rows(medium, "SELECT count(*) AS n FROM accounts WHERE parent_account_id IS NOT NULL")
+    parents = rows(default, "SELECT count(*) AS n FROM accounts WHERE parent_account_id IS NOT NULL")
     assert parents[0]["n"] > 0
 
 
-def test_outcomes_and_planted_sequence(medium):
-    kinds = {r["kind"] for r in rows(medium, "SELECT DISTINCT kind FROM outcomes")}
+def test_outcomes_and_planted_sequence(default):
+    kinds = {r["kind"] for r in rows(default, "SELECT DISTINCT kind FROM outcomes")}
     assert {"renewal", "expansion", "contraction", "churn"} <= kinds
-    by_sequence = rows(medium, """
+    by_sequence = rows(default, """
         WITH cases AS (
             SELECT account_id, kind, CAST(date AS TIMESTAMPTZ) AS at FROM outcomes
             WHERE kind IN ('renewal', 'expansion', 'contraction', 'churn')
@@ -154,8 +160,8 @@ def test_outcomes_and_planted_sequence(medium):
     assert rates[True]["renewed"] > rates[False]["renewed"] + 0.3
 
 
-def test_finance_approvals_are_slow_and_some_objects_stall(medium):
-    latency = rows(medium, """
+def test_finance_approvals_are_slow_and_some_objects_stall(default):
+    latency = rows(default, """
         WITH steps AS (
             SELECT name, unit_id, timestamp,
                    lag(timestamp) OVER (PARTITION BY object_id ORDER BY timestamp) AS previous
@@ -168,21 +174,132 @@ def test_finance_approvals_are_slow_and_some_objects_stall(medium):
         WHERE s.name IN ('Workflow Approved', 'Report Approved') GROUP BY ALL""")
     hours = {r["finance"]: r["hours"] for r in latency}
     assert hours[True] > 3 * hours[False]
-    stalled = rows(medium, """SELECT count(*) AS n FROM (
+    stalled = rows(default, """SELECT count(*) AS n FROM (
         SELECT object_id FROM events WHERE object_id LIKE 'wf-%' GROUP BY object_id
         HAVING count(*) FILTER (WHERE name = 'Workflow Approved') = 0
            AND max(timestamp) < TIMESTAMPTZ '2025-06-01')""")[0]["n"]
     assert stalled > 0
 
 
-def test_invites_internal_and_external(medium):
-    invites = rows(medium, """
+def test_invites_internal_and_external(default):
+    invites = rows(default, """
         SELECT split_part(properties->>'invitee_email', '@', 2) = a.domain AS internal, count(*) AS n
         FROM events e JOIN accounts a USING (account_id)
         WHERE e.name = 'User Invited' GROUP BY ALL""")
     assert {r["internal"] for r in invites} == {True, False}
-    referred = rows(medium, """
+    referred = rows(default, """
         SELECT count(*) AS n FROM events e JOIN users u ON u.email = e.properties->>'invitee_email'
         JOIN memberships m ON m.user_id = u.user_id AND m.account_id <> e.account_id
         WHERE e.name = 'User Invited'""")
     assert referred[0]["n"] > 0
+
+
+# --- history and outcomes ------------------------------------------------------------------------
+def frame(ws: Workspace, sql: str) -> pd.DataFrame:
+    return ws.store.arrow(sql).to_pandas()
+
+
+@pytest.fixture(scope="module")
+def decisions(default) -> pd.DataFrame:
+    """Each renewal decision (an outcome on the end day D of a paid subscription) with what the
+    account looked like a month before, computed with pandas from the raw tables: users active
+    in the 30 days before D − 30 ÷ the seats in force on D − 30 ([start, end)), and the change
+    of those users against the same 30 days three months earlier."""
+    subs = frame(default, "SELECT account_id, seats, arr, start_date, end_date FROM subscriptions")
+    for column in ("start_date", "end_date"):
+        subs[column] = pd.to_datetime(subs[column])
+    outcomes = frame(default, "SELECT account_id, kind, date, arr_delta FROM outcomes")
+    outcomes["date"] = pd.to_datetime(outcomes["date"])
+    events = frame(default, """SELECT account_id, user_id, timestamp FROM events
+                               WHERE type IN ('track', 'page', 'screen') AND actor_kind = 'human'
+                                 AND user_id IS NOT NULL AND account_id IS NOT NULL""")
+    events["day"] = events["timestamp"].dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize()
+    paid_ends = subs[subs["arr"] > 0][["account_id", "end_date"]]
+    found = outcomes[outcomes["kind"].isin(DECISIONS)].merge(
+        paid_ends, left_on=["account_id", "date"], right_on=["account_id", "end_date"])
+
+    def active(account: str, since: pd.Timestamp, until: pd.Timestamp) -> int:
+        mine = events[(events["account_id"] == account) & (events["day"] >= since)
+                      & (events["day"] < until)]
+        return mine["user_id"].nunique()
+
+    month = pd.Timedelta(days=30)
+    rows = []
+    for d in found.itertuples():
+        seen = d.date - month
+        now, before = active(d.account_id, seen - month, seen), active(
+            d.account_id, seen - 4 * month, seen - 3 * month)
+        seats = subs[(subs["account_id"] == d.account_id) & (subs["start_date"] <= seen)
+                     & (subs["end_date"] > seen)]["seats"].sum()
+        rows.append({"account_id": d.account_id, "kind": d.kind, "date": d.date,
+                     "arr_delta": d.arr_delta, "utilization": now / seats,
+                     "user_trend": (now - before) / max(before, 1)})
+    return pd.DataFrame(rows)
+
+
+def test_history_covers_every_contract(default):
+    first, last = rows(default, "SELECT min(timestamp) AS f, max(timestamp) AS l FROM events")[0].values()
+    assert first.date() < dt.date(2023, 7, 15) and last.date() == dt.date(2025, 6, 30)  # two years
+    contracts = frame(default, "SELECT account_id, min(start_date) AS first_contract "
+                               "FROM subscriptions GROUP BY ALL")
+    assert len(contracts) == 60
+    assert (contracts["first_contract"] >= first.date()).all()  # acquired while tracked ...
+    assert (contracts["first_contract"] <= first.date() + dt.timedelta(days=560)).all()  # ~18 months
+
+
+def test_activation_and_time_to_value_are_measured_from_acquisition(default):
+    activation = default.metric_result("activation", level="all")
+    assert activation.as_of == dt.date(2025, 6, 30) and activation.notes == []  # none predates
+    assert activation.frame["activation_rate"].iloc[0] > 0.5
+    ttv = default.metric_result("time_to_value", level="all")
+    assert ttv.notes == [] and ttv.frame["median_days"].iloc[0] < 45
+
+
+def test_enough_renewal_decisions_spread_over_the_last_year(decisions):
+    kinds = decisions["kind"].value_counts()
+    assert len(decisions) >= 40 and kinds["churn"] >= 12
+    assert {"renewal", "expansion", "contraction"} <= set(kinds.index)
+    assert decisions["date"].min() >= pd.Timestamp("2024-07-01")
+    assert decisions["date"].dt.to_period("M").nunique() >= 9
+
+
+def test_renewals_follow_on_the_end_day_and_churn_ends_everything(default, decisions):
+    subs = frame(default, "SELECT account_id, seats, start_date, end_date FROM subscriptions")
+    for column in ("start_date", "end_date"):
+        subs[column] = pd.to_datetime(subs[column])
+    ending = subs.rename(columns={"seats": "old_seats", "start_date": "old_start"})
+    following = subs.rename(columns={"seats": "new_seats", "start_date": "date"})
+    cases = (decisions.merge(ending, left_on=["account_id", "date"],
+                             right_on=["account_id", "end_date"])[["account_id", "kind", "date",
+                                                                   "arr_delta", "old_seats"]]
+             .merge(following[["account_id", "date", "new_seats"]], how="left"))
+    assert len(cases) == len(decisions)
+    churned = cases[cases["kind"] == "churn"]
+    assert churned["new_seats"].isna().all() and (churned["arr_delta"] < 0).all()
+    kept = cases[cases["kind"] != "churn"]
+    assert kept["new_seats"].notna().all()  # the next contract starts on the end day: [start, end)
+    by_kind = {k: (g["new_seats"] - g["old_seats"]) for k, g in kept.groupby("kind")}
+    assert (by_kind["expansion"] > 0).all() and (by_kind["contraction"] < 0).all()
+    assert (by_kind["renewal"] == 0).all()
+    last = frame(default, "SELECT account_id, max(timestamp) AS last FROM events GROUP BY ALL")
+    stopped = churned.merge(last, on="account_id")
+    assert (stopped["last"].dt.tz_convert("UTC").dt.tz_localize(None) < stopped["date"]).all()
+
+
+def test_churn_follows_idle_seats_and_shrinking_use(decisions):
+    by_kind = decisions.groupby("kind")[["utilization", "user_trend"]].median()
+    renewed = decisions[decisions["kind"].isin(["renewal", "expansion"])]
+    churned = decisions[decisions["kind"] == "churn"]
+    assert churned["utilization"].median() < renewed["utilization"].median() - 0.15
+    assert churned["user_trend"].median() < renewed["user_trend"].median() - 0.1
+    assert by_kind.loc["expansion", "utilization"] > max(by_kind.loc["renewal", "utilization"], 0.9)
+
+
+def test_champions_leave_before_some_churns(default, decisions):
+    admins_left = frame(default, "SELECT account_id, valid_to FROM memberships "
+                                 "WHERE role = 'admin' AND valid_to IS NOT NULL")
+    admins_left["valid_to"] = admins_left["valid_to"].dt.tz_convert("UTC").dt.tz_localize(None)
+    churned = decisions[decisions["kind"] == "churn"].merge(admins_left, on="account_id")
+    before = churned[(churned["valid_to"] < churned["date"])
+                     & (churned["valid_to"] >= churned["date"] - pd.Timedelta(days=180))]
+    assert before["account_id"].nunique() >= 3

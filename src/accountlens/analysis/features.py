@@ -4,8 +4,8 @@ signals and renewals are computed from.
 Everything is read as it was known on `as_of`: events up to that day (the metrics of
 metrics/), subscriptions in force that day (half-open `[start, end)`, status derived from the
 dates, never from the `status` column), memberships as they stood (an end after `as_of` is not
-yet known), traits from the dated history of `group` calls (CSV-imported traits carry no date
-and are read as known), and no outcome at all. docs/outcomes.md lists every column.
+yet known), traits from the dated history (CSV-imported traits carry no date and are recorded as known
+from the start; `group` calls from their timestamps), and no outcome at all. docs/outcomes.md lists every column.
 """
 
 from __future__ import annotations
@@ -79,18 +79,18 @@ SELECT a.account_id, a.parent_account_id, a.industry, a.region, a.employees,
        CAST($day - t.first_contract AS BIGINT) AS tenure_days,
        CAST($day - act.last_day AS BIGINT) AS days_since_active,
        coalesce(act.events_30d, 0) AS events_30d, coalesce(act.events_prev_30d, 0) AS events_prev_30d,
-       coalesce(m.members, 0) AS members, coalesce(m.users_left_90d, 0) AS users_left_90d,
-       CASE WHEN a.source = 'import' THEN CAST(a.traits AS VARCHAR) END AS imported_traits
+       coalesce(m.members, 0) AS members, coalesce(m.users_left_90d, 0) AS users_left_90d
 FROM accounts a
 LEFT JOIN live l USING (account_id) LEFT JOIN tenure t USING (account_id)
 LEFT JOIN activity act USING (account_id) LEFT JOIN members m USING (account_id)
 WHERE l.live_arr IS NOT NULL OR act.last_day IS NOT NULL OR t.first_contract IS NOT NULL
       OR coalesce(a.created_at < $end, FALSE)  -- created_at: first seen by a `group` call
+      OR a.account_id IN (SELECT parent_account_id FROM accounts)  -- a parent (undated CRM data)
 """
 
 _TRAITS_SQL = """
 SELECT account_id, CAST(traits AS VARCHAR) AS traits FROM account_traits_history
-WHERE valid_from < $end ORDER BY account_id, valid_from, message_id
+WHERE valid_from < $end ORDER BY account_id, valid_from, message_id NULLS FIRST
 """
 
 
@@ -117,7 +117,8 @@ def filtered(frame: pd.DataFrame, request: AccountFilters) -> pd.DataFrame:
 
 
 def account_features(store: Store, settings: Any, as_of: dt.date) -> pd.DataFrame:
-    """One row per account known on `as_of` (a contract or activity by then), with every
+    """One row per account known on `as_of` (a contract or activity by then, or the parent of an
+    account), with every
     feature as of that day. Kept while the store's data and the settings are unchanged."""
     key = (store.instance, store.data_version, as_of, settings.model_dump_json())
     kept = _CACHE.get(key)
@@ -138,7 +139,6 @@ def _compute(store: Store, settings: Any, as_of: dt.date) -> pd.DataFrame:
     for name in _trait_inputs(settings):
         base[f"trait_{name}"] = pd.to_numeric(
             pd.Series([t.get(name) for t in traits], index=base.index), errors="coerce")
-    base = base.drop(columns=["imported_traits"])
     base["size_band"] = _size_band(base["employees"], settings.metrics.size_bands)
 
     metrics = _metrics(store, settings, METRICS, as_of)
@@ -201,11 +201,9 @@ def _trait_inputs(settings: Any) -> list[str]:
 
 
 def _traits(store: Store, end: dt.datetime, base: pd.DataFrame) -> list[dict]:
-    """Each account's traits as known before `end`: the CSV import's, then every dated
-    `group` call's in order (a later value of a key replaces an earlier one)."""
-    known: dict[str, dict] = {}
-    for account_id, text in zip(base["account_id"], base["imported_traits"]):
-        known[account_id] = _loads(text)
+    """Each account's traits as known before `end`: the CSV import's (recorded as known from
+    the start), then every dated `group` call's in order (a later value replaces an earlier)."""
+    known: dict[str, dict] = {a: {} for a in base["account_id"]}
     for row in store.rows(_TRAITS_SQL, {"end": end}):
         if row["account_id"] in known:
             known[row["account_id"]].update(_loads(row["traits"]))

@@ -1,8 +1,10 @@
 """Product telemetry of the simulated world as Segment-format events (track, page, identify, group).
 
-People use the product on working days in their time zone, pass reports, workflows and plans
-between roles, and integrations call the API; the planted effects live here: slow Finance
-approvals, stalled objects and the `trainer: Training Completed → executive: Plan Approved` habit.
+People use the product on working days in their time zone (as often as world.day_chance says),
+pass reports, workflows and plans between roles, and integrations call the API; the planted
+effects live here: slow Finance approvals, stalled objects (as many as the account's stall
+share) and the `trainer: Training Completed → executive: Plan Approved` habit. Nothing of an
+account is sent after it churned.
 """
 
 from __future__ import annotations
@@ -13,17 +15,24 @@ from typing import Any
 
 import numpy as np
 
-from accountlens.demo.world import DAY, END, PARTNER_DOMAINS, START, Account, Stint, User, World
+from accountlens.demo.world import (
+    DAY,
+    END,
+    HOUR,
+    PARTNER_DOMAINS,
+    ROLE_ACTIVITY,
+    START,
+    Account,
+    Stint,
+    User,
+    World,
+    day_chance,
+    stint_at,
+)
 
-HOUR = 3600.0
 WEB = {"name": "analytics.js", "version": "4.1.0"}
 SERVER = {"name": "analytics-python", "version": "2.3.0"}
 
-# role → (chance of being active on a working day, mean events in an active session)
-ROLE_ACTIVITY = {
-    "admin": (0.19, 3.0), "executive": (0.10, 2.0), "trainer": (0.14, 2.5),
-    "approver": (0.16, 2.5), "editor": (0.21, 3.5), "analyst": (0.20, 3.5), "viewer": (0.11, 2.0),
-}
 # role → what a session is made of; `/Name` is a page view
 ROLE_EVENTS: dict[str, dict[str, float]] = {
     "viewer": {"Dashboard Viewed": 5, "Report Viewed": 4, "/Dashboard": 3, "/Reports": 2,
@@ -51,6 +60,7 @@ EVENT_PRODUCT = {
 }
 INTEGRATIONS = ("salesforce", "hubspot", "netsuite", "slack")
 API_ENDPOINTS = ("/v1/reports", "/v1/dashboards", "/v1/workflows", "/v1/exports")
+ONBOARDING_DAYS, ONBOARDING_BOOST = 42, 2.0  # new accounts set up their first work items busily
 
 
 @dataclass
@@ -60,8 +70,11 @@ class EventBuffer:
     skews: list[float] = field(default_factory=list)
     events: list[dict] = field(default_factory=list)
 
-    def add(self, when: float, event: dict, skew: float = 0.0) -> None:
-        if START <= when < END:
+    def add(self, when: float, event: dict, skew: float = 0.0, until: float = END) -> None:
+        """Keep the event if it happened in the history and before `until`; the stored
+        timestamp is the true moment plus under a second of network time, which must not
+        carry it past `until`."""
+        if when >= START and when + 1.0 < until:
             self.times.append(when)
             self.skews.append(skew)
             self.events.append(event)
@@ -69,24 +82,9 @@ class EventBuffer:
 
 def _pick_members(account: Account, role: str, when: float) -> list[User]:
     """Users of `account` holding `role` at `when` and still using the product."""
-    found = []
-    for user in account.users:
-        if user.dormant or (user.quiet_from is not None and when >= user.quiet_from):
-            continue
-        for stint in user.stints:
-            if (stint.account_id == account.account_id and stint.role == role
-                    and stint.start <= when and (stint.end is None or when < stint.end)):
-                found.append(user)
-                break
-    return found
-
-
-def _stint_at(user: User, account: Account, when: float) -> Stint | None:
-    for stint in user.stints:
-        if stint.account_id == account.account_id and stint.start <= when and (
-                stint.end is None or when < stint.end):
-            return stint
-    return None
+    return [user for user in account.users
+            if not user.dormant and (user.quiet_from is None or when < user.quiet_from)
+            and any(s.role == role and s.holds(account.account_id, when) for s in user.stints)]
 
 
 class ActivitySimulator:
@@ -114,7 +112,7 @@ class ActivitySimulator:
                  "context": self._context(account, user, WEB if user else SERVER)}
         if user is not None:
             event["userId"] = user.user_id
-        self.buffer.add(when, event, user.clock_skew if user else 0.0)
+        self.buffer.add(when, event, user.clock_skew if user else 0.0, account.active_until)
 
     def page(self, when: float, user: User, account: Account, name: str) -> None:
         path = "/" + name.lower()
@@ -122,7 +120,7 @@ class ActivitySimulator:
                  "properties": {"path": path, "url": f"https://app.accountlens.example{path}",
                                 "title": f"{name} · accountlens"},
                  "context": self._context(account, user)}
-        self.buffer.add(when, event, user.clock_skew)
+        self.buffer.add(when, event, user.clock_skew, account.active_until)
 
     def next_object(self, kind: str, account: Account) -> str:
         self.object_counter += 1
@@ -147,10 +145,9 @@ class ActivitySimulator:
                     self.buffer.add(joined - (3 - k) * HOUR, {
                         "type": "page", "name": page, "anonymousId": anonymous_id,
                         "properties": {"path": "/" + page.lower()}, "context": {"library": WEB}},
-                        user.clock_skew)
+                        user.clock_skew, account.active_until)
             self.track(joined + 60, user, account, "Signed Up", {"method": "invite"
                        if user is not account.users[0] else "self-serve"})
-        seen_at = max(joined, START + float(rng.uniform(0, 20)) * DAY)
         traits = {"email": user.email, "name": user.name}
         if not account.crm_roles:
             traits.update(self._org_traits(first))
@@ -158,22 +155,24 @@ class ActivitySimulator:
                     "traits": traits, "context": {"library": WEB}}
         if not account.crm_roles:
             identify["context"] = {"library": WEB, "groupId": account.account_id}
-        self.buffer.add(seen_at + 1, identify, user.clock_skew)
+        self.buffer.add(joined + 1, identify, user.clock_skew, account.active_until)
         if account.crm_roles:
             return
-        self.buffer.add(seen_at + 2, {
+        self.buffer.add(joined + 2, {
             "type": "group", "userId": user.user_id, "groupId": account.account_id,
             "traits": {"name": account.name, "domain": account.domain, "industry": account.industry,
                        "plan": account.plan, "employees": account.employees},
-            "context": {"library": WEB}}, user.clock_skew)
+            "context": {"library": WEB}}, user.clock_skew, account.active_until)
         for stint in stints[1:]:  # role or team changes, told by the app's identify call
             self.buffer.add(stint.start, {
                 "type": "identify", "userId": user.user_id, "traits": self._org_traits(stint),
-                "context": {"library": WEB, "groupId": account.account_id}}, user.clock_skew)
+                "context": {"library": WEB, "groupId": account.account_id}}, user.clock_skew,
+                account.active_until)
         if stints[-1].end is not None:
             self.buffer.add(stints[-1].end, {
                 "type": "group", "userId": user.user_id, "groupId": account.account_id,
-                "traits": {"membership_status": "removed"}, "context": {"library": SERVER}})
+                "traits": {"membership_status": "removed"}, "context": {"library": SERVER}},
+                until=account.active_until)
 
     @staticmethod
     def _org_traits(stint: Stint) -> dict:
@@ -192,7 +191,7 @@ class ActivitySimulator:
         if account.referred_by is not None:
             inviter, home = by_id[account.referred_by]
             when = account.created_at - float(rng.uniform(7, 40)) * DAY
-            if _stint_at(inviter, home, when) is not None:
+            if stint_at(inviter, home, when) is not None:
                 self.track(when, inviter, home, "User Invited",
                            {"invitee_email": account.users[0].email, "invite_type": "external"})
         for _ in range(int(rng.poisson(1.2))):
@@ -213,12 +212,8 @@ class ActivitySimulator:
             return
         day0 = np.floor(begin / DAY) * DAY
         days = np.arange(day0, stop, DAY)
-        p_day, per_session = ROLE_ACTIVITY[stint.role]
-        weekday = ((days // DAY).astype(np.int64) + 3) % 7  # 0 = Monday
-        p = p_day * user.engagement * account.activity_factor(days) * np.where(weekday < 5, 1.0, 0.08)
-        if user.dormant:
-            p = p * 0.04
-        active_days = days[rng.random(len(days)) < np.clip(p, 0.0, 0.92)]
+        per_session = ROLE_ACTIVITY[stint.role][1]
+        active_days = days[rng.random(len(days)) < day_chance(user, account, stint.role, days)]
         if not len(active_days):
             return
         counts = 1 + rng.poisson(per_session * min(user.engagement, 2.0), len(active_days))
@@ -250,7 +245,7 @@ class ActivitySimulator:
 
     # --- shared objects ------------------------------------------------------------------------
     def _approval_delay(self, approver: User, account: Account, when: float) -> float:
-        stint = _stint_at(approver, account, when)
+        stint = stint_at(approver, account, when)
         slow = stint is not None and stint.team.lineage().get("department") == "Finance"
         return float(self.rng.lognormal(np.log(5 * HOUR), 0.7)) * (5.0 if slow else 1.0)
 
@@ -259,7 +254,7 @@ class ActivitySimulator:
         if not approvers:
             return None
         finance = [a for a in approvers
-                   if (s := _stint_at(a, account, when)) and s.team.lineage().get("department") == "Finance"]
+                   if (s := stint_at(a, account, when)) and s.team.lineage().get("department") == "Finance"]
         if finance and self.rng.random() < 0.45:
             return finance[self.rng.integers(len(finance))]
         return approvers[self.rng.integers(len(approvers))]
@@ -273,12 +268,15 @@ class ActivitySimulator:
             return
         editors = len([u for u in account.users if any(s.role == "editor" for s in u.stints)])
         weeks = (stop - begin) / (7 * DAY)
+        onboarding = min(stop, account.created_at + ONBOARDING_DAYS * DAY)
         for kind in ("report", "workflow"):
             if kind == "workflow" and "workflows" not in account.modules:
                 continue
-            n = int(rng.poisson(max(editors, 1) * 0.35 * weeks))
-            times = rng.uniform(begin, stop, n)
-            keep = rng.random(n) < account.activity_factor(times) / 1.35
+            rate = max(editors, 1) * 0.28  # items per week
+            times = rng.uniform(begin, stop, int(rng.poisson(rate * weeks)))
+            extra = max(onboarding - begin, 0.0) / (7 * DAY) * rate * (ONBOARDING_BOOST - 1)
+            times = np.concatenate([times, rng.uniform(begin, onboarding, int(rng.poisson(extra)))])
+            keep = rng.random(len(times)) < account.activity_factor(times) / 1.35
             for t0 in np.sort(times[keep]):
                 self._one_item(kind, account, float(t0))
 
@@ -305,13 +303,13 @@ class ActivitySimulator:
             t += float(rng.lognormal(np.log(3 * HOUR), 0.8))
             self.track(t, editor, account, "Workflow Submitted", title)
             final = "Workflow Approved"
-        if rng.random() < 0.09:  # stalled: nobody ever approves it
+        if rng.random() < account.stall_share:  # stalled: nobody ever approves it
             return
         approver = self._approver(account, t)
         if approver is None:
             return
         t += self._approval_delay(approver, account, t)
-        if t >= min(END, account.active_until) or _stint_at(approver, account, t) is None:
+        if t >= min(END, account.active_until) or stint_at(approver, account, t) is None:
             return
         self.track(t, approver, account, final, title)
         if kind == "report":
@@ -394,7 +392,7 @@ class ActivitySimulator:
         admins = _pick_members(account, "admin", stop - DAY) or _pick_members(account, "admin", begin)
         if admins and index % 2 == 0:
             for day in days[days.astype(np.int64) // int(DAY) % 7 == 0]:
-                if _stint_at(admins[0], account, float(day)) is not None:
+                if stint_at(admins[0], account, float(day)) is not None:
                     self.track(float(day) + 6 * HOUR, admins[0], account, "Report Exported",
                                {"actor_kind": "automation", "schedule": "weekly", "format": "pdf"})
 

@@ -1,8 +1,12 @@
-"""`generate_demo`: simulate a B2B SaaS company's year and load it through the real ingestion paths.
+"""`generate_demo`: simulate two years of a B2B SaaS company and load them through the real
+ingestion paths.
 
-CRM/billing data goes in as CSV imports; events are sent the way the collector stores them
-(Segment JSON lines appended to the durable log, with `sentAt`/`receivedAt` and some client
-clock skew) and then loaded by the loader. The same seed always gives the same workspace.
+The steps: the customer base and its people (world.py); their contracts and the outcome at each
+contract end, drawn from how the account behaved before it (here); their product telemetry
+(activity.py); then CRM/billing data goes in as CSV imports and events are sent the way the
+collector stores them (Segment JSON lines appended to the durable log, with `sentAt`/`receivedAt`
+and some client clock skew) and loaded by the loader. The same seed always gives the same
+workspace.
 """
 
 from __future__ import annotations
@@ -18,7 +22,33 @@ from pathlib import Path
 import numpy as np
 
 from accountlens.demo.activity import ActivitySimulator, EventBuffer
-from accountlens.demo.world import World, build_world
+from accountlens.demo.world import (
+    CONSULTANCY_DOMAINS,
+    CONTRACT_DAYS,
+    DAY,
+    END,
+    LEAD_DAYS,
+    MOMENTUM,
+    REGIONS,
+    SEAT_PRICE,
+    START,
+    TRIAL_DAYS,
+    Account,
+    Behaviour,
+    Names,
+    Outcome,
+    Stint,
+    Subscription,
+    User,
+    World,
+    add_people,
+    build_world,
+    day_start,
+    expected_mau,
+    joiner_roles,
+    leave,
+    sigmoid,
+)
 from accountlens.ingest.loader import load_pending
 from accountlens.ingest.normalize import Limits, encode_events
 from accountlens.ingest.pipeline import LoadResult
@@ -43,6 +73,179 @@ def _day(seconds: float) -> str:
 def _iso_ms(seconds: np.ndarray) -> np.ndarray:
     millis = np.round(seconds * 1000.0).astype(np.int64).astype("datetime64[ms]")
     return np.char.add(np.datetime_as_string(millis, unit="ms"), "Z")
+
+
+# --------------------------------------------------------------------------------------------
+# contracts and outcomes
+# --------------------------------------------------------------------------------------------
+def settle(rng: np.random.Generator, world: World) -> None:
+    """Every account's contracts and outcomes; then who referred whom and the consultants
+    (both need to know which accounts are still customers)."""
+    for account in world.accounts:
+        _contracts(rng, world.names, account)
+    _referrals(rng, world.accounts)
+    world.consultants = _consultants(rng, world.names, world.accounts)
+
+
+def observe(account: Account, seats: int, end: float) -> Behaviour:
+    """What the account looked like a month before its contract ends on `end`."""
+    at = end - LEAD_DAYS * DAY
+    now, before = expected_mau(account, at), expected_mau(account, at - 90 * DAY)
+    champion = account.champion
+    assert champion is not None  # every account has one once its people exist
+    left = champion.stints[-1].end is not None and champion.stints[-1].end <= at
+    quiet = champion.quiet_from is not None and champion.quiet_from <= at
+    return Behaviour(utilization=now / seats, user_trend=(now - before) / max(before, 1.0),
+                     champion_gone=left or quiet, stall_share=account.stall_share,
+                     habit=account.has_sequence)
+
+
+def renewal_kind(rng: np.random.Generator, b: Behaviour) -> str:
+    """Churn is likelier with idle seats, shrinking use, the champion gone and stalled work
+    (and less likely with the habit); expansion with seats near their cap and growing use;
+    contraction with many idle seats; else renewal."""
+    risk = (-2.1 + 4.0 * (0.6 - min(b.utilization, 1.0)) + 5.0 * max(-b.user_trend, 0.0)
+            + 2.4 * b.champion_gone + 4.0 * (b.stall_share - 0.1) - 1.2 * b.habit)
+    if rng.random() < sigmoid(risk):
+        return "churn"
+    growth = -2.0 + 8.0 * (b.utilization - 0.85) + 3.0 * max(b.user_trend, 0.0) + 0.8 * b.habit
+    if rng.random() < sigmoid(growth):
+        return "expansion"
+    return "contraction" if b.utilization < 0.5 and rng.random() < 0.7 else "renewal"
+
+
+def _stop(account: Account, at: float) -> None:
+    """The account churned at `at`: nothing of it happens afterwards (the CRM keeps the
+    memberships it had then)."""
+    account.active_until = at
+    for user in account.users:
+        user.stints = [s for s in user.stints if s.account_id != account.account_id or s.start < at]
+        for stint in user.stints:
+            if stint.account_id == account.account_id and stint.end is not None and stint.end > at:
+                stint.end = None
+    account.users = [u for u in account.users if u.stints]
+
+
+class _Ledger:
+    """An account's subscriptions and outcomes, numbered in order."""
+
+    def __init__(self, account: Account, entitlements: dict):
+        self.account, self.entitlements = account, entitlements
+
+    def subscribe(self, plan: str, seats: int, arr: float, start: float, status: str,
+                  days: int = CONTRACT_DAYS, entitlements: dict | None = None) -> None:
+        account = self.account
+        account.subscriptions.append(Subscription(
+            f"sub-{account.account_id[4:]}-{len(account.subscriptions) + 1}", account.account_id,
+            plan, seats, round(arr, 2), start, start + days * DAY, status,
+            entitlements if entitlements is not None else self.entitlements))
+
+    def outcome(self, kind: str, at: float, arr_delta: float, source: str) -> None:
+        self.account.outcomes.append(Outcome(self.account.account_id, kind, at,
+                                             round(arr_delta, 2), source))
+
+
+def _contracts(rng: np.random.Generator, names: Names, account: Account) -> None:
+    """A trial (converted or not), the first annual contract and, when it ends inside the
+    history, the renewal decision drawn from the account's behaviour, and its consequences."""
+    seats = max(5, int(round(account.initial_staff * account.headroom)))
+    price = SEAT_PRICE[account.plan] * float(rng.uniform(0.85, 1.1))
+    entitlements: dict = {"api_calls": account.api_quota, "modules": account.modules}
+    if account.api_quota == 0:
+        entitlements = {"modules": account.modules}
+    ledger = _Ledger(account, entitlements)
+    start = day_start(account.created_at)
+    if account.trial:
+        trial_end = start + TRIAL_DAYS * DAY
+        # a trial converts unless few of its people took it up
+        engaged = expected_mau(account, trial_end) / account.initial_staff
+        converts = rng.random() >= sigmoid(-3.0 + 8.0 * (0.6 - engaged))
+        ledger.subscribe("trial", seats, 0.0, start, "converted" if converts else "expired",
+                         TRIAL_DAYS, {"modules": account.modules})
+        ledger.outcome("conversion" if converts else "churn", trial_end,
+                       seats * price if converts else 0.0, "crm")
+        if not converts:
+            _stop(account, trial_end)
+            return
+        start = trial_end
+    end, arr = start + CONTRACT_DAYS * DAY, seats * price
+    if end >= END:
+        ledger.subscribe(account.plan, seats, arr, start, "active")
+        return
+    account.behaviour = behaviour = observe(account, seats, end)
+    kind = renewal_kind(rng, behaviour)
+    ledger.subscribe(account.plan, seats, arr, start, "churned" if kind == "churn" else "renewed")
+    if kind == "churn":
+        ledger.outcome("churn", end, -arr, "billing")
+        _stop(account, end)
+        return
+    new_seats, ents = seats, entitlements
+    if kind == "expansion":
+        new_seats = max(seats + 2, int(round(seats * float(rng.uniform(1.2, 1.5)))))
+        if "workflows" not in account.modules:
+            ents = dict(entitlements, modules=account.modules + ["workflows"])
+    elif kind == "contraction":
+        in_use = expected_mau(account, end - LEAD_DAYS * DAY)
+        new_seats = max(3, min(int(round(seats * 0.85)), int(round(in_use * 1.15))))
+    uplift = float(rng.uniform(1.0, 1.05)) if kind == "renewal" else 1.0
+    new_arr = new_seats * price * 1.03 * uplift
+    ledger.subscribe(account.plan, new_seats, new_arr, end, "active", entitlements=ents)
+    ledger.outcome(kind, end, new_arr - arr, "billing")
+    _after_renewal(rng, names, account, kind, end, seats - new_seats)
+
+
+def _after_renewal(rng: np.random.Generator, names: Names, account: Account, kind: str,
+                   end: float, seats_cut: int) -> None:
+    """An expansion brings new people and more use; a contraction lets idle people go."""
+    renewed_use = min(max(MOMENTUM[account.momentum], 0.7), 1.0)  # a decline partly recovers
+    account.factor_after = {"expansion": 1.3, "contraction": 0.8}.get(kind, renewed_use)
+    if kind == "expansion" and end + 10 * DAY < END:
+        n = max(2, int(rng.poisson(account.initial_staff * 0.3)))
+        stop = min(end + 120 * DAY, END - 5 * DAY)
+        add_people(rng, names, account, joiner_roles(rng, n),
+                   [float(rng.uniform(end, stop)) for _ in range(n)])
+    elif kind == "contraction":
+        idle = [u for u in account.users[1:] if u.dormant or u.quiet_from is not None]
+        for user in idle[:max(1, seats_cut)]:
+            when = end + float(rng.uniform(0, 20)) * DAY
+            if when < END:
+                leave(user, account, when)
+
+
+def _referrals(rng: np.random.Generator, accounts: list[Account]) -> None:
+    """Some accounts were referred: a user elsewhere invited their first admin earlier."""
+    for account in accounts:
+        if account.created_at <= START + 45 * DAY or rng.random() < 0.65:
+            continue
+        inviters = [u for a in accounts if a is not account and a.created_at < account.created_at - 30 * DAY
+                    and a.active_until > account.created_at for u in a.users[:6] if not u.dormant]
+        if inviters:
+            inviter = inviters[rng.integers(len(inviters))]
+            account.referred_by = inviter.user_id
+            account.users[0].invited_by = inviter.user_id
+
+
+def _consultants(rng: np.random.Generator, names: Names, accounts: list[Account]) -> list[User]:
+    """A few outside consultants who work in two customer accounts at once."""
+    crm = [a for a in accounts if a.crm_roles and a.created_at < START + 300 * DAY
+           and a.active_until >= END]
+    found = []
+    for index in range(max(1, len(accounts) // 20)):
+        if len(crm) < 2:
+            break
+        first, second = (crm[i] for i in rng.choice(len(crm), 2, replace=False))
+        full_name, email = names.person(CONSULTANCY_DOMAINS[index % len(CONSULTANCY_DOMAINS)])
+        user = User(f"c-{index + 1:03d}", email, full_name, engagement=1.3,
+                    utc_offset=REGIONS[first.region], clock_skew=0.0)
+        start = max(first.created_at, second.created_at) + float(rng.uniform(10, 120)) * DAY
+        for account in (first, second):
+            team = account.teams[rng.integers(len(account.teams))]
+            user.stints.append(Stint(account.account_id, team, "analyst", start))
+            account.users.append(user)
+            start += float(rng.uniform(5, 40)) * DAY
+        user.is_consultant = True
+        found.append(user)
+    return found
 
 
 # --------------------------------------------------------------------------------------------
@@ -174,6 +377,7 @@ def generate_demo(root: Path, accounts: int = 60, seed: int = 7,
     ids = random.Random(seed)
     report("simulating accounts and people", 0.02)
     world = build_world(rng, accounts)
+    settle(rng, world)
     report("simulating product usage", 0.1)
     buffer = ActivitySimulator(world, rng).run(invalid=6 + accounts // 6, rand=ids)
     events = wire_events(buffer, rng, ids)

@@ -1,8 +1,11 @@
-"""The simulated customer base of the demo: accounts, org units, people, contracts and outcomes.
+"""The simulated customer base of the demo: accounts, org units, people and how often they use
+the product.
 
-Every account gets hidden traits (health, the planted training → plan-approval habit, its
-champion's fate) that drive both its product activity and the outcome at contract end.
-Times are float seconds since the Unix epoch (UTC).
+Two years of history: every account is acquired inside it (most within the first year, so their
+first annual contract ends inside it too). Hidden traits (health, seat headroom, momentum, the
+champion's fate, how much shared work stalls, the training → plan-approval habit) shape what
+people do; simulator.py then draws each contract's outcome from that behaviour (`Behaviour`,
+`expected_mau`) and lets it shape what follows. Times are float seconds since the Unix epoch (UTC).
 """
 
 from __future__ import annotations
@@ -16,9 +19,16 @@ import numpy as np
 
 from accountlens.model.memberships import unit_id as sdk_unit_id
 
-DAY = 86_400.0
+DAY, HOUR = 86_400.0, 3_600.0
 END = dt.datetime(2025, 7, 1, tzinfo=dt.UTC).timestamp()  # data ends just before this instant
-START = END - 365 * DAY
+START = dt.datetime(2023, 7, 1, tzinfo=dt.UTC).timestamp()  # tracking starts here: two years
+CONTRACT_DAYS, TRIAL_DAYS = 365, 30  # contracts are annual; some accounts start with a trial
+RAMP_DAYS = 150  # a declining or growing account changes over this long before a contract end
+LEAD_DAYS = 30  # the renewal decision follows behaviour as it stood this long before the end
+# Acquisition, in days after START: an early account's first contract ends inside the history
+# (a renewal decision); the rest arrive later in the first 18 months. The share is fixed by the
+# account's index (18 of every 25 early), so the number of decisions does not depend on the seed.
+EARLY_ACQUISITION, LATE_ACQUISITION, EARLY_OF_25 = (3.0, 345.0), (345.0, 548.0), 18
 
 INDUSTRIES = ("software", "financial services", "healthcare", "retail", "manufacturing",
               "logistics", "education", "public sector")
@@ -53,6 +63,14 @@ PLANS = ("starter", "team", "business", "enterprise")
 SEAT_PRICE = {"starter": 180.0, "team": 300.0, "business": 450.0, "enterprise": 600.0}
 API_QUOTA = {"starter": 50, "team": 80, "business": 150, "enterprise": 300}
 ROLES = ("admin", "editor", "approver", "viewer", "trainer", "executive", "analyst")
+# role → (chance of being active on a working day, mean events in an active session)
+# (thinner than a real product's, so two years of 60 accounts load in about 15 s)
+ROLE_ACTIVITY = {
+    "admin": (0.13, 3.0), "executive": (0.07, 2.0), "trainer": (0.09, 2.5),
+    "approver": (0.10, 2.5), "editor": (0.13, 3.5), "analyst": (0.13, 3.5), "viewer": (0.075, 2.0),
+}
+WEEKEND_USE, DORMANT_USE, MAX_DAY_CHANCE = 0.08, 0.04, 0.92
+MOMENTUM = {"decline": 0.3, "steady": 1.0, "grow": 1.3}  # usage reached by the contract end
 
 
 def slug(text: str) -> str:
@@ -61,6 +79,10 @@ def slug(text: str) -> str:
 
 def sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
+
+
+def day_start(t: float) -> float:
+    return math.floor(t / DAY) * DAY
 
 
 @dataclass
@@ -90,6 +112,10 @@ class Stint:
     start: float
     end: float | None = None
 
+    def holds(self, account_id: str, when: float) -> bool:
+        return (self.account_id == account_id and self.start <= when
+                and (self.end is None or when < self.end))
+
 
 @dataclass
 class User:
@@ -101,7 +127,7 @@ class User:
     clock_skew: float  # seconds the user's device clock is off; a few devices are far off
     stints: list[Stint] = field(default_factory=list)
     dormant: bool = False
-    quiet_from: float | None = None  # stops using the product (champion gone quiet)
+    quiet_from: float | None = None  # stops using the product (gone quiet)
     invited_by: str | None = None
     is_consultant: bool = False
 
@@ -132,6 +158,16 @@ class Outcome:
     source: str
 
 
+@dataclass(frozen=True)
+class Behaviour:
+    """An account's usage a month before a contract end: what its renewal decision follows."""
+    utilization: float  # expected users active in the 30 days then ÷ seats
+    user_trend: float  # relative change of those active users since three months earlier
+    champion_gone: bool  # the champion left the account or went quiet by then
+    stall_share: float  # share of the account's shared work items that stall
+    habit: bool  # the trainer → executive planning habit (the planted sequence)
+
+
 @dataclass
 class Account:
     account_id: str
@@ -141,13 +177,14 @@ class Account:
     region: str
     employees: int
     plan: str
-    created_at: float
+    created_at: float  # acquisition: the first contract (or trial) starts that day
     parent_account_id: str | None
     crm_roles: bool  # memberships come from the CRM; otherwise only from SDK identify/group
     group_context: bool  # the app's SDK sets context.groupId on every event
     health: float
     modules: list[str]
     api_quota: int
+    trial: bool = False
     units: list[Unit] = field(default_factory=list)
     users: list[User] = field(default_factory=list)
     subscriptions: list[Subscription] = field(default_factory=list)
@@ -155,33 +192,66 @@ class Account:
     has_sequence: bool = False
     champion: User | None = None
     champion_fate: str = "stays"  # stays | leaves | quiet
+    initial_staff: int = 0
+    headroom: float = 1.25  # seats bought ÷ initial staff
+    stall_share: float = 0.07  # chance that a shared work item never reaches its final step
+    momentum: str = "steady"  # decline | steady | grow, towards the first paid contract's end
+    trend_at: float = END  # that contract end (the first renewal decision)
+    factor_after: float = 1.0  # relative usage after a renewal
+    behaviour: Behaviour | None = None  # what the renewal decision saw
     active_until: float = END
-    trend_kind: str = "steady"  # steady | decline | shrink | grow
-    trend_at: float = END  # the contract end the trend leads up to
     referred_by: str | None = None  # user id of the external inviter
-    planned_outcome: str | None = None  # the outcome at the contract end inside the window
 
     @property
     def teams(self) -> list[Unit]:
         return [u for u in self.units if u.kind == "team"]
 
     def activity_factor(self, t: np.ndarray) -> np.ndarray:
-        """Relative activity over time: declines before churn, grows before expansion."""
-        ramp = np.clip((t - (self.trend_at - 150 * DAY)) / (150 * DAY), 0.0, 1.0)
-        target = {"steady": 1.0, "decline": 0.25, "shrink": 0.6, "grow": 1.35}[self.trend_kind]
-        factor = 1.0 + (target - 1.0) * ramp
-        if self.trend_kind == "shrink":
-            factor = np.where(t >= self.trend_at, 0.7, factor)
+        """Relative activity over time: declines or grows before the renewal, settles after."""
+        ramp = np.clip((t - (self.trend_at - RAMP_DAYS * DAY)) / (RAMP_DAYS * DAY), 0.0, 1.0)
+        factor = 1.0 + (MOMENTUM[self.momentum] - 1.0) * ramp
+        factor = np.where(t >= self.trend_at, self.factor_after, factor)
         return np.where(t < self.active_until, factor, 0.0)
 
 
 @dataclass
 class World:
     accounts: list[Account]
-    consultants: list[User]
+    names: Names  # draws further unique names (people who join after a renewal)
+    consultants: list[User] = field(default_factory=list)
 
 
-class _Names:
+def stint_at(user: User, account: Account, when: float) -> Stint | None:
+    return next((s for s in user.stints if s.holds(account.account_id, when)), None)
+
+
+def day_chance(user: User, account: Account, role: str, days: np.ndarray) -> np.ndarray:
+    """Chance that `user`, holding `role` in `account`, uses the product on each of `days`
+    (UTC midnights): role, engagement, the account's momentum, weekends, dormancy, quiet."""
+    weekday = ((days // DAY).astype(np.int64) + 3) % 7  # 0 = Monday (1970-01-01 was a Thursday)
+    p = ROLE_ACTIVITY[role][0] * user.engagement * account.activity_factor(days)
+    p = p * np.where(weekday < 5, 1.0, WEEKEND_USE) * (DORMANT_USE if user.dormant else 1.0)
+    if user.quiet_from is not None:
+        p = np.where(days + DAY > user.quiet_from, 0.0, p)
+    return np.clip(p, 0.0, MAX_DAY_CHANCE)
+
+
+def expected_mau(account: Account, at: float) -> float:
+    """Expected number of the account's users active in the 30 days before `at`."""
+    days = day_start(at) - DAY * np.arange(30)
+    total = 0.0
+    for user in account.users:
+        idle = 1.0
+        for stint in user.stints:
+            if stint.account_id != account.account_id:
+                continue
+            held = (days + DAY > stint.start) & (days < (stint.end or math.inf))
+            idle *= float(np.prod(1.0 - day_chance(user, account, stint.role, days[held])))
+        total += 1.0 - idle
+    return total
+
+
+class Names:
     """Unique company and person names drawn from the seeded generator."""
 
     def __init__(self, rng: np.random.Generator):
@@ -247,31 +317,33 @@ def _role_mix(n: int) -> list[str]:
     return roles + ["editor"] * editors + ["analyst"] * analysts + ["viewer"] * (rest - editors - analysts)
 
 
-def _people(rng: np.random.Generator, names: _Names, account: Account,
-            contract_end: float | None) -> None:
-    """Initial staff, later joiners, leavers, role and team changes, the champion's fate."""
-    base = {"starter": 5, "team": 11, "business": 20, "enterprise": 34}[account.plan]
-    n_initial = max(6, int(base * rng.lognormal(0.0, 0.25)))
-    growth = 0.15 + 0.25 * sigmoid(account.health) + (0.2 if account.trend_kind == "grow" else 0.0)
-    n_joiners = int(rng.poisson(n_initial * growth))
+def joiner_roles(rng: np.random.Generator, n: int) -> list[str]:
+    return [str(rng.choice(["editor", "viewer", "analyst", "viewer", "approver"])) for _ in range(n)]
+
+
+def leave(user: User, account: Account, when: float) -> bool:
+    """End the user's membership of `account` at `when` (later stints dropped); False if they
+    hold none then."""
+    stint = stint_at(user, account, when)
+    if stint is None:
+        return False
+    stint.end = when
+    user.stints = [s for s in user.stints if s.account_id != account.account_id or s.start < when]
+    return True
+
+
+def add_people(rng: np.random.Generator, names: Names, account: Account, roles: list[str],
+               times: list[float], dormant_p: float = 0.0) -> list[User]:
+    """New users of `account` holding `roles`, joining at `times`; the first approver sits in
+    Finance."""
     teams = account.teams
-    finance_teams = [t for t in teams if t.lineage().get("department") == "Finance"]
-    region_offset = REGIONS[account.region]
-    dormant_p = 0.45 * sigmoid(-1.2 * account.health)
-    roles = _role_mix(n_initial) + [
-        str(rng.choice(["editor", "viewer", "analyst", "viewer", "approver"])) for _ in range(n_joiners)
-    ]
-    first_approver_seen = False
-    window_start = max(START, account.created_at)
-    for index, role in enumerate(roles):
-        if index < n_initial:
-            joined = account.created_at + (0.0 if index == 0 else float(rng.uniform(0, 45)) * DAY)
-            if joined < START:  # existing customers: initial staff joined before the window
-                joined = min(joined, START - float(rng.uniform(1, 90)) * DAY)
-        else:
-            joined = float(rng.uniform(window_start + 10 * DAY, END - 5 * DAY))
-        if role == "approver" and not first_approver_seen and finance_teams:
-            team, first_approver_seen = finance_teams[0], True
+    finance = [t for t in teams if t.lineage().get("department") == "Finance"]
+    approvers = sum(s.role == "approver" for u in account.users for s in u.stints)
+    added = []
+    for role, joined in zip(roles, times):
+        index = len(account.users)
+        if role == "approver" and not approvers and finance:
+            team, approvers = finance[0], 1
         else:
             team = teams[rng.integers(len(teams))]
         domain = "gmail.com" if rng.random() < 0.04 else account.domain
@@ -279,121 +351,113 @@ def _people(rng: np.random.Generator, names: _Names, account: Account,
         user = User(
             user_id=f"u-{account.account_id[4:]}-{index + 1:03d}", email=email, name=full_name,
             engagement=float(rng.lognormal(0.0, 0.5)) * (0.6 + 0.5 * sigmoid(account.health)),
-            utc_offset=region_offset + int(rng.integers(-1, 2)),
+            utc_offset=REGIONS[account.region] + int(rng.integers(-1, 2)),
             clock_skew=(float(rng.choice([-1, 1]) * rng.uniform(300, 4 * 3600))
                         if rng.random() < 0.05 else float(rng.normal(0, 0.5))),
             dormant=index > 3 and rng.random() < dormant_p,
         )
-        stint = Stint(account.account_id, team, role, joined)
-        user.stints.append(stint)
-        # later history: role changes, team moves, leavers
-        window_from = max(joined, START) + 30 * DAY
-        if window_from < END - 30 * DAY:
-            change_at = float(rng.uniform(window_from, END - 10 * DAY))
-            draw = rng.random()
-            promotions = {"viewer": "editor", "editor": "approver", "analyst": "editor"}
-            if draw < 0.09 and role in promotions:
-                stint.end = change_at
-                user.stints.append(Stint(account.account_id, team, promotions[role], change_at))
-            elif draw < 0.15 and len(teams) > 1 and index > 3:
-                stint.end = change_at
-                other = teams[(teams.index(team) + 1) % len(teams)]
-                user.stints.append(Stint(account.account_id, other, role, change_at))
-            elif draw < 0.23 and index > 3:
-                stint.end = change_at
+        user.stints.append(Stint(account.account_id, team, role, joined))
         account.users.append(user)
+        added.append(user)
+    return added
+
+
+def _changes(rng: np.random.Generator, account: Account, user: User, index: int) -> None:
+    """Later history of one user: a promotion, a team move or leaving."""
+    stint = user.stints[0]
+    window_from = stint.start + 30 * DAY
+    if window_from >= END - 30 * DAY:
+        return
+    change_at = float(rng.uniform(window_from, END - 10 * DAY))
+    draw, teams = rng.random(), account.teams
+    promotions = {"viewer": "editor", "editor": "approver", "analyst": "editor"}
+    if draw < 0.09 and stint.role in promotions:
+        stint.end = change_at
+        user.stints.append(Stint(account.account_id, stint.team, promotions[stint.role], change_at))
+    elif draw < 0.15 and len(teams) > 1 and index > 3:
+        stint.end = change_at
+        other = teams[(teams.index(stint.team) + 1) % len(teams)]
+        user.stints.append(Stint(account.account_id, other, stint.role, change_at))
+    elif draw < 0.23 and index > 3:
+        stint.end = change_at
+
+
+def _people(rng: np.random.Generator, names: Names, account: Account) -> None:
+    """Initial staff, later joiners, leavers, role and team changes, momentum, the champion."""
+    base = {"starter": 5, "team": 11, "business": 20, "enterprise": 34}[account.plan]
+    n_initial = max(6, int(base * rng.lognormal(0.0, 0.25)))
+    account.initial_staff = n_initial
+    growth = 0.12 + 0.22 * sigmoid(account.health)  # joiners per initial user and year
+    first_join = account.created_at + 10 * DAY
+    n_joiners = int(rng.poisson(n_initial * growth * max(END - first_join, 0.0) / (365 * DAY)))
+    times = [account.created_at] + [account.created_at + float(rng.uniform(0, 21)) * DAY
+                                    for _ in range(n_initial - 1)]
+    times += [float(rng.uniform(first_join, END - 5 * DAY)) for _ in range(n_joiners)]
+    roles = _role_mix(n_initial) + joiner_roles(rng, n_joiners)
+    add_people(rng, names, account, roles, times, dormant_p=0.45 * sigmoid(-1.2 * account.health))
+    for index, user in enumerate(account.users):
+        _changes(rng, account, user, index)
     champion = account.users[0]
     champion.engagement = max(champion.engagement, 1.0) * 2.5
     champion.dormant = False
     account.champion = champion
+    _momentum(rng, names, account)
     if account.champion_fate != "stays":
-        anchor = contract_end if contract_end is not None and contract_end < END else END
-        when = max(anchor - float(rng.uniform(40, 140)) * DAY, START + 20 * DAY)
-        if account.champion_fate == "leaves":
-            champion.stints[-1].end = when
-            successor = next((u for u in account.users[4:] if u.stints[-1].role == "editor"
-                              and u.stints[-1].end is None and u.joined < when), None)
-            if successor is not None:  # someone else becomes admin, less engaged
-                successor.stints[-1].end = when + DAY
-                successor.stints.append(Stint(account.account_id, successor.stints[-1].team,
-                                              "admin", when + DAY))
-        else:
-            champion.quiet_from = when
+        when = max(min(account.trend_at, END) - float(rng.uniform(30, 110)) * DAY,
+                   account.created_at + 60 * DAY)
+        if when < END - 5 * DAY:
+            _champion_departs(account, champion, when)
 
 
-def _contracts(rng: np.random.Generator, account: Account, contract_end: float | None,
-               is_new: bool) -> None:
-    """Subscriptions, and the outcome at the end of each contract that ends in the window."""
-    seats = max(5, int(round(len(account.users) * rng.uniform(0.85, 1.3))) + 1)
-    price = SEAT_PRICE[account.plan] * float(rng.uniform(0.85, 1.1))
-    entitlements = {"api_calls": account.api_quota, "modules": account.modules}
-    if account.api_quota == 0:
-        entitlements = {"modules": account.modules}
-    sid = f"sub-{account.account_id[4:]}"
+def _momentum(rng: np.random.Generator, names: Names, account: Account) -> None:
+    """In the months before the first contract end a declining account loses active users
+    (they go quiet or leave); a growing one adds users."""
+    low = max(account.created_at + 60 * DAY, account.trend_at - RAMP_DAYS * DAY)
+    high = min(account.trend_at - 10 * DAY, END - 5 * DAY)
+    if high <= low or account.momentum == "steady":
+        return
+    if account.momentum == "grow":
+        n = int(rng.poisson(account.initial_staff * 0.4))
+        add_people(rng, names, account, joiner_roles(rng, n),
+                   [float(rng.uniform(low, high)) for _ in range(n)])
+        return
+    for user in account.users[1:]:
+        if rng.random() < 0.5:
+            when = float(rng.uniform(low, high))
+            if stint_at(user, account, when) is None:
+                continue
+            if rng.random() < 0.55:
+                user.quiet_from = when
+            else:
+                leave(user, account, when)
 
-    def subscribe(n: int, plan: str, seat_count: int, arr: float, start: float, end: float,
-                  status: str, ents: dict) -> Subscription:
-        sub = Subscription(f"{sid}-{n}", account.account_id, plan, seat_count, round(arr, 2),
-                           start, end, status, ents)
-        account.subscriptions.append(sub)
-        return sub
 
-    if is_new:
-        trial_end = account.created_at + 30 * DAY
-        subscribe(1, "trial", seats, 0.0, account.created_at, trial_end, "ended",
-                  {"modules": account.modules})
-        if account.trend_kind == "decline":  # trial never converted
-            account.outcomes.append(Outcome(account.account_id, "churn", trial_end, 0.0, "crm"))
-            account.active_until = trial_end
+def _champion_departs(account: Account, champion: User, when: float) -> None:
+    if account.champion_fate == "quiet":
+        champion.quiet_from = when
+        return
+    leave(champion, account, when)
+    after = when + DAY
+    for user in account.users[4:]:  # an editor becomes admin (less engaged than the champion)
+        stint = stint_at(user, account, after)
+        if stint is not None and stint.role == "editor":
+            leave(user, account, after)
+            user.stints.append(Stint(account.account_id, stint.team, "admin", after))
             return
-        arr = seats * price
-        subscribe(2, account.plan, seats, arr, trial_end, trial_end + 365 * DAY, "active", entitlements)
-        account.outcomes.append(Outcome(account.account_id, "conversion", trial_end, arr, "crm"))
-        return
-    assert contract_end is not None
-    start = contract_end - 365 * DAY
-    arr = seats * price
-    if start - 365 * DAY > account.created_at:
-        subscribe(0, account.plan, seats, arr * 0.9, start - 365 * DAY, start, "renewed", entitlements)
-    if contract_end >= END:
-        subscribe(1, account.plan, seats, arr, start, contract_end, "active", entitlements)
-        return
-    kind = account.planned_outcome
-    assert kind is not None  # planned for every contract that ends inside the window
-    status = "churned" if kind == "churn" else "renewed"
-    subscribe(1, account.plan, seats, arr, start, contract_end, status, entitlements)
-    if kind == "churn":
-        delta = -arr
-        account.active_until = contract_end + float(rng.uniform(0, 5)) * DAY
-    else:
-        factor = {"renewal": float(rng.uniform(1.0, 1.05)), "expansion": float(rng.uniform(1.2, 1.6)),
-                  "contraction": float(rng.uniform(0.55, 0.85))}[kind]
-        new_seats = max(3, int(round(seats * factor)))
-        new_ents = dict(entitlements)
-        if kind == "expansion" and "workflows" not in account.modules:
-            new_ents["modules"] = account.modules + ["workflows"]
-        new_arr = new_seats * price * (1.03 if kind != "contraction" else 1.0)
-        subscribe(2, account.plan, new_seats, new_arr, contract_end, contract_end + 365 * DAY,
-                  "active", new_ents)
-        delta = new_arr - arr
-    account.outcomes.append(Outcome(account.account_id, kind, contract_end, round(delta, 2), "billing"))
 
 
-def _outcome_kind(score: float, health: float) -> str:
-    """Retention follows the behaviour score; only already thriving accounts expand."""
-    if score > -0.3:
-        return "expansion" if health > 1.0 and score > 1.0 else "renewal"
-    if score > -1.0:
-        return "contraction"
-    return "churn"
+def _draw_momentum(rng: np.random.Generator, health: float) -> str:
+    draw = rng.random()
+    if draw < 0.15 + 0.3 * sigmoid(-1.5 * health):
+        return "decline"
+    return "grow" if draw > 0.9 - 0.3 * sigmoid(1.5 * health) else "steady"
 
 
 def build_world(rng: np.random.Generator, n_accounts: int) -> World:
-    names = _Names(rng)
+    names = Names(rng)
     accounts: list[Account] = []
     for index in range(n_accounts):
         account_id = f"acc-{index + 1:03d}"
-        is_new = index >= 3 and rng.random() < 0.2
         parent = None
         if index >= 4 and rng.random() < 0.12:
             candidates = [a for a in accounts if a.parent_account_id is None]
@@ -418,78 +482,30 @@ def build_world(rng: np.random.Generator, n_accounts: int) -> World:
         has_api = rng.random() < (0.5 if plan_index >= 2 else 0.15)
         if has_api:
             modules.append("api")
-        if is_new:
-            created = START + float(rng.uniform(20, 300)) * DAY
-            contract_end = None
-        else:
-            contract_end = START + float(rng.uniform(60, 520)) * DAY
-            contract_end = math.floor(contract_end / DAY) * DAY
-            created = contract_end - 365 * DAY * int(rng.integers(1, 4)) - float(rng.uniform(1, 20)) * DAY
+        low, high = EARLY_ACQUISITION if index % 25 < EARLY_OF_25 else LATE_ACQUISITION
+        created = (START + math.floor(float(rng.uniform(low, high))) * DAY
+                   + float(rng.uniform(8, 18)) * HOUR)
         account = Account(
             account_id=account_id, name=name, domain=domain, industry=industry, region=region,
             employees=employees, plan=plan, created_at=created,
             parent_account_id=parent.account_id if parent else None,
             crm_roles=index % 6 != 2, group_context=index % 3 == 0, health=health,
             modules=modules, api_quota=API_QUOTA[plan] if has_api else 0,
+            trial=rng.random() < 0.35,
         )
-        # hidden behaviour that drives both activity and the outcome
+        # hidden traits that shape behaviour (the outcome then follows the behaviour)
         account.has_sequence = rng.random() < sigmoid(0.9 * health - 0.2)
         fate_draw = rng.random()
-        risk = 0.12 + 0.1 * sigmoid(-health)
+        risk = 0.12 + 0.12 * sigmoid(-health)
         account.champion_fate = ("leaves" if fate_draw < risk else
-                                 "quiet" if fate_draw < risk + 0.1 else "stays")
-        score = (0.6 * health + 2.2 * account.has_sequence - 0.5
-                 - 1.5 * (account.champion_fate != "stays") + float(rng.normal(0, 0.5)))
-        if is_new:
-            account.trend_kind = "decline" if rng.random() < 0.2 else "steady"
-            account.trend_at = created + 30 * DAY
-        elif contract_end is not None and contract_end < END:  # (None only for new accounts)
-            kind = _outcome_kind(score, health)
-            account.trend_kind = {"churn": "decline", "contraction": "shrink",
-                                  "expansion": "grow", "renewal": "steady"}[kind]
-            account.trend_at = contract_end
-        else:
-            kind = None
-        account.planned_outcome = None if is_new else kind
+                                 "quiet" if fate_draw < risk + 0.08 else "stays")
+        account.momentum = _draw_momentum(rng, health)
+        account.headroom = float(np.clip(rng.lognormal(math.log(1.25), 0.3), 0.9, 3.0))
+        messy = rng.random() < 0.15 + 0.2 * sigmoid(-health)
+        account.stall_share = float(rng.uniform(0.25, 0.45) if messy else rng.uniform(0.03, 0.1))
+        paid_from = day_start(created) + (TRIAL_DAYS * DAY if account.trial else 0.0)
+        account.trend_at = paid_from + CONTRACT_DAYS * DAY
         _org_units(rng, account)
-        _people(rng, names, account, contract_end)
-        _contracts(rng, account, contract_end, is_new)
+        _people(rng, names, account)
         accounts.append(account)
-    _referrals(rng, accounts)
-    consultants = _consultants(rng, names, accounts)
-    return World(accounts, consultants)
-
-
-def _referrals(rng: np.random.Generator, accounts: list[Account]) -> None:
-    """Some new accounts were referred: a user elsewhere invited their first admin earlier."""
-    for account in accounts:
-        if account.created_at <= START + 20 * DAY or rng.random() < 0.4:
-            continue
-        inviters = [u for a in accounts if a is not account and a.created_at < account.created_at - 30 * DAY
-                    and a.active_until > account.created_at for u in a.users[:6] if not u.dormant]
-        if inviters:
-            inviter = inviters[rng.integers(len(inviters))]
-            account.referred_by = inviter.user_id
-            account.users[0].invited_by = inviter.user_id
-
-
-def _consultants(rng: np.random.Generator, names: _Names, accounts: list[Account]) -> list[User]:
-    """A few outside consultants who work in two customer accounts at once."""
-    crm = [a for a in accounts if a.crm_roles and a.created_at < START and a.active_until >= END]
-    found = []
-    for index in range(max(1, len(accounts) // 20)):
-        if len(crm) < 2:
-            break
-        first, second = (crm[i] for i in rng.choice(len(crm), 2, replace=False))
-        full_name, email = names.person(CONSULTANCY_DOMAINS[index % len(CONSULTANCY_DOMAINS)])
-        user = User(f"c-{index + 1:03d}", email, full_name, engagement=1.3,
-                    utc_offset=REGIONS[first.region], clock_skew=0.0)
-        start = START + float(rng.uniform(10, 120)) * DAY
-        for account in (first, second):
-            team = account.teams[rng.integers(len(account.teams))]
-            user.stints.append(Stint(account.account_id, team, "analyst", start))
-            account.users.append(user)
-            start += float(rng.uniform(5, 40)) * DAY
-        user.is_consultant = True
-        found.append(user)
-    return found
+    return World(accounts, names)

@@ -281,6 +281,20 @@ def _check_rows(store: WritableStore, spec: EntitySpec, path: Path,
     return [text for _, text in sorted(errors)], total
 
 
+# Imported traits carry no date: they are recorded as known since this instant (SPEC §8 reads
+# the history up to a day; a CRM snapshot's values are read as known on every day).
+IMPORTED_TRAITS_FROM = "0001-01-01 00:00:00+00"
+
+
+def _record_traits(store: WritableStore, history: str, key: str) -> None:
+    """Replace the imported traits of the rows in `_rows` in the traits history table."""
+    store.execute(f"DELETE FROM {history} h WHERE h.source = 'import' "
+                  f"AND h.{_ident(key)} IN (SELECT {_ident(key)} FROM _rows)")
+    store.execute(f"INSERT INTO {history} SELECT {_ident(key)}, traits, "
+                  f"TIMESTAMPTZ '{IMPORTED_TRAITS_FROM}', 'import', NULL FROM _rows "
+                  f"WHERE traits IS NOT NULL")
+
+
 def import_entities(store: WritableStore, kind: str, path: Path) -> int:
     """Import a CRM/billing CSV of `kind` (a key of ENTITIES); returns the number of rows."""
     spec = ENTITIES[kind]
@@ -341,6 +355,8 @@ def import_entities(store: WritableStore, kind: str, path: Path) -> int:
         )
         store.execute(f"DELETE FROM {spec.table} t WHERE EXISTS (SELECT 1 FROM _rows s WHERE {key_match})")
         store.execute(f"INSERT INTO {spec.table} ({', '.join(targets)}) SELECT * FROM _rows")
+        if spec.traits_history and "traits" in table_cols:
+            _record_traits(store, spec.traits_history, keys[0])
         rows = store.scalar("SELECT count(*) FROM _rows")
         store.execute("DROP TABLE _rows")
         store.execute("DROP TABLE _csv")

@@ -1,4 +1,8 @@
-"""Acquisition, activation, time-to-value and adoption velocity (SPEC §5), user and account level."""
+"""Acquisition, activation, time-to-value and adoption velocity (SPEC §5), user and account level.
+
+An account acquired before the first tracked event (a customer older than the tracking) has the
+start of its life unobserved: the account-level metrics measured from acquisition say so in a note.
+"""
 
 from __future__ import annotations
 
@@ -66,6 +70,25 @@ def account_activation(ctx: Context, within_days: int | None) -> ir.Table:
     return out.mutate(value_users=out.value_users.fill_null(0))
 
 
+def acquisition_notes(ctx: Context) -> ir.Table:
+    """`note` rows: how many of the request's accounts were acquired before the first tracked
+    event (of any account), whose measures from acquisition are then cut short. None at the
+    user level, where acquisition is the first event."""
+    acquired = account_acquisition(ctx)
+    if not ctx.account_level:
+        return acquired.select(note=ibis.literal("")).limit(0)
+    a = ctx.activity_all
+    rows = acquired.cross_join(a.aggregate(first_day=a.day.min()))
+    early = rows.acquired_at.date() < rows.first_day
+    summary = rows.aggregate(early=rows.account_id.nunique(where=early),
+                             accounts=rows.account_id.nunique(), first_day=rows.first_day.min())
+    note = (summary.early.cast("string") + " of " + summary.accounts.cast("string")
+            + " accounts were acquired before the first tracked event ("
+            + summary.first_day.cast("string") + "); their activation, time-to-value and "
+            "adoption velocity are not measured from acquisition")
+    return summary.filter(summary.early > 0).select(note=note)
+
+
 # ----------------------------------------------------------------------------------------------
 def _build_activation(ctx: Context) -> ir.Table:
     days = ctx.settings.activation_days
@@ -97,7 +120,7 @@ register(Metric(
     inputs=("daily_activity (user level)", "account_user_firsts (account levels)",
             "subscriptions.start_date", "metrics.value_events", "metrics.activation_days",
             "metrics.account_activation_days", "metrics.min_users"),
-    build=_build_activation,
+    build=_build_activation, notes=acquisition_notes,
 ))
 
 
@@ -123,7 +146,7 @@ register(Metric(
                 "mean over accounts that reached value."),
     inputs=("daily_activity (user level)", "account_user_firsts (account levels)",
             "subscriptions.start_date", "metrics.value_events", "metrics.min_users"),
-    build=_build_time_to_value,
+    build=_build_time_to_value, notes=acquisition_notes,
 ))
 
 
@@ -147,5 +170,5 @@ register(Metric(
                 "metrics.velocity_weeks (8) weeks after acquisition ÷ that number of weeks. "
                 "Slices: mean over accounts."),
     inputs=("account_user_firsts", "subscriptions.start_date", "metrics.velocity_weeks"),
-    build=_build_adoption_velocity,
+    build=_build_adoption_velocity, notes=acquisition_notes,
 ))

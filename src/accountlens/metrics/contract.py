@@ -1,4 +1,4 @@
-"""Contract alignment (SPEC §5): usage ÷ each entitlement of the subscriptions active on as_of."""
+"""Contract alignment (SPEC §5): usage ÷ each entitlement of the subscriptions in force on as_of."""
 
 from __future__ import annotations
 
@@ -56,7 +56,8 @@ def _build_contract_alignment(ctx: Context) -> ir.Table:
 
 register(Metric(
     name="contract_alignment", tabular=False, family="contract", levels=ACCOUNT_LEVELS,
-    definition=("Usage ÷ entitlement for each entitlement of the subscriptions active on as_of: "
+    definition=("Usage ÷ entitlement for each entitlement of the subscriptions in force on as_of "
+                "([start, end)): "
                 "seats (MAU ÷ seats), each quota in metrics.quota_events (events of the mapped "
                 "names in the last metrics.quota_window_days days ÷ the summed quota), and "
                 "modules (purchased modules used in 30 days — an event whose product is the "

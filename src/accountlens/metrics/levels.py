@@ -35,9 +35,11 @@ def band_labels(edges: list[int], suffix: str = "") -> list[str]:
 
 
 def subscriptions_on(day: dt.date) -> ir.Table:
-    """Subscriptions in force on `day` (start and end dates inclusive)."""
+    """Subscriptions in force on `day`: half-open `[start, end)` (SPEC §3.0), so a subscription
+    ending on `day` is not in force and its renewal starting that day is. Read from the dates
+    alone, never from the `status` column (SPEC §8)."""
     subs = table("subscriptions")
-    return subs.filter(subs.start_date <= day, subs.end_date.isnull() | (subs.end_date >= day))
+    return subs.filter(subs.start_date <= day, subs.end_date.isnull() | (subs.end_date > day))
 
 
 def full_months(start: ir.DateValue, end: dt.date) -> ir.IntegerValue:

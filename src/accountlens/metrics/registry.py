@@ -2,7 +2,8 @@
 
 The registry does the rest — the `as_of` window, the level (`entity` column), account filters and
 slices, the analysis model, running the query on the store and `explain` (SQL via Ibis). The CLI,
-REST API, Python API and docs are generated from it.
+REST API, Python API and docs are generated from it. A metric may also declare `notes`: a second
+expression whose `note` rows (caveats of the data it read) end up in the Result's notes.
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ class Metric:
     params: type[BaseModel] = NoParams
     models: tuple[str, ...] = tuple(MODEL_LEVELS)  # analysis models in which it is offered
     tabular: bool = True  # one row per entity of the level: can be a column of a metrics table
+    # Caveats for the reader as rows of a `note` text column, from the same Context (e.g.
+    # accounts acquired before tracking began); none if not given.
+    notes: Callable[[Context], ir.Table] | None = None
 
 
 REGISTRY: Registry[Metric] = Registry(
@@ -241,6 +245,15 @@ def normalize_filters(filters: Mapping[str, Any] | None) -> dict[str, list[str]]
 def build_expression(metric: Metric, request: MetricRequest, settings: MetricsSection,
                      model: str, as_of: dt.date, inline: bool = False) -> tuple[ir.Table, str]:
     """The metric's full expression for `request` and the level it ran at."""
+    ctx = context(metric, request, settings, model, as_of, inline)
+    expr = metric.build(ctx)
+    key = key_column(ctx.level)
+    return expr.rename({key: "entity"}) if "entity" in expr.columns else expr, ctx.level
+
+
+def context(metric: Metric, request: MetricRequest, settings: MetricsSection, model: str,
+            as_of: dt.date, inline: bool = False) -> Context:
+    """What `metric`'s expressions for `request` are built from (the level checked)."""
     as_of = min(max(as_of, _EARLIEST), _LATEST)  # the calendar's edges: no data there anyway
     allowed = available_levels(metric, model)
     if not allowed:
@@ -278,9 +291,7 @@ def build_expression(metric: Metric, request: MetricRequest, settings: MetricsSe
                   stored_account_days=days.filter(days.day <= as_of), filters=filters,
                   stored=not inline)
     ctx.activity = ctx.scoped(upto)
-    expr = metric.build(ctx)
-    key = key_column(level)
-    return expr.rename({key: "entity"}) if "entity" in expr.columns else expr, level
+    return ctx
 
 
 def key_column(level: str) -> str:
@@ -339,10 +350,23 @@ def level_of(metric: Metric, request: MetricRequest, model: str) -> str:
 
 
 def result(store: Store, kind: Any, name: str, level: str, as_of: dt.date,
-           frame: pd.DataFrame) -> Result:
+           frame: pd.DataFrame, notes: list[str] | None = None) -> Result:
     """A metric's rows as a Result, with names next to their ids."""
     return Result(kind=kind, name=name, level=level, as_of=as_of, engine=store.engine_name,
-                  frame=labels.with_names(store, frame))
+                  frame=labels.with_names(store, frame), notes=list(notes or []))
+
+
+def metric_notes(store: Store, metric: Metric, request: MetricRequest, settings: MetricsSection,
+                 model: str, as_of: dt.date, inline: bool) -> list[str]:
+    """The notes `metric` declares for `request`, as of the resolved day (none if it declares
+    none)."""
+    notes = metric.notes
+    if notes is None:
+        return []
+    sql, schema = compiled(
+        store, ("notes", repr(request), as_of, inline, model, settings.model_dump_json()),
+        lambda: notes(context(metric, request, settings, model, as_of, inline)))
+    return [str(note) for note in fetch(store, sql, schema)["note"].dropna()]
 
 
 def run(store: Store, settings: MetricsSection, analysis: AnalysisSection,
@@ -355,7 +379,8 @@ def run(store: Store, settings: MetricsSection, analysis: AnalysisSection,
         store, (repr(request), as_of, inline, model, settings.model_dump_json()),
         lambda: build_expression(metric, request, settings, model, as_of, inline=inline)[0])
     return result(store, "metric", metric.name, level_of(metric, request, model), as_of,
-                  fetch(store, sql, schema))
+                  fetch(store, sql, schema),
+                  metric_notes(store, metric, request, settings, model, as_of, inline))
 
 
 def _plain_types(result: pa.Table) -> pa.Table:

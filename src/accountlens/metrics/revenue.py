@@ -43,7 +43,8 @@ def _build_arr(ctx: Context) -> ir.Table:
 
 register(Metric(
     name="arr", family="revenue", levels=ACCOUNT_LEVELS,
-    definition="ARR on as_of: the summed arr of subscriptions active that day (dates inclusive).",
+    definition=("ARR on as_of: the summed arr of subscriptions in force that day (half-open "
+                "[start, end): one ending on as_of is not, its renewal starting that day is)."),
     inputs=INPUTS[:3], build=_build_arr,
 ))
 

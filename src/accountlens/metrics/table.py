@@ -25,6 +25,7 @@ from accountlens.metrics.registry import (
     fetch,
     get,
     key_column,
+    metric_notes,
     prepare,
     result,
 )
@@ -92,4 +93,10 @@ def run_table(store: Store, settings: MetricsSection, analysis: AnalysisSection,
     sql, schema = compiled(
         store, ("table", tuple(names), repr(request), day, inline, model, settings.model_dump_json()),
         lambda: _joined(names, request, settings, model, day, inline))
-    return result(store, "metrics_table", ", ".join(names), level, day, fetch(store, sql, schema))
+    # Columns sharing a notes expression (activation, time_to_value, …) run it once.
+    noting = {get(name).notes: name for name in reversed(names) if get(name).notes is not None}
+    notes = [note for name in names if name in noting.values()
+             for note in metric_notes(store, get(name), dataclasses.replace(request, name=name),
+                                      settings, model, day, inline)]
+    return result(store, "metrics_table", ", ".join(names), level, day, fetch(store, sql, schema),
+                  list(dict.fromkeys(notes)))

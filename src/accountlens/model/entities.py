@@ -46,6 +46,9 @@ class EntitySpec:
     key: tuple[str, ...]  # rows with the same key replace earlier ones (re-import is idempotent)
     extra_traits: bool = False  # unknown CSV columns are kept as JSON traits
     reattribute: bool = False  # changes which account events belong to
+    # A table the imported traits are also recorded in, as known from the start of time (a CRM
+    # snapshot carries no date), so that point-in-time reads see them under later SDK changes.
+    traits_history: str | None = None
 
     def __post_init__(self) -> None:
         types = catalog.columns(self.table)
@@ -71,6 +74,7 @@ ENTITIES: dict[str, EntitySpec] = {
          *_optional("name", "domain", "industry", "region", "employees", "plan", "parent_account_id",
                     "created_at")),
         key=("account_id",), extra_traits=True, reattribute=True,
+        traits_history="account_traits_history",
     ),
     "units": EntitySpec(
         "org_units",

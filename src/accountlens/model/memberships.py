@@ -8,6 +8,10 @@ Rules, applied per user in timestamp order over that user's identify and group c
   last; a change closes the current row and opens a new one at the call's timestamp.
 Rows derived here have `source = 'sdk'` and are rebuilt whole for the users touched by a load,
 so calls arriving late or out of order give the same history.
+
+CRM rows (imported, any other source) and SDK rows are merged at read time by
+`effective_memberships_sql` (SPEC §3.0): a CRM end closes the SDK membership of the same user and
+account until that user's next activity there or next `group` call to it.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ if TYPE_CHECKING:
 
 ORG_TRAITS = UNIT_KINDS  # identify traits named like the unit kinds, outermost first
 LEAVE_STATUSES = ("removed", "left")
+SQL_PARAM = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*")
 
 
 def unit_id(account_id: str, kind: str, name: str) -> str:
@@ -217,3 +222,90 @@ def rebuild_from_sdk(store: WritableStore, new: str) -> dict[str, int | None]:
         with store.registered("_sdk_units", table):
             store.execute("INSERT OR IGNORE INTO org_units SELECT * FROM _sdk_units")
     return changed
+
+
+def effective_memberships_sql(end_param: str = "$end") -> str:
+    """SQL (a SELECT) of the memberships as known before the instant `end_param` (a named
+    parameter, e.g. `$end` = `day_end(as_of)`), CRM and SDK rows merged (SPEC §3.0, §8).
+
+    Columns: user_id, account_id, unit_id, role, valid_from, valid_to, source — one row per
+    stretch of membership, half-open `[valid_from, valid_to)`, valid_to NULL while it stands at
+    `end_param`. Several rows of one (user, account) may overlap (a CRM row and an SDK row).
+    - Point in time: rows starting at or after `end_param` are not known yet and left out; an end
+      at or after `end_param` is not known yet and reads as open (NULL).
+    - CRM rows (`source` other than 'sdk') are kept as they are.
+    - A CRM end is a *departure* when no CRM row of the same (user, account) continues past it
+      (a role change ends one row where the next begins). A departure closes the SDK rows of the
+      same (user, account) from that moment until the first *reopening* at or after it: an active
+      human event of that user attributed to that account, or a `group` call of that user to it
+      (not one with `traits.membership_status` removed/left). From the reopening on, the SDK rows
+      stand again as derived; without one, they stay closed.
+    """
+    if not SQL_PARAM.fullmatch(end_param):
+        raise ValueError(f"end_param must name a SQL parameter like '$end', got {end_param!r}")
+    end = end_param
+    leave = ", ".join(f"'{status}'" for status in LEAVE_STATUSES)
+    return f"""
+        WITH known AS (
+            SELECT user_id, account_id, unit_id, role, valid_from,
+                   CASE WHEN valid_to < {end} THEN valid_to END AS valid_to, source
+            FROM memberships WHERE valid_from < {end}
+        ),
+        crm AS (SELECT * FROM known WHERE source <> 'sdk'),
+        sdk AS (SELECT * FROM known WHERE source = 'sdk'),
+        departures AS (  -- CRM ends no CRM row of the pair continues past, of pairs with SDK rows
+            SELECT DISTINCT e.user_id, e.account_id, e.valid_to AS departed
+            FROM crm e
+            WHERE e.valid_to IS NOT NULL
+              AND EXISTS (SELECT 1 FROM sdk s
+                          WHERE s.user_id = e.user_id AND s.account_id = e.account_id)
+              AND NOT EXISTS (SELECT 1 FROM crm c
+                              WHERE c.user_id = e.user_id AND c.account_id = e.account_id
+                                AND c.valid_from <= e.valid_to
+                                AND (c.valid_to IS NULL OR c.valid_to > e.valid_to))
+        ),
+        reopenings AS (  -- moments a departed pair shows up again: activity or a group call
+            SELECT e.user_id, e.account_id, e.timestamp AS at
+            FROM events e SEMI JOIN departures d USING (user_id, account_id)
+            WHERE e.type IN ('track', 'page', 'screen') AND e.actor_kind = 'human'
+              AND e.timestamp < {end}
+            UNION ALL
+            SELECT e.sent_user_id, e.group_id, e.timestamp
+            FROM events e SEMI JOIN departures d
+                 ON d.user_id = e.sent_user_id AND d.account_id = e.group_id
+            WHERE e.type = 'group' AND e.timestamp < {end}
+              AND coalesce(lower(e.traits ->> 'membership_status'), '') NOT IN ({leave})
+        ),
+        gaps AS (  -- departures reopened at the same moment make one gap [first of them, reopened)
+            SELECT user_id, account_id, min(departed) AS gap_from, reopened AS gap_to
+            FROM (SELECT d.user_id, d.account_id, d.departed, min(r.at) AS reopened
+                  FROM departures d LEFT JOIN reopenings r
+                       ON r.user_id = d.user_id AND r.account_id = d.account_id
+                      AND r.at >= d.departed
+                  GROUP BY ALL)
+            GROUP BY ALL
+        ),
+        windows AS (  -- between the gaps (disjoint and ordered): NULL = unbounded
+            SELECT user_id, account_id,
+                   lag(gap_to) OVER (PARTITION BY user_id, account_id ORDER BY gap_from) AS open_from,
+                   gap_from AS open_to
+            FROM gaps
+            UNION ALL  -- after the last gap, when it was reopened
+            SELECT user_id, account_id, max(gap_to), NULL FROM gaps
+            GROUP BY ALL HAVING count(gap_to) = count(*)
+        ),
+        cut AS (  -- SDK rows of departed pairs, within the windows (least/greatest skip NULLs)
+            SELECT s.user_id, s.account_id, s.unit_id, s.role,
+                   greatest(s.valid_from, w.open_from) AS valid_from,
+                   least(s.valid_to, w.open_to) AS valid_to,
+                   s.source
+            FROM sdk s JOIN windows w USING (user_id, account_id)
+        )
+        SELECT * FROM crm
+        UNION ALL
+        SELECT * FROM sdk s
+        WHERE NOT EXISTS (SELECT 1 FROM gaps g
+                          WHERE g.user_id = s.user_id AND g.account_id = s.account_id)
+        UNION ALL
+        SELECT * FROM cut WHERE valid_to IS NULL OR valid_from < valid_to
+    """

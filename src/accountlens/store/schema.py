@@ -104,6 +104,17 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
                 recorded_at TIMESTAMPTZ NOT NULL)""",
         ],
     ),
+    (
+        # CSV-imported account traits are recorded in the history too (as known from the start
+        # of time), so point-in-time reads do not see later `group` traits merged into them.
+        # Before this step only the merged profile kept them: it is the best record there is.
+        "imported account traits in the history",
+        [
+            """INSERT INTO account_traits_history
+               SELECT account_id, traits, TIMESTAMPTZ '0001-01-01 00:00:00+00', 'import', NULL
+               FROM accounts WHERE source = 'import' AND traits IS NOT NULL""",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
