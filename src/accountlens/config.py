@@ -111,7 +111,7 @@ class RolesSection(_Section):
     champion_lookback_days: int = Field(default=90, gt=0)
 
 
-# --- outcomes: `[health]`, `[prediction]`, `[signals]` (docs/outcomes.md) --------------------
+# --- outcomes: `[health]`, `[prediction]`, `[signals]` (docs/health.md, prediction.md, signals.md) --
 class HealthFactor(_Section):
     """One factor of the health score: an account feature (analysis/features.py) or an account
     trait (`trait:NAME`), scored 0–100 by a piecewise-linear curve through `points`
@@ -524,7 +524,7 @@ min_class = {p.min_class}
 seed = {p.seed}
 
 [signals]
-# Product-qualified accounts, expansion and contraction signals (docs/renewals.md).
+# Product-qualified accounts, expansion and contraction signals (docs/signals.md).
 pqa_window_days = {g.pqa_window_days}
 pqa_min_active_users = {g.pqa_min_active_users}
 pqa_min_paid_features = {g.pqa_min_paid_features}

@@ -35,6 +35,9 @@ class Result:
     frame: pd.DataFrame
     total_rows: int | None = None  # rows there were before `limit` cut them (None: all shown)
     notes: list[str] = field(default_factory=list)
+    # The columns a terminal table shows when the rows are too wide to read there (JSON, CSV,
+    # REST and Python carry every column); None: all of them.
+    table_columns: list[str] | None = None
 
     def __post_init__(self) -> None:
         if self.truncated:

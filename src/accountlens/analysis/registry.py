@@ -51,7 +51,8 @@ class Analysis:
     summary: str
     request: type[AnalysisRequest]  # declares `level` as a Literal of the supported levels
     # (store, settings, request) -> rows; notes for the reader (a fallback taken, too few
-    # outcomes, a missing input) go in the frame's `attrs["notes"]` (a list of str).
+    # outcomes, a missing input) go in the frame's `attrs["notes"]` (a list of str), and the
+    # columns a terminal table shows of wide rows in `attrs["table_columns"]`.
     run: Callable[[Store, Any, Any], pd.DataFrame]
     engines: tuple[str, ...] = ("duckdb",)  # the engines its queries are written for
 
@@ -66,7 +67,7 @@ class AnalysisError(ValueError):
 
 REGISTRY: Registry[Analysis] = Registry(
     "analysis", "accountlens.analysis",
-    ("handoffs", "collaboration", "sequences", "paths", "champions"),
+    ("handoffs", "collaboration", "sequences", "paths", "champions", "health"),
     group="accountlens.analyses", error=AnalysisError)
 
 
@@ -121,6 +122,9 @@ def run_analysis(store: Store, settings: Any, name: str, cached: bool = True,
                     engine=store.engine_name, frame=labels.with_names(store, shown),
                     total_rows=len(frame) if len(frame) > request.limit else None)
     result.notes.extend(frame.attrs.get("notes", []))
+    if frame.attrs.get("table_columns"):
+        result.table_columns = [c for c in result.frame.columns
+                                if c in frame.attrs["table_columns"] or c.endswith("_name")]
     if len(frame) >= MAX_ROWS:
         result.notes.append(f"computed the first {MAX_ROWS} rows only")
     return result

@@ -42,6 +42,8 @@ def _shown(value: Any) -> str:
     CSV carry the value itself)."""
     if value is None:
         return ""
+    if isinstance(value, list):
+        return ", ".join(_shown(v) for v in value)
     if isinstance(value, float):
         text = f"{value:,.4f}".rstrip("0").rstrip(".")
         return "0" if text in ("-0", "") else text
@@ -78,7 +80,13 @@ def emit_result(result: Result, fmt: OutputFormat) -> None:
     stderr."""
     rows = result.records()
     if fmt is OutputFormat.table:
+        shown = result.table_columns
+        if shown:
+            rows = [{c: row[c] for c in shown} for row in rows]
         sys.stdout.write(_table(rows, result.describe()))
+        if shown and len(shown) < len(result.frame.columns):
+            sys.stdout.write(f"note: {len(result.frame.columns) - len(shown)} more columns "
+                             "with --format json or csv\n")
         for note in result.notes:
             sys.stdout.write(f"note: {note}\n")
         return
