@@ -67,7 +67,8 @@ class AnalysisError(ValueError):
 
 REGISTRY: Registry[Analysis] = Registry(
     "analysis", "accountlens.analysis",
-    ("handoffs", "collaboration", "sequences", "paths", "champions", "health"),
+    ("handoffs", "collaboration", "sequences", "paths", "champions", "health", "signals",
+     "value"),
     group="accountlens.analyses", error=AnalysisError)
 
 
