@@ -67,8 +67,8 @@ class AnalysisError(ValueError):
 
 REGISTRY: Registry[Analysis] = Registry(
     "analysis", "accountlens.analysis",
-    ("handoffs", "collaboration", "sequences", "paths", "champions", "health", "signals",
-     "value"),
+    ("handoffs", "collaboration", "sequences", "paths", "champions", "health", "predict",
+     "backtest", "signals", "renewals", "value"),
     group="accountlens.analyses", error=AnalysisError)
 
 
