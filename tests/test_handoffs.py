@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from accountlens.analysis.registry import AnalysisError
+from accountlens.analysis.registry import AnalysisError, resolve_as_of
 from tests import fixtures_b2b
 
 
@@ -62,6 +62,20 @@ def test_stalls_and_chains(ws) -> None:
     assert chains.loc["w1", "chain"] == "editor → approver"  # ann's two events collapse
     assert (chains.loc["r1", "users"], chains.loc["r1", "handoffs"]) == (1, 0)  # one user: no handoff
     assert chains.loc["w2", "stalled"] and not chains.loc["w1", "stalled"]
+
+
+def test_stall_counts_per_account_match_the_stalls_view(ws) -> None:
+    """The health features count stalls per account without the view's tables: same rule."""
+    from accountlens.analysis.handoffs import stalled_per_account
+
+    for day in (dt.date(2024, 3, 5), dt.date(2024, 3, 31), dt.date(2024, 6, 30)):
+        view = handoffs(ws, view="stalls", as_of=day, limit=1000)
+        counted = stalled_per_account(ws.store, ws.config, day)
+        assert dict(zip(counted.account_id, counted.open_stalls)) == (
+            view.groupby("account_id").size().to_dict())
+    default = resolve_as_of(ws.store, None)  # w2 alone, as test_stalls_and_chains finds by hand
+    assert stalled_per_account(ws.store, ws.config, default).to_dict("records") == [
+        {"account_id": "acme", "open_stalls": 1}]
 
 
 def test_bottlenecks_rank_slowest_pair_first(ws) -> None:

@@ -38,9 +38,15 @@ class Result:
     # The columns a terminal table shows when the rows are too wide to read there (JSON, CSV,
     # REST and Python carry every column); None: all of them.
     table_columns: list[str] | None = None
+    offset: int = 0  # rows skipped before the first shown (paging)
 
     def __post_init__(self) -> None:
-        if self.truncated:
+        if self.truncated and self.offset:
+            first, last = self.offset + 1, self.offset + len(self.frame)
+            self.notes.insert(0, f"showing rows {first:,}–{last:,} of {self.total_rows:,}"
+                              if len(self.frame) else
+                              f"no rows from offset {self.offset:,}: there are {self.total_rows:,}")
+        elif self.truncated:
             self.notes.insert(0, f"showing {len(self.frame)} of {self.total_rows} rows "
                                  "(raise the limit to see more)")
 

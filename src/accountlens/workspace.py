@@ -23,6 +23,8 @@ from accountlens.store.schema import SCHEMA_VERSION
 if TYPE_CHECKING:
     import pandas as pd
 
+    from accountlens.analysis.account_detail import AccountDetail
+    from accountlens.analysis.user_detail import UserDetail
     from accountlens.ingest.pipeline import LoadResult
     from accountlens.results import Result
 
@@ -135,6 +137,21 @@ class Workspace:
     def analysis(self, name: str, cached: bool = True, **params: Any) -> pd.DataFrame:
         """`analysis_result(...)` as a DataFrame (its `attrs`: as_of, level, engine, notes)."""
         return self.analysis_result(name, cached=cached, **params).to_frame()
+
+    def account_detail(self, account_id: str, as_of: Any = None) -> AccountDetail:
+        """One account as of a day (default: the default as-of): record, hierarchy, units,
+        users, contract and timeline (docs/web-api.md). Raises EntityNotFound (a LookupError)
+        when there is no such account or nothing of it is known by then."""
+        from accountlens.analysis.account_detail import account_detail
+
+        return account_detail(self.store, self.config, account_id, as_of)
+
+    def user_detail(self, user_id: str, as_of: Any = None) -> UserDetail:
+        """One user as of a day: record, memberships, accounts, daily activity and top events
+        (docs/web-api.md). Raises EntityNotFound (a LookupError) for an unknown user."""
+        from accountlens.analysis.user_detail import user_detail
+
+        return user_detail(self.store, self.config, user_id, as_of)
 
     def metric_result(self, name: str, level: str | None = None, as_of: Any = None,
                       engine: str = "duckdb", parquet: str | Path | None = None,

@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from pydantic import Field
 
-from accountlens.analysis.registry import MAX_ROWS, AnalysisRequest, day_end, run_analysis
+from accountlens.analysis.registry import (
+    MAX_ROWS,
+    AnalysisRequest,
+    day_end,
+    days_before,
+    run_analysis,
+)
 from accountlens.metrics.registry import metric_request, run
 from accountlens.metrics.table import run_table
 from accountlens.store.base import Store
@@ -37,6 +43,7 @@ NUMERIC = ("arr", "seats", "mau", "active_user_trend", "events_30d", "event_tren
            "contract_alignment", "quota_alignment_max", "open_stalls", "open_stalls_per_user",
            "members", "users_left_90d", "days_since_active", "tenure_days")
 SEGMENTS = ("plan", "industry", "region", "size_band", "owner")
+
 TREND_DAYS = 30
 
 _CACHE = BoundedCache(128)
@@ -141,8 +148,9 @@ def _compute(store: Store, settings: Any, as_of: dt.date) -> pd.DataFrame:
             pd.Series([t.get(name) for t in traits], index=base.index), errors="coerce")
     base["size_band"] = _size_band(base["employees"], settings.metrics.size_bands)
 
-    metrics = _metrics(store, settings, METRICS, as_of)
-    before = _metrics(store, settings, ("mau",), as_of - dt.timedelta(days=TREND_DAYS))
+    nothing = base.empty  # a day before any data: the derived inputs are empty too (and cheap)
+    metrics = _metrics(store, settings, METRICS, as_of, nothing)
+    before = _metrics(store, settings, ("mau",), days_before(as_of, TREND_DAYS), nothing)
     frame = base.merge(metrics, on="account_id", how="left")
     frame = frame.merge(before.rename(columns={"mau": "mau_prev"}), on="account_id", how="left")
     for column in ("mau", "mau_prev", "arr", "seats"):
@@ -151,12 +159,18 @@ def _compute(store: Store, settings: Any, as_of: dt.date) -> pd.DataFrame:
     frame["active_user_trend"] = (frame["mau"] - frame["mau_prev"]) / frame["mau_prev"].clip(lower=1)
     frame["event_trend"] = ((frame["events_30d"] - frame["events_prev_30d"])
                             / frame["events_prev_30d"].clip(lower=1))
-    frame = frame.merge(_champions(store, settings, as_of), on="account_id", how="left")
+    champions = _champions(store, settings, as_of) if not nothing else pd.DataFrame(
+        columns=["account_id", "champion_user_id", "champion_status", "champion_share"])
+    frame = frame.merge(champions, on="account_id", how="left")
     frame["champion_status"] = frame["champion_status"].fillna("none")
     frame["champion_present"] = (frame["champion_status"] == "active").astype(float)
     frame["champion_share"] = frame["champion_share"].fillna(0.0)
-    frame = frame.merge(_alignment(store, settings, as_of), on="account_id", how="left")
-    frame = frame.merge(_stalls(store, settings, as_of), on="account_id", how="left")
+    alignment = _alignment(store, settings, as_of) if not nothing else pd.DataFrame(
+        columns=["account_id", "contract_alignment", "quota_alignment_max"])
+    stalls = _stalls(store, settings, as_of) if not nothing else pd.DataFrame(
+        columns=["account_id", "open_stalls"])
+    frame = frame.merge(alignment, on="account_id", how="left")
+    frame = frame.merge(stalls, on="account_id", how="left")
     frame["open_stalls"] = frame["open_stalls"].fillna(0).astype(int)
     frame["open_stalls_per_user"] = frame["open_stalls"] / frame["mau"].clip(lower=1)
     frame["as_of"] = as_of
@@ -166,7 +180,13 @@ def _compute(store: Store, settings: Any, as_of: dt.date) -> pd.DataFrame:
     return frame.sort_values("account_id").reset_index(drop=True)
 
 
-def _metrics(store: Store, settings: Any, names: tuple[str, ...], day: dt.date) -> pd.DataFrame:
+def _metrics(store: Store, settings: Any, names: tuple[str, ...], day: dt.date,
+             nothing: bool = False) -> pd.DataFrame:
+    import pandas as pd
+
+    if nothing:  # the columns the metrics would give (the trend's `mau` is among them)
+        return pd.DataFrame(columns=["account_id", *METRIC_COLUMNS[:1 if names == ("mau",)
+                                                                   else None]])
     result = run_table(store, settings.metrics, settings.analysis, list(names), "account", day)
     frame = result.frame
     return frame[["account_id", *[c for c in METRIC_COLUMNS if c in frame.columns]]]
@@ -189,9 +209,9 @@ def _alignment(store: Store, settings: Any, day: dt.date) -> pd.DataFrame:
 
 
 def _stalls(store: Store, settings: Any, day: dt.date) -> pd.DataFrame:
-    rows = run_analysis(store, settings, "handoffs", view="stalls", level="user", as_of=day,
-                        limit=MAX_ROWS).frame
-    return rows.groupby("account_id").size().rename("open_stalls").reset_index()
+    from accountlens.analysis.handoffs import stalled_per_account
+
+    return stalled_per_account(store, settings, day)
 
 
 def _trait_inputs(settings: Any) -> list[str]:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 from accountlens.analysis.features import AccountFilters, account_features, filtered
-from accountlens.analysis.registry import Analysis, register, resolve_as_of
+from accountlens.analysis.registry import Analysis, days_before, register, resolve_as_of
 from accountlens.store.base import Store
 
 if TYPE_CHECKING:
@@ -183,7 +183,7 @@ def _descendants(parent: str, children: dict[str, list[str]]) -> list[str]:
 def _current(store: Store, settings: Any, as_of: dt.date) -> pd.DataFrame:
     health = settings.health
     now = with_groups(health_table(store, settings, as_of), health)
-    before = health_table(store, settings, as_of - dt.timedelta(days=health.trend_days))
+    before = health_table(store, settings, days_before(as_of, health.trend_days))
     previous = before.set_index("account_id")["score"]
     now["previous_score"] = now["account_id"].map(previous).astype(float)
     now["trend"] = now["score"] - now["previous_score"]
@@ -196,15 +196,10 @@ def _history(store: Store, settings: Any, as_of: dt.date, request: HealthRequest
     health = settings.health
     frames = []
     for k in reversed(range(health.history_points)):
-        day = as_of - dt.timedelta(days=k * health.history_step_days)
-        table = health_table(store, settings, day)
-        table = filtered(table, request)
-        if not len(table):
-            continue
-        frames.append(table.assign(day=day))
-    if not frames:
-        return pd.DataFrame(columns=["account_id", "day", "score", "grade"])
-    series = pd.concat(frames, ignore_index=True)
+        day = days_before(as_of, k * health.history_step_days)
+        frames.append(filtered(health_table(store, settings, day), request).assign(day=day))
+    kept = [f for f in frames if len(f)] or frames[-1:]  # the columns, when no day has rows
+    series = pd.concat(kept, ignore_index=True)
     series["trend"] = series.groupby("account_id")["score"].diff()
     return series
 

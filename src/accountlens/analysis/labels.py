@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from accountlens.analysis.features import NUMERIC
 from accountlens.analysis.health import health_table
+from accountlens.analysis.registry import days_before
 from accountlens.store.base import Store
 
 if TYPE_CHECKING:
@@ -41,8 +42,9 @@ def known_outcomes(store: Store, as_of: dt.date) -> pd.DataFrame:
 def cutoffs(as_of: dt.date, prediction: PredictionSection, count: int) -> list[dt.date]:
     """The `count` cut-offs whose labels are complete on `as_of`, latest first:
     as_of − horizon_days − k · cutoff_step_days."""
-    return [as_of - dt.timedelta(days=prediction.horizon_days + k * prediction.cutoff_step_days)
+    days = [days_before(as_of, prediction.horizon_days + k * prediction.cutoff_step_days)
             for k in range(count)]
+    return list(dict.fromkeys(days))  # near the calendar's first day several clamp to it
 
 
 def in_window(outcomes: pd.DataFrame, cutoff: dt.date, horizon_days: int) -> pd.DataFrame:

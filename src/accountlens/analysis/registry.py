@@ -41,6 +41,7 @@ class AnalysisRequest(BaseModel):
     level: str = Field(default="role", description="grouping level")
     account: str | None = Field(default=None, description="restrict to one account id")
     limit: int = Field(default=50, ge=1, le=MAX_ROWS, description="at most this many rows")
+    offset: int = Field(default=0, ge=0, description="skip this many rows (paging)")
     engine: Literal[ENGINES] = Field(  # type: ignore[valid-type]
         default="duckdb", description="the engine to run on (each analysis names its own)")
 
@@ -68,7 +69,7 @@ class AnalysisError(ValueError):
 REGISTRY: Registry[Analysis] = Registry(
     "analysis", "accountlens.analysis",
     ("handoffs", "collaboration", "sequences", "paths", "champions", "health", "predict",
-     "backtest", "signals", "renewals", "value"),
+     "backtest", "signals", "renewals", "value", "accounts", "activity"),
     group="accountlens.analyses", error=AnalysisError)
 
 
@@ -110,18 +111,20 @@ def request_for(name: str, params: dict[str, Any]) -> tuple[Analysis, AnalysisRe
 
 def run_analysis(store: Store, settings: Any, name: str, cached: bool = True,
                  **params: Any) -> Result:
-    """Run analysis `name` as of its day (the default as-of when not given); the first `limit`
-    rows, with how many there were. `cached=False` computes it even when a result is kept."""
+    """Run analysis `name` as of its day (the default as-of when not given); `limit` rows from
+    row `offset` on, with how many there were when not all are shown. `cached=False` computes
+    it even when a result is kept."""
     analysis, request = request_for(name, params)
     as_of = resolve_as_of(store, request.as_of)
-    full = request.model_copy(update={"as_of": as_of, "limit": MAX_ROWS})
+    full = request.model_copy(update={"as_of": as_of, "limit": MAX_ROWS, "offset": 0})
     key = (store.instance, store.data_version, name, full.model_dump_json(),
            settings.model_dump_json() if isinstance(settings, BaseModel) else repr(settings))
     frame = _computed(key, lambda: analysis.run(store, settings, full), cached)
-    shown = frame.head(request.limit).reset_index(drop=True)
+    shown = frame.iloc[request.offset:request.offset + request.limit].reset_index(drop=True)
     result = Result(kind="analysis", name=name, level=request.level, as_of=as_of,
                     engine=store.engine_name, frame=labels.with_names(store, shown),
-                    total_rows=len(frame) if len(frame) > request.limit else None)
+                    total_rows=len(frame) if len(frame) > len(shown) else None,
+                    offset=request.offset)
     result.notes.extend(frame.attrs.get("notes", []))
     if frame.attrs.get("table_columns"):
         result.table_columns = [c for c in result.frame.columns
@@ -227,6 +230,11 @@ def elapsed_sql(start: str, end: str, unit: str = "hours") -> str:
 def within_days_sql(start: str, end: str, days: int | str) -> str:
     """SQL: `end` is at most `days` (an integer or a SQL expression) days after `start`."""
     return f"(epoch_us({end}) - epoch_us({start}) <= CAST({days} AS BIGINT) * {_US_PER_DAY})"
+
+
+def days_before(day: dt.date, days: int) -> dt.date:
+    """`day` − `days`, clamped to the calendar's first day (a request may ask for year 1)."""
+    return day - dt.timedelta(days=min(days, (day - dt.date.min).days))
 
 
 def minus_days(moment: dt.datetime, days: float) -> dt.datetime:

@@ -75,7 +75,8 @@ def upcoming(store: Store, settings: Any, as_of: dt.date, days: int) -> pd.DataF
     """Every account with a contract ending in (as_of, as_of + days], in business terms."""
     import pandas as pd
 
-    due = store.df(_DUE_SQL, {"day": as_of, "until": as_of + dt.timedelta(days=days)})
+    until = as_of + dt.timedelta(days=min(days, (dt.date.max - as_of).days))  # calendar's end
+    due = store.df(_DUE_SQL, {"day": as_of, "until": until})
     table = health_table(store, settings, as_of)
     keep = ["account_id", *SEGMENTS, "arr", "seats", "mau", "score", "grade",
             "champion_status", "champion_user_id"]

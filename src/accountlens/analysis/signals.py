@@ -41,6 +41,8 @@ SIGNALS: dict[str, str] = {
     "unused_seats": "contraction",
 }
 KINDS = ("qualification", "expansion", "contraction")
+_ONE_SIGNAL = "(" + "|".join(SIGNALS) + ")"
+_SIGNAL_LIST = rf"^\s*{_ONE_SIGNAL}\s*(,\s*{_ONE_SIGNAL}\s*)*$"
 # Org unit kinds a new unit is looked for at (walking up from the event's unit).
 NEW_UNIT_KINDS = ("team", "department")
 MAU_DAYS = 30  # seat_cap compares MAU (SPEC §5) with the seats
@@ -106,16 +108,18 @@ class SignalsRequest(AccountFilters):
     view: Literal["signals", "accounts"] = Field(default="signals", description=(
         "signals: one row per (account, signal) that fires; accounts: one row per account with "
         "a true/false column per signal"))
-    signal: str | None = Field(default=None, description=(
+    # The pattern documents the accepted values in the OpenAPI schema; the validator below
+    # names what is wrong in words.
+    signal: str | None = Field(default=None, pattern=_SIGNAL_LIST, description=(
         "only these signals, comma-separated: " + ", ".join(SIGNALS)))
     kind: Literal[KINDS] | None = Field(  # type: ignore[valid-type]
         default=None, description="only signals of this kind")
 
-    @field_validator("signal")
+    @field_validator("signal", mode="before")  # before the pattern, to name the unknown one
     @classmethod
-    def _known_signals(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
+    def _known_signals(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
         names = [name.strip() for name in value.split(",") if name.strip()]
         unknown = [name for name in names if name not in SIGNALS]
         if unknown or not names:

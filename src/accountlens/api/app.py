@@ -171,6 +171,10 @@ def create_app(lives: list[LiveWorkspace], lifespan=None) -> FastAPI:
 
     app.include_router(import_router(live_workspace, ERRORS))
 
+    from accountlens.api.entity_routes import entity_router
+
+    app.include_router(entity_router(live_workspace, ERRORS))
+
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse({"success": False, "error": exc.detail, "problems": []},

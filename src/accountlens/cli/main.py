@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from accountlens.cli import analysis_cmd, export_cmd, import_cmd, metrics_cmd
+from accountlens.cli import analysis_cmd, entity_cmd, export_cmd, import_cmd, metrics_cmd
 from accountlens.cli.common import DirOption, FormatOption, fail, open_workspace
 from accountlens.cli.formats import OutputFormat, emit
 from accountlens.model.entities import ATTRIBUTION_RULES
@@ -193,6 +193,7 @@ def quarantine_replay(
 
 
 analysis_cmd.register(app)
+entity_cmd.register(app)
 metrics_cmd.register(app)
 export_cmd.register(app)
 
