@@ -146,6 +146,13 @@ class Workspace:
 
         return account_detail(self.store, self.config, account_id, as_of)
 
+    def account_review(self, account_id: str, as_of: Any = None) -> str:
+        """The account review for a customer meeting as one self-contained HTML page
+        (docs/report.md); EntityNotFound as `account_detail`."""
+        from accountlens.report.account_review import account_review
+
+        return account_review(self.store, self.config, account_id, as_of)
+
     def user_detail(self, user_id: str, as_of: Any = None) -> UserDetail:
         """One user as of a day: record, memberships, accounts, daily activity and top events
         (docs/web-api.md). Raises EntityNotFound (a LookupError) for an unknown user."""

@@ -143,7 +143,8 @@ def _row(r: dict, as_of: dt.date, min_users: int, benchmarks: dict, segment: str
     acquired: dt.date = r["acquired_on"]
     age = (as_of - acquired).days
     ttv = r["time_to_value_days"]
-    reached_on = r["value_reached_on"] if isinstance(r["value_reached_on"], str) else None
+    text = r["value_reached_on"]
+    reached_on = dt.date.fromisoformat(text) if isinstance(text, str) else None
     reached = reached_on is not None and ttv is not None and not math.isnan(ttv)
     own = None if segment is None else benchmarks.get(str(r[segment]))
     expected, count = own or benchmarks.get(None, (None, None))
@@ -157,7 +158,7 @@ def _row(r: dict, as_of: dt.date, min_users: int, benchmarks: dict, segment: str
 
     projected, basis = None, "none"
     if reached:
-        projected, basis = dt.date.fromisoformat(reached_on), "reached"
+        projected, basis = reached_on, "reached"
     elif untracked:
         basis = "before_tracking"
     elif r["value_users"] > 0:
@@ -174,7 +175,7 @@ def _row(r: dict, as_of: dt.date, min_users: int, benchmarks: dict, segment: str
         "value_users": int(r["value_users"]), "needed_users": min_users,
         "activated": bool(r["activated"]),
         "activated_on": r["activated_on"] if isinstance(r["activated_on"], dt.date) else None,
-        "value_reached_on": dt.date.fromisoformat(reached_on) if reached else None,
+        "value_reached_on": reached_on if reached else None,
         "time_to_value_days": ttv if reached else None, "days_since_acquisition": age,
         "expected_ttv_days": expected, "benchmark_segment": label, "benchmark_accounts": count,
         "delay_days": delay, "cost_of_delay": cost,

@@ -1,26 +1,36 @@
-"""The FastAPI application: `/api/v1` (typed, OpenAPI-documented) and the dashboard.
+"""The FastAPI application: `/api/v1` (typed, OpenAPI-documented), the web app's pages and
+sign-in (docs/web.md), and `/docs` and `/redoc` with their assets served locally (offline).
 
 The collector (serve/collector.py) sits in front of it as a bare ASGI app (serve/server.py)."""
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field, create_model
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from accountlens.api.dashboard import DASHBOARD, Dashboard
+from accountlens.api.dashboard import Dashboard, dashboard
 from accountlens.api.models import ERRORS
+from accountlens.api.session import COOKIE, Sessions, bearer_token, token_matches
 from accountlens.ingest.loader import BackgroundLoader
 from accountlens.ingest.log import RETRY_AFTER_SECONDS
 from accountlens.model.entities import ENTITY_TABLES
 from accountlens.workspace import Workspace, WorkspaceError
 
 STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
+# The web app's pages: each path is answered with the app (web/static/index.html), which
+# draws the page the path names; anything else outside /api is a 404 page of the app.
+PAGES = ("/", "/signin", "/accounts", "/accounts/{account_id:path}", "/users/{user_id:path}",
+         "/analyses", "/analyses/{name}")
 
 
 class LiveWorkspace(Protocol):
@@ -74,6 +84,21 @@ class ReplayRequest(BaseModel):
     )
 
 
+class SignIn(BaseModel):
+    token: str = Field(min_length=1, description="one of the workspace's api_tokens")
+    workspace: str | None = Field(default=None, description="optional when one is served")
+
+
+class WorkspaceAccess(BaseModel):
+    name: str
+    auth_required: bool = Field(description="the workspace has api_tokens")
+    signed_in: bool = Field(description="this browser's session (or bearer token) may read it")
+
+
+class SessionState(BaseModel):
+    workspaces: list[WorkspaceAccess]
+
+
 class LoadResponse(BaseModel):
     received: int
     inserted: int
@@ -90,37 +115,89 @@ def create_app(lives: list[LiveWorkspace], lifespan=None) -> FastAPI:
         version="0.1.0",
         description="B2B product analytics: REST API of accountlens (mirrors the CLI).",
         lifespan=lifespan,
+        docs_url=None,  # served below with local assets
+        redoc_url=None,
     )
+    # Results are JSON of many rows: compressed they travel ~10x smaller to a remote browser.
+    app.add_middleware(GZipMiddleware, minimum_size=4096, compresslevel=5)
     by_name = {live.workspace.config.workspace.name: live for live in lives}
+    sessions = Sessions()
+
+    def served(workspace: str | None) -> LiveWorkspace:
+        if workspace is None:
+            if len(lives) != 1:
+                raise HTTPException(400, "several workspaces are served; pass ?workspace=NAME")
+            return lives[0]
+        if workspace in by_name:
+            return by_name[workspace]
+        raise HTTPException(404, f"no workspace named {workspace!r}")
+
+    def may_read(request: Request, live: LiveWorkspace) -> bool:
+        """An API token in `Authorization: Bearer`, or a session signed in to the workspace."""
+        tokens = live.workspace.config.workspace.api_tokens
+        if not tokens:
+            return True
+        token = bearer_token(request.headers.get("authorization", ""))
+        if token is not None and token_matches(token, tokens):
+            return True
+        name = live.workspace.config.workspace.name
+        return sessions.signed_in(request.cookies.get(COOKIE), name, tokens)
 
     def live_workspace(
         request: Request,
         workspace: str | None = Query(default=None, description="workspace name; optional when one"),
     ) -> LiveWorkspace:
-        if workspace is None:
-            if len(lives) != 1:
-                raise HTTPException(400, "several workspaces are served; pass ?workspace=NAME")
-            live = lives[0]
-        elif workspace in by_name:
-            live = by_name[workspace]
-        else:
-            raise HTTPException(404, f"no workspace named {workspace!r}")
-        tokens = live.workspace.config.workspace.api_tokens
-        if tokens:
-            header = request.headers.get("authorization", "")
-            token = header[7:].strip() if header.lower().startswith("bearer ") else None
-            if token not in tokens:
-                raise HTTPException(401, "a valid API token for this workspace is required")
+        live = served(workspace)
+        if not may_read(request, live):
+            raise HTTPException(401, "a valid API token for this workspace is required (the "
+                                "`Authorization: Bearer` header, or sign in at /signin)",
+                                headers={"WWW-Authenticate": "Bearer"})
         return live
 
     @app.get("/health", tags=["server"])
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/api/v1/dashboard", response_model=Dashboard, tags=["dashboard"])
+    @app.get("/api/v1/dashboard", response_model=Dashboard, tags=["web app"])
     def dashboard_panels() -> Dashboard:
-        """The dashboard's analysis panels, in order: what each shows and how to ask for it."""
-        return DASHBOARD
+        """What each page of the web app asks the API, by panel, and the choices its controls
+        offer (the server keeps the `panels` computed)."""
+        return dashboard()
+
+    @app.get("/api/v1/session", response_model=SessionState, tags=["web app"])
+    def session_state(request: Request) -> SessionState:
+        """The served workspaces: which need a token, and which this browser may read."""
+        return SessionState(workspaces=[
+            WorkspaceAccess(name=name, auth_required=bool(live.workspace.config.workspace.api_tokens),
+                            signed_in=may_read(request, live))
+            for name, live in by_name.items()])
+
+    @app.post("/api/v1/session", response_model=WorkspaceAccess, tags=["web app"],
+              responses=ERRORS)
+    def sign_in(body: SignIn, request: Request, response: Response) -> WorkspaceAccess:
+        """Sign in to a workspace with one of its API tokens: sets an HttpOnly, SameSite=Strict
+        session cookie (a random id; the token is kept nowhere in the browser). Signing in to
+        another workspace adds it to the same session."""
+        live = served(body.workspace)
+        name = live.workspace.config.workspace.name
+        tokens = live.workspace.config.workspace.api_tokens
+        if not tokens:
+            return WorkspaceAccess(name=name, auth_required=False, signed_in=True)
+        if not token_matches(body.token, tokens):
+            raise HTTPException(401, f"that token is not valid for workspace {name!r}")
+        session_id = sessions.sign_in(request.cookies.get(COOKIE), name, body.token)
+        response.set_cookie(COOKIE, session_id, max_age=int(sessions.lifetime), path="/",
+                            httponly=True, samesite="strict", secure=request.url.scheme == "https")
+        return WorkspaceAccess(name=name, auth_required=True, signed_in=True)
+
+    @app.delete("/api/v1/session", response_model=SessionState, tags=["web app"])
+    def sign_out(request: Request, response: Response,
+                 workspace: str | None = Query(default=None, description="the workspace to sign "
+                                               "out of; all when not given")) -> SessionState:
+        """Sign out of one workspace, or of all (the cookie is removed when none is left)."""
+        if sessions.sign_out(request.cookies.get(COOKIE), workspace):
+            response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+        return session_state(request)
 
     @app.get("/api/v1/workspaces", tags=["server"])
     def workspaces() -> list[str]:
@@ -175,8 +252,14 @@ def create_app(lives: list[LiveWorkspace], lifespan=None) -> FastAPI:
 
     app.include_router(entity_router(live_workspace, ERRORS))
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    from accountlens.api.report_routes import report_router
+
+    app.include_router(report_router(live_workspace, ERRORS))
+
+    @app.exception_handler(StarletteHTTPException)  # FastAPI's, and the router's own 404/405
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404 and _wants_page(request):
+            return FileResponse(STATIC / "index.html", status_code=404, headers=_NO_STORE)
         return JSONResponse({"success": False, "error": exc.detail, "problems": []},
                             status_code=exc.status_code, headers=exc.headers)
 
@@ -189,19 +272,70 @@ def create_app(lives: list[LiveWorkspace], lifespan=None) -> FastAPI:
         return JSONResponse({"success": False, "error": f"invalid request: {text}",
                              "problems": problems}, status_code=422)
 
+    _offline_docs(app)
     if STATIC.exists():
         @app.get("/static/vendor/plotly.min.js", include_in_schema=False)
         def plotly_js() -> FileResponse:
-            # Served from the installed plotly package: no CDN, the dashboard works offline.
+            # Served from the installed plotly package: no CDN, the web app works offline.
             import plotly
 
             return FileResponse(Path(plotly.__file__).parent / "package_data" / "plotly.min.js",
-                                media_type="application/javascript")
+                                media_type="application/javascript", headers=_KEEP_A_DAY)
 
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-        @app.get("/", include_in_schema=False)
-        def dashboard() -> FileResponse:
-            return FileResponse(STATIC / "index.html")
+        def page() -> FileResponse:
+            return FileResponse(STATIC / "index.html", headers=_NO_STORE)
+
+        for path in PAGES:
+            app.add_api_route(path, page, methods=["GET"], include_in_schema=False)
 
     return app
+
+
+# The app's HTML names its scripts by path: a new version must be fetched, not an old copy.
+_NO_STORE = {"Cache-Control": "no-cache"}
+# Plotly (4.6 MB) changes only with the installed package: a browser keeps it, and its compiled code.
+_KEEP_A_DAY = {"Cache-Control": "public, max-age=86400"}
+
+
+def _wants_page(request: Request) -> bool:
+    """A browser asking for a page (not the API, not an asset)."""
+    path = request.url.path
+    return (request.method == "GET" and not path.startswith(("/api/", "/static/"))
+            and "text/html" in request.headers.get("accept", ""))
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """`/docs` (Swagger UI) and `/redoc` with their scripts and styles from the installed
+    fastapi-offline package, not a CDN: they work without internet access."""
+    import fastapi_offline
+
+    assets = Path(fastapi_offline.__file__).parent / "static"
+    title = app.title
+
+    @cache
+    def redoc_script() -> bytes:
+        # Redoc shows its maker's logo from their CDN: shown from here instead.
+        return (assets / "redoc.standalone.js").read_bytes().replace(
+            b"https://cdn.redoc.ly/redoc/logo-mini.svg", b"/static/favicon.svg")
+
+    @app.get("/static/docs/redoc.standalone.js", include_in_schema=False)
+    def redoc_js() -> Response:
+        return Response(redoc_script(), media_type="application/javascript",
+                        headers={"Cache-Control": "max-age=86400"})
+
+    app.mount("/static/docs", StaticFiles(directory=assets), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json", title=f"{title} – API", swagger_js_url="/static/docs/swagger-ui-bundle.js",
+            swagger_css_url="/static/docs/swagger-ui.css", swagger_favicon_url="/static/docs/favicon.png")
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json", title=f"{title} – API reference",
+            redoc_js_url="/static/docs/redoc.standalone.js", redoc_favicon_url="/static/docs/favicon.png",
+            with_google_fonts=False)

@@ -11,6 +11,7 @@ import typer
 from accountlens.cli import analysis_cmd, entity_cmd, export_cmd, import_cmd, metrics_cmd
 from accountlens.cli.common import DirOption, FormatOption, fail, open_workspace
 from accountlens.cli.formats import OutputFormat, emit
+from accountlens.cli.report_cmd import report_app
 from accountlens.model.entities import ATTRIBUTION_RULES
 
 app = typer.Typer(
@@ -24,6 +25,7 @@ quarantine_app = typer.Typer(help="Inspect and replay events that failed validat
                              no_args_is_help=True)
 app.add_typer(import_cmd.import_app, name="import")
 app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(report_app, name="report")
 
 @app.command()
 def init(

@@ -1,7 +1,9 @@
-"""Keeps the dashboard's analyses computed: when a workspace's data has been quiet for a few
-seconds after a change (or at start), the analyses the dashboard shows are run once, so that
-opening the dashboard answers from the kept results (analysis/registry.py) instead of waiting
-for each computation (seconds each at millions of events).
+"""Keeps the web app's analyses computed: when a workspace's data has been quiet for a few
+seconds after a change (or at start), the analyses the pages open with (api/dashboard.py's
+PANELS: the overview, the accounts list, the analyses pages) are run once, so that opening a page
+answers from the kept results (analysis/registry.py) instead of waiting for each computation
+(seconds each at millions of events). One account's analyses are asked for when its page opens;
+the models and account features they read are kept by then (warmed by the workspace-wide ones).
 
 Quiet means no new data in the store and no events arriving: under heavy traffic the loader
 holds loads back for seconds, and results computed then would be outdated by the next load
@@ -13,13 +15,15 @@ import logging
 import threading
 import time
 
+from accountlens.analysis import registry
 from accountlens.api.dashboard import PANELS
 from accountlens.serve.live import LiveWorkspace
 
 log = logging.getLogger("accountlens.warmer")
 
-# What the dashboard asks for, in its order: the analyses of its panels (api/dashboard.py).
-DASHBOARD_ANALYSES: tuple[tuple[str, dict], ...] = tuple((panel.analysis, panel.params) for panel in PANELS)
+# What the pages ask for as they open, in the order of their panels (api/dashboard.py).
+DASHBOARD_ANALYSES: tuple[tuple[str, dict], ...] = tuple(
+    (panel.analysis, panel.params) for panel in PANELS if panel.analysis)
 
 
 class DashboardWarmer:
@@ -52,7 +56,10 @@ class DashboardWarmer:
         if not store.scalar("SELECT count(*) FROM (SELECT 1 FROM events LIMIT 1)"):
             self.warmed_version = version  # nothing to show yet (and nothing to import for it)
             return
+        registered = registry.load_all()
         for name, params in DASHBOARD_ANALYSES:
+            if name not in registered:
+                continue  # an analysis of a plugin that is not installed here
             if (self._stop.is_set() or store.data_version != version
                     or self.live.loader.ingesting):
                 return  # stopping, or new data: warm again once it is quiet
