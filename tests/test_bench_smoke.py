@@ -69,11 +69,11 @@ def test_metrics_scaling_and_dashboard_run_end_to_end(tmp_path) -> None:
     text = out.read_text()
     assert code == 0, text
     for section in ("## Analytics workspace", "## Account metrics table and AARRR funnel",
-                    "## Scaling: 10× the events", "## Dashboard page times"):
+                    "## Scaling: 10× the events", "## Web app page times"):
         assert section in text
     for fact in ("of `metrics.table_sql`", "of `metrics.funnel_sql`", "of `metrics.table`",
                  "values equal accountlens's for all", "peak RSS: pandas process",
                  "at 300 events", "at 3,000 events", "of `scaling.table.small`"):
         assert fact in text
-    assert ("of `dashboard.api_direct`" in text) or ("**Skipped:**" in text)
+    assert ("of `dashboard.page2.direct`" in text) or ("**Skipped:**" in text)
     assert "**Failed:**" not in text
