@@ -27,15 +27,15 @@ browser:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 		|| echo "note: /usr/bin/chromium missing and not installable here; browser tests will be skipped"; }
 
-# The Spark suite (a JVM, about 4 minutes) runs in a second process beside the others, so the
-# whole suite stays well under 15 minutes on 2 cores; its output follows theirs.
-SPARK_TESTS := tests/test_spark_engine.py
+# Two worker processes (pytest-xdist), each taking a whole test file at a time (module fixtures
+# build their workspaces once): the Spark suite (a JVM, about 4 minutes) runs beside the
+# others. In one process the suite took 15 minutes on 2 cores, with a core often idle. The
+# longest files are named first so that they start first (no long tail at the end).
+LONG_TESTS := tests/test_spark_engine.py tests/test_api_fuzz.py tests/test_web_pages.py \
+	tests/test_bench_smoke.py tests/test_crash.py
 test: $(STAMP) browser
-	@$(BIN)/python -m pytest -q -p no:cacheprovider $(SPARK_TESTS) > .spark-tests.log 2>&1 & spark=$$!; \
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 --ignore=$(SPARK_TESTS); rest=$$?; \
-	wait $$spark; sparked=$$?; echo "--- $(SPARK_TESTS) (run beside the others):"; \
-	cat .spark-tests.log; rm -f .spark-tests.log; \
-	[ $$rest -eq 0 ] && [ $$sparked -eq 0 ]
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --durations=15 \
+		$(LONG_TESTS) tests
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
