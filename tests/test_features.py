@@ -5,7 +5,6 @@ events before the end of the day. Expected values are hand-computed from the fix
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ import pytest
 from accountlens.analysis.features import account_features
 from accountlens.config import HealthFactor, HealthSection
 from accountlens.workspace import Workspace
+from tests import small_workspace
 
 ACCOUNTS = """account_id,name,industry,employees,plan,owner,nps
 a,Alpha,retail,500,free,alice,40
@@ -54,13 +54,8 @@ EVENTS = [
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     root: Path = tmp_path_factory.mktemp("features")
-    ws = Workspace.init(root / "ws", name="features")
-    for kind, text in (("accounts", ACCOUNTS), ("subscriptions", SUBSCRIPTIONS),
-                       ("memberships", MEMBERSHIPS)):
-        (root / f"{kind}.csv").write_text(text)
-        ws.import_entities(kind, root / f"{kind}.csv")
-    (root / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in EVENTS))
-    ws.import_events(root / "events.jsonl")
+    ws = small_workspace.build(root, "features", {"accounts": ACCOUNTS, "subscriptions": SUBSCRIPTIONS,
+                                            "memberships": MEMBERSHIPS}, EVENTS)
     yield ws
     ws.close()
 

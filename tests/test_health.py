@@ -17,6 +17,7 @@ import pytest
 from accountlens.analysis.health import factor_score, score_accounts, with_groups
 from accountlens.config import HealthFactor, HealthSection, HealthSegmentWeights
 from accountlens.workspace import Workspace
+from tests import small_workspace
 from tests.conftest import start_server
 from tests.test_features import EVENTS, MEMBERSHIPS, SUBSCRIPTIONS
 
@@ -143,13 +144,8 @@ points = [[0, 0], [100, 100]]
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root: Path = tmp_path_factory.mktemp("health")
-    ws = Workspace.init(root / "ws", name="health")
-    for kind, text in (("accounts", ACCOUNTS), ("subscriptions", SUBSCRIPTIONS),
-                       ("memberships", MEMBERSHIPS)):
-        (root / f"{kind}.csv").write_text(text)
-        ws.import_entities(kind, root / f"{kind}.csv")
-    (root / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in EVENTS))
-    ws.import_events(root / "events.jsonl")
+    ws = small_workspace.build(root, "health", {"accounts": ACCOUNTS, "subscriptions": SUBSCRIPTIONS,
+                                            "memberships": MEMBERSHIPS}, EVENTS)
     ws.close()
     config = root / "ws" / "accountlens.toml"
     text = config.read_text()

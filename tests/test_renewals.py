@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from accountlens.workspace import Workspace
+from tests import small_workspace
 
 ACCOUNTS = """account_id,name,industry,employees,plan,owner
 a,Alpha,retail,500,pro,alice
@@ -42,13 +43,8 @@ EVENTS = [
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     root: Path = tmp_path_factory.mktemp("renewals")
-    ws = Workspace.init(root / "ws", name="renewals")
-    for kind, text in (("accounts", ACCOUNTS), ("subscriptions", SUBSCRIPTIONS),
-                       ("memberships", MEMBERSHIPS)):
-        (root / f"{kind}.csv").write_text(text)
-        ws.import_entities(kind, root / f"{kind}.csv")
-    (root / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in EVENTS))
-    ws.import_events(root / "events.jsonl")
+    ws = small_workspace.build(root, "renewals", {"accounts": ACCOUNTS, "subscriptions": SUBSCRIPTIONS,
+                                            "memberships": MEMBERSHIPS}, EVENTS)
     yield ws
     ws.close()
 

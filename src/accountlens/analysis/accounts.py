@@ -108,11 +108,7 @@ def account_table(store: Store, settings: Any, as_of: dt.date) -> pd.DataFrame:
     """Every account known on `as_of` with the columns of the list (unfiltered, by account_id).
     Kept while the store's data and the settings are unchanged."""
     key = (store.instance, store.data_version, as_of, settings.model_dump_json())
-    kept = _CACHE.get(key)
-    if kept is None:
-        kept = _compute(store, settings, as_of)
-        _CACHE.put(key, kept)
-    return kept.copy()
+    return _CACHE.kept(key, lambda: _compute(store, settings, as_of)).copy()
 
 
 def _compute(store: Store, settings: Any, as_of: dt.date) -> pd.DataFrame:

@@ -125,14 +125,10 @@ def filtered(frame: pd.DataFrame, request: AccountFilters) -> pd.DataFrame:
 
 def account_features(store: Store, settings: Any, as_of: dt.date) -> pd.DataFrame:
     """One row per account known on `as_of` (a contract or activity by then, or the parent of an
-    account), with every
-    feature as of that day. Kept while the store's data and the settings are unchanged."""
+    account), with every feature as of that day. Kept while the store's data and the settings
+    are unchanged."""
     key = (store.instance, store.data_version, as_of, settings.model_dump_json())
-    kept = _CACHE.get(key)
-    if kept is None:
-        kept = _compute(store, settings, as_of)
-        _CACHE.put(key, kept)
-    return kept.copy()
+    return _CACHE.kept(key, lambda: _compute(store, settings, as_of)).copy()
 
 
 def _compute(store: Store, settings: Any, as_of: dt.date) -> pd.DataFrame:

@@ -4,7 +4,7 @@ metric SQL, analysis results. Keys say when an entry is valid (e.g. the store's 
 from __future__ import annotations
 
 import threading
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
 
@@ -19,6 +19,15 @@ class BoundedCache:
     def get(self, key: Hashable, default: Any = None) -> Any:
         with self._lock:
             return self._items.get(key, default)
+
+    def kept(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """The entry under `key`, computed by `compute()` and kept when there is none (two
+        threads asking at once may both compute: the result is the same)."""
+        value = self.get(key)
+        if value is None:
+            value = compute()
+            self.put(key, value)
+        return value
 
     def put(self, key: Hashable, value: Any) -> None:
         with self._lock:
