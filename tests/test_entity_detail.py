@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 import accountlens as al
 from accountlens.analysis import account_detail as detail_module
 from accountlens.analysis.account_detail import EntityNotFound
+from accountlens.store.cache import BoundedCache
 from accountlens.workspace import Workspace
 from tests.test_accounts_list import AS_OF, build
 
@@ -77,6 +78,8 @@ def test_account_users_current_first_then_by_last_activity(workspace: Workspace)
 
 def test_the_users_list_is_cut_and_says_so(workspace: Workspace, monkeypatch) -> None:
     monkeypatch.setattr(detail_module, "MAX_USERS", 2)
+    # pages are kept: a cache of its own, so the page is computed under the smaller limit
+    monkeypatch.setattr(detail_module, "_KEPT", BoundedCache(4))
     acme = workspace.account_detail("acme", as_of=AS_OF)
     assert [u.user_id for u in acme.users] == ["ann", "bob"]
     assert (acme.users_total, acme.users_truncated) == (6, True)
@@ -135,6 +138,8 @@ def test_account_timeline_newest_first(workspace: Workspace) -> None:
 
 def test_the_timeline_keeps_the_newest(workspace: Workspace, monkeypatch) -> None:
     monkeypatch.setattr(detail_module, "MAX_TIMELINE", 2)
+    # pages are kept: a cache of its own, so the page is computed under the smaller limit
+    monkeypatch.setattr(detail_module, "_KEPT", BoundedCache(4))
     assert [e.kind for e in workspace.account_detail("acme", as_of=AS_OF).timeline] == [
         "user_left", "user_left"]
 

@@ -21,16 +21,19 @@ from accountlens.analysis.account_detail import (
     days_before,
     deciding_rows,
     json_object,
+    kept_detail,
     plain,
     used,
 )
 from accountlens.analysis.registry import day_end
 from accountlens.model.memberships import effective_memberships_sql
 from accountlens.store.base import Store
+from accountlens.store.cache import BoundedCache
 
 if TYPE_CHECKING:
     import pandas as pd
 
+_KEPT = BoundedCache(64)  # pages asked recently (copies handed out)
 ACTIVITY_DAYS = 90  # the daily series and the top events: the days (as_of − 90, as_of]
 TOP_EVENTS = 10
 
@@ -120,7 +123,13 @@ _ACCOUNT_NAMES_SQL = "SELECT account_id, name FROM accounts WHERE list_contains(
 def user_detail(store: Store, settings: Any, user_id: str,
                 as_of: dt.date | str | None = None) -> UserDetail:
     """The user `user_id` as of `as_of` (default: the default as-of); EntityNotFound when there
-    is no such user or nothing of them is known by then."""
+    is no such user or nothing of them is known by then. Kept like account_detail's."""
+    return kept_detail(_KEPT, store, settings, ("user", user_id, as_of),
+                       lambda: _user_detail(store, settings, user_id, as_of))
+
+
+def _user_detail(store: Store, settings: Any, user_id: str,
+                 as_of: dt.date | str | None) -> UserDetail:
     import pandas as pd
 
     as_of, source = day_and_source(store, settings, as_of)
