@@ -58,6 +58,9 @@ def test_due_contracts_arr_and_days(workspace: Workspace) -> None:
     assert (a["renewal_date"], a["days_to_renewal"], a["renewal_arr"], a["renewal_seats"]) == (
         "2024-07-01", 1, 15000.0, 15)  # a1 and a2 (a3 ends after the window)
     assert a["subscriptions"] == ["a1", "a2"] and a["contracts"] == 2
+    types = {c.name: c.type for c in result.columns}
+    assert (types["renewal_seats"], types["renewal_arr"], types["renewal_date"]) == (
+        "integer", "number", "date")
     assert a["total_arr"] == 24000.0  # a1 + a2 + a3 in force
     assert (c["renewal_date"], c["days_to_renewal"], c["renewal_arr"]) == ("2024-07-30", 30, 1200.0)
     assert [r["account_id"] for r in result.records()] == ["a", "c"]  # soonest first

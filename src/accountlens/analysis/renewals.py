@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 _DUE_SQL = """
 SELECT account_id, min(end_date) AS renewal_date, sum(coalesce(arr, 0)) AS renewal_arr,
-       sum(coalesce(seats, 0)) AS renewal_seats, count(*) AS contracts,
+       CAST(sum(coalesce(seats, 0)) AS BIGINT) AS renewal_seats, count(*) AS contracts,
        list(subscription_id ORDER BY end_date, subscription_id) AS subscriptions
 FROM subscriptions
 WHERE start_date <= $day AND end_date > $day AND end_date <= $until
