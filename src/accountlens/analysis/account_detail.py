@@ -20,7 +20,7 @@ import orjson
 from pydantic import BaseModel, Field
 
 from accountlens.analysis.activity import rollup_current, rollup_sql
-from accountlens.analysis.registry import MAX_ROWS, day_end, run_analysis
+from accountlens.analysis.registry import MAX_ROWS, day_end, days_before, run_analysis
 from accountlens.model.as_of import default_as_of
 from accountlens.model.entities import UNIT_KINDS
 from accountlens.model.memberships import effective_memberships_sql
@@ -211,14 +211,6 @@ WHERE account_id = $account AND date <= $day ORDER BY date, kind
 def used(sql: str, params: dict[str, Any]) -> dict[str, Any]:
     """The named parameters `sql` uses (DuckDB refuses any other)."""
     return {k: v for k, v in params.items() if re.search(rf"\${k}\b", sql)}
-
-
-def days_before(day: dt.date, days: int) -> dt.date:
-    """`day − days`, or the calendar's first day when that is before it."""
-    try:
-        return day - dt.timedelta(days=days)
-    except OverflowError:
-        return dt.date.min
 
 
 def parse_day(value: Any) -> dt.date | None:

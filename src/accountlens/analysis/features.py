@@ -4,8 +4,8 @@ signals and renewals are computed from.
 Everything is read as it was known on `as_of`: events up to that day (the metrics of
 metrics/), subscriptions in force that day (half-open `[start, end)`, status derived from the
 dates, never from the `status` column), memberships as they stood (an end after `as_of` is not
-yet known), traits from the dated history (CSV-imported traits carry no date and are recorded as known
-from the start; `group` calls from their timestamps), and no outcome at all. docs/outcomes.md lists every column.
+yet known), traits from the dated history (CSV-imported traits carry no date and are recorded
+as known from the start; `group` calls from their timestamps), and no outcome at all.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from accountlens.store.base import Store
 from accountlens.store.cache import BoundedCache
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pandas as pd
 
 # Account metrics (metrics/) taken as features, and the columns kept of them.
@@ -43,7 +45,6 @@ NUMERIC = ("arr", "seats", "mau", "active_user_trend", "events_30d", "event_tren
            "contract_alignment", "quota_alignment_max", "open_stalls", "open_stalls_per_user",
            "members", "users_left_90d", "days_since_active", "tenure_days")
 SEGMENTS = ("plan", "industry", "region", "size_band", "owner")
-
 TREND_DAYS = 30
 
 _CACHE = BoundedCache(128)
@@ -144,9 +145,13 @@ def _compute(store: Store, settings: Any, as_of: dt.date) -> pd.DataFrame:
             pd.Series([t.get(name) for t in traits], index=base.index), errors="coerce")
     base["size_band"] = _size_band(base["employees"], settings.metrics.size_bands)
 
-    nothing = base.empty  # a day before any data: the derived inputs are empty too (and cheap)
-    metrics = _metrics(store, settings, METRICS, as_of, nothing)
-    before = _metrics(store, settings, ("mau",), days_before(as_of, TREND_DAYS), nothing)
+    # A day before any data: the derived inputs are empty too, and not computed.
+    def derived(compute: Callable[[], pd.DataFrame], *columns: str) -> pd.DataFrame:
+        return pd.DataFrame(columns=["account_id", *columns]) if base.empty else compute()
+
+    metrics = derived(lambda: _metrics(store, settings, METRICS, as_of), *METRIC_COLUMNS)
+    before = derived(lambda: _metrics(store, settings, ("mau",), days_before(as_of, TREND_DAYS)),
+                     "mau")
     frame = base.merge(metrics, on="account_id", how="left")
     frame = frame.merge(before.rename(columns={"mau": "mau_prev"}), on="account_id", how="left")
     for column in ("mau", "mau_prev", "arr", "seats"):
@@ -155,18 +160,17 @@ def _compute(store: Store, settings: Any, as_of: dt.date) -> pd.DataFrame:
     frame["active_user_trend"] = (frame["mau"] - frame["mau_prev"]) / frame["mau_prev"].clip(lower=1)
     frame["event_trend"] = ((frame["events_30d"] - frame["events_prev_30d"])
                             / frame["events_prev_30d"].clip(lower=1))
-    champions = _champions(store, settings, as_of) if not nothing else pd.DataFrame(
-        columns=["account_id", "champion_user_id", "champion_status", "champion_share"])
+    champions = derived(lambda: _champions(store, settings, as_of),
+                        "champion_user_id", "champion_status", "champion_share")
     frame = frame.merge(champions, on="account_id", how="left")
     frame["champion_status"] = frame["champion_status"].fillna("none")
     frame["champion_present"] = (frame["champion_status"] == "active").astype(float)
     frame["champion_share"] = frame["champion_share"].fillna(0.0)
-    alignment = _alignment(store, settings, as_of) if not nothing else pd.DataFrame(
-        columns=["account_id", "contract_alignment", "quota_alignment_max"])
-    stalls = _stalls(store, settings, as_of) if not nothing else pd.DataFrame(
-        columns=["account_id", "open_stalls"])
+    alignment = derived(lambda: _alignment(store, settings, as_of),
+                        "contract_alignment", "quota_alignment_max")
     frame = frame.merge(alignment, on="account_id", how="left")
-    frame = frame.merge(stalls, on="account_id", how="left")
+    frame = frame.merge(derived(lambda: _stalls(store, settings, as_of), "open_stalls"),
+                        on="account_id", how="left")
     frame["open_stalls"] = frame["open_stalls"].fillna(0).astype(int)
     frame["open_stalls_per_user"] = frame["open_stalls"] / frame["mau"].clip(lower=1)
     frame["as_of"] = as_of
@@ -176,13 +180,7 @@ def _compute(store: Store, settings: Any, as_of: dt.date) -> pd.DataFrame:
     return frame.sort_values("account_id").reset_index(drop=True)
 
 
-def _metrics(store: Store, settings: Any, names: tuple[str, ...], day: dt.date,
-             nothing: bool = False) -> pd.DataFrame:
-    import pandas as pd
-
-    if nothing:  # the columns the metrics would give (the trend's `mau` is among them)
-        return pd.DataFrame(columns=["account_id", *METRIC_COLUMNS[:1 if names == ("mau",)
-                                                                   else None]])
+def _metrics(store: Store, settings: Any, names: tuple[str, ...], day: dt.date) -> pd.DataFrame:
     result = run_table(store, settings.metrics, settings.analysis, list(names), "account", day)
     frame = result.frame
     return frame[["account_id", *[c for c in METRIC_COLUMNS if c in frame.columns]]]

@@ -1,4 +1,4 @@
-"""The account health score (docs/outcomes.md): configurable weighted factors, each scored 0–100
+"""The account health score (docs/health.md): configurable weighted factors, each scored 0–100
 from an account feature (analysis/features.py) or an imported trait, with every factor's value,
 score and contribution, the trend against `health.trend_days` before, the biggest lever, parent
 accounts aggregated from their children (ARR-weighted), and the score's history.
@@ -84,14 +84,14 @@ def score_accounts(features: pd.DataFrame, health: HealthSection) -> pd.DataFram
                           index=features.index)
     scores = pd.DataFrame({n: factor_score(f, values[n]) for n, f in health.factors.items()},
                           index=features.index)
-    weights = segment_weights(features, health).where(scores.notna(), 0.0)
+    configured = segment_weights(features, health)
+    weights = configured.where(scores.notna(), 0.0)
     total = weights.sum(axis=1)
     shares = weights.div(total.where(total > 0), axis=0)
     contributions = shares * scores.fillna(0.0)
     out = pd.DataFrame(index=features.index)
     out["score"] = contributions.sum(axis=1).where(total > 0)
     out["grade"] = grade(out["score"], health)
-    configured = segment_weights(features, health)
     missing = scores.isna() & (configured > 0)
     out["missing"] = [[n for n, m in zip(names, row) if m] for row in missing.to_numpy()]
     gains = shares * (100.0 - scores)

@@ -1,4 +1,4 @@
-"""Upcoming renewals in business terms (docs/outcomes.md): each account whose contract comes up
+"""Upcoming renewals in business terms (docs/renewals.md): each account whose contract comes up
 for renewal in the next N days, with the ARR at stake, the renewal probability, the expected
 renewal ARR and the ARR at risk, its health, top drivers and champion status; totals per segment.
 

@@ -18,14 +18,13 @@ from accountlens.analysis.account_detail import (
     RECENT_DAYS,
     EntityNotFound,
     day_and_source,
-    days_before,
     deciding_rows,
     json_object,
     kept_detail,
     plain,
     used,
 )
-from accountlens.analysis.registry import day_end
+from accountlens.analysis.registry import day_end, days_before
 from accountlens.model.memberships import effective_memberships_sql
 from accountlens.store.base import Store
 from accountlens.store.cache import BoundedCache

@@ -18,13 +18,12 @@ from accountlens.analysis.account_detail import (
     AccountDetail,
     Contract,
     account_detail,
-    days_before,
     parse_day,
     plain,
     used,
 )
 from accountlens.analysis.activity import rollup_relation
-from accountlens.analysis.registry import MAX_ROWS, run_analysis
+from accountlens.analysis.registry import MAX_ROWS, days_before, run_analysis
 from accountlens.report.wording import factor_label, feature_label
 from accountlens.store.base import Store
 
