@@ -256,6 +256,9 @@ def normalize_origin(origin: str) -> str:
     return f"{scheme}://{host}"
 
 
+PiiAction = Literal["keep", "drop", "hash", "hash_email"]
+
+
 class IngestSection(_Section):
     object_id_property: str = "object_id"
     product_property: str = "product"
@@ -275,6 +278,11 @@ class IngestSection(_Section):
     # Events dated before this (after the sentAt correction) go to quarantine: a clock reset
     # to 1970, or a hostile year 0001. History older than 2000 is rare in B2B product data.
     earliest_timestamp: datetime = datetime(2000, 1, 1, tzinfo=UTC)
+    # Personal data at ingest (docs/governance.md, "Personal data"), per property or trait
+    # name (event properties, identify / group traits, context.traits): "keep", "drop",
+    # "hash" (salted SHA-256: equal values hash alike, so joins still work) or "hash_email"
+    # (hash the part before the @, keep the domain: attribution by e-mail domain still works).
+    pii: dict[str, PiiAction] = Field(default_factory=dict)
 
     @field_validator("earliest_timestamp")
     @classmethod
@@ -296,6 +304,39 @@ class ServeSection(_Section):
     # An ingestion request whose body has not fully arrived within this long gets 408: stalled
     # uploads must not hold the server's connections and memory.
     body_read_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
+    # Host header names accepted besides the address served on and the loopback names
+    # (DNS rebinding: a page elsewhere must not reach the API through a name it controls).
+    allowed_hosts: list[str] = Field(default_factory=list)
+    # Requests per second (and the burst above it) per API token (or, without one, per client
+    # address) and per write key; 0: no limit. Over it: HTTP 429 with Retry-After.
+    token_rate_limit: float = Field(default=50.0, ge=0)
+    token_rate_burst: int = Field(default=200, ge=1)
+    write_key_rate_limit: float = Field(default=0.0, ge=0)
+    write_key_rate_burst: int = Field(default=20_000, ge=1)
+    # Largest REST API request body (imports excepted: files stream to disk).
+    max_request_bytes: int = Field(default=1024 * 1024, gt=0)
+    # One line per REST request (who, what, status, time) in access.log in the workspace.
+    access_log: bool = True
+    # How often `serve` applies the retention policies ([retention]); 0: never.
+    retention_interval_hours: float = Field(default=24.0, ge=0)
+
+
+class RetentionSection(_Section):
+    """How long raw data is kept (docs/governance.md, "Retention"); None keeps it for good.
+    The daily rollups (and the metrics computed from them) are kept whatever is set here."""
+
+    events_days: int | None = Field(default=None, gt=0)  # track/page/screen events
+    identify_days: int | None = Field(default=None, gt=0)  # identify/group/alias events (traits)
+    event_days: dict[str, int] = Field(default_factory=dict)  # per event name; overrides events_days
+    quarantine_days: int | None = Field(default=None, gt=0)  # quarantined raw events
+
+    @field_validator("event_days")
+    @classmethod
+    def _positive(cls, days: dict[str, int]) -> dict[str, int]:
+        bad = [name for name, value in days.items() if value <= 0]
+        if bad:
+            raise ValueError(f"days must be positive ({', '.join(bad)})")
+        return days
 
 
 class SparkSection(_Section):
@@ -320,6 +361,7 @@ class Config(_Section):
     health: HealthSection = Field(default_factory=HealthSection)
     prediction: PredictionSection = Field(default_factory=PredictionSection)
     signals: SignalsSection = Field(default_factory=SignalsSection)
+    retention: RetentionSection = Field(default_factory=RetentionSection)
 
 
 class ConfigError(ValueError):
@@ -358,8 +400,8 @@ name = "{name}"
 # Write keys accepted by the collector (Segment HTTP Basic username / `writeKey`,
 # PostHog `api_key`). Add a key to rotate; remove one to revoke it.
 write_keys = ["{write_key}"]
-# Bearer tokens for the REST API (/api/v1). Empty: the API is open to anyone who can
-# reach the server (fine on loopback, not on a shared network).
+# API tokens with roles are made by `accountlens tokens create` (stored hashed, not here;
+# docs/governance.md). Plain tokens listed here still work, as analyst tokens: migrate them.
 api_tokens = []
 
 [workspace.origins]
@@ -391,6 +433,9 @@ max_unloaded_bytes = {ingest.max_unloaded_bytes}
 # (`accountlens status`); one dated before earliest_timestamp goes to quarantine.
 future_tolerance_seconds = {ingest.future_tolerance_seconds:g}
 earliest_timestamp = {ingest.earliest_timestamp.strftime("%Y-%m-%dT%H:%M:%SZ")}
+# Personal data at ingest, per property / trait name: "keep", "drop", "hash" (salted) or
+# "hash_email" (hash the address, keep its domain), e.g. {{ email = "hash_email", phone = "drop" }}.
+pii = {{}}
 
 [serve]
 host = "127.0.0.1"
@@ -411,6 +456,21 @@ collector_timeout_seconds = 30
 # An ingestion request whose body has not fully arrived within this many seconds gets
 # HTTP 408 (a stalled upload must not hold the server).
 body_read_timeout_seconds = 10
+# Host header names accepted besides the address served on and localhost (DNS rebinding
+# protection), e.g. ["analytics.example.com"] behind a reverse proxy.
+allowed_hosts = []
+# Requests per second and burst per API token (or client address) and per write key
+# (0: no limit); over it, HTTP 429 with Retry-After.
+token_rate_limit = 50
+token_rate_burst = 200
+write_key_rate_limit = 0
+write_key_rate_burst = 20000
+# Largest REST API request body in bytes (imports excepted).
+max_request_bytes = 1048576
+# One line per REST request in access.log.
+access_log = true
+# How often serve applies [retention] (hours; 0: never).
+retention_interval_hours = 24
 
 [handoffs]
 # Events that complete a shared object; an object without one is a stall candidate.
@@ -533,6 +593,14 @@ seat_cap_utilization = {g.seat_cap_utilization:g}
 new_unit_days = {g.new_unit_days}
 unused_seat_days = {g.unused_seat_days}
 unused_seat_share = {g.unused_seat_share:g}
+
+[retention]
+# Days raw data is kept (docs/governance.md); unset keeps it. The daily rollups, and the
+# metrics read from them, are kept whatever is set here.
+# events_days = 400
+# identify_days = 730
+# quarantine_days = 90
+event_days = {{}}
 '''
 
 

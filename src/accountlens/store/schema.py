@@ -117,4 +117,21 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
     ),
 ]
 
+MIGRATIONS.append((
+    # Governance (docs/governance.md): the salt of personal-data hashing and of the suppression
+    # list (random, made here once per workspace), and the people deleted on request, by the
+    # salted hash of their user id or lower-case e-mail: their events are refused at load.
+    "personal data: salt and suppression list",
+    [
+        "CREATE TABLE workspace_secrets (name VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
+        """INSERT INTO workspace_secrets
+           SELECT 'salt', replace(CAST(gen_random_uuid() AS VARCHAR)
+                                  || CAST(gen_random_uuid() AS VARCHAR), '-', '')""",
+        """CREATE TABLE suppressed_users (
+            subject_hash VARCHAR PRIMARY KEY, kind VARCHAR NOT NULL
+                CHECK (kind IN ('user_id', 'email', 'anonymous_id')),
+            suppressed_at TIMESTAMPTZ NOT NULL)""",
+    ],
+))
+
 SCHEMA_VERSION = len(MIGRATIONS)
