@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from accountlens.config import CONFIG_FILE, Config, load_config, new_write_key, render_template
+from accountlens.governance.audit import Actor, AuditLog
 from accountlens.ingest.log import LOW_SPACE_BYTES, EventLog, free_bytes, log_segments
 from accountlens.model.attribution import unattributed_summary
 from accountlens.model.entities import ENTITIES, ENTITY_TABLES
@@ -41,6 +42,10 @@ class Workspace:
         # `store` is the workspace's own DuckDB (ingestion writes it); `engine()` the ones metrics read
         self.root, self.config, self.store = root, config, store
         self._engines: dict[tuple[str, str], Store] = {}  # Parquet-reading stores, opened once
+        # Who acts through this object (the audit log's actor): the user running a command, or
+        # the requester the REST API set (`acting_as`).
+        self.actor = Actor.cli()
+        self.audit = AuditLog(root)
 
     # --- lifecycle --------------------------------------------------------------------------
     @classmethod
@@ -229,6 +234,27 @@ class Workspace:
             options = settings.model_dump(exclude={"parquet_dir"}) if settings else {}
             self._engines[key] = open_parquet_engine(name, str(location), **options)
         return self._engines[key]
+
+    # --- governance (docs/governance.md, retention.md, privacy.md) ----------------------------
+    def apply_retention(self, dry_run: bool = False) -> dict[str, Any]:
+        """Remove raw data older than `[retention]` allows (the rollups stay); with `dry_run`,
+        only count what would go. Recorded in the audit log."""
+        from accountlens.governance.retention import apply_retention
+
+        return apply_retention(self.store, self.config, self.root, self.actor, dry_run=dry_run)
+
+    def delete_user(self, user_id: str | None = None, email: str | None = None,
+                    load_log: bool = True) -> dict[str, Any]:
+        """Delete a person (GDPR): every event, identity, membership, profile and quarantined
+        event of theirs, corrected rollups, a suppression entry against re-ingestion, and a
+        proof in the audit log. `load_log` loads acknowledged events first (a served
+        workspace's loader is flushed by the server instead)."""
+        from accountlens.governance.deletion import delete_user
+
+        if load_log:
+            self.load_log()
+        return delete_user(self.store, self.config, self.root, self.actor,
+                           user_id=user_id, email=email)
 
     # --- status and quarantine --------------------------------------------------------------
     def status(self) -> dict[str, Any]:
