@@ -42,10 +42,11 @@ def test_the_check_constraints_allow_the_model_kinds(tmp_path) -> None:
         checks = _check_lists(ws)
     assert checks == {("org_units", "kind"): list(entities.UNIT_KINDS),
                       ("outcomes", "kind"): list(entities.OUTCOME_KINDS),
-                      ("events", "actor_kind"): list(entities.ACTOR_KINDS)}
+                      ("events", "actor_kind"): list(entities.ACTOR_KINDS),
+                      ("suppressed_users", "kind"): list(entities.SUPPRESSION_KINDS)}
     choices = {(spec.table, column.column): list(column.choices)
                for spec in entities.ENTITIES.values() for column in spec.columns if column.choices}
-    assert choices == {key: kinds for key, kinds in checks.items() if key[0] != "events"}
+    assert choices == {key: kinds for key, kinds in checks.items() if key[0] not in ("events", "suppressed_users")}
 
 
 def test_the_import_columns_are_catalog_columns() -> None:

@@ -47,8 +47,9 @@ def test_the_api_takes_a_token_or_a_session_of_that_workspace(two: Server) -> No
     refused = httpx.get(f"{url}/api/v1/status", params={"workspace": "alpha"}, timeout=30)
     assert refused.status_code == 401 and refused.json()["success"] is False
     state = httpx.get(f"{url}/api/v1/session", timeout=10).json()
-    assert state == {"workspaces": [{"name": "alpha", "auth_required": True, "signed_in": False},
-                                    {"name": "beta", "auth_required": True, "signed_in": False}]}
+    assert state == {"workspaces": [
+        {"name": "alpha", "auth_required": True, "signed_in": False, "role": None},
+        {"name": "beta", "auth_required": True, "signed_in": False, "role": None}]}
 
     wrong = httpx.post(f"{url}/api/v1/session", json={"token": TOKENS["beta"], "workspace": "alpha"}, timeout=10)
     assert wrong.status_code == 401 and "not valid for workspace 'alpha'" in wrong.json()["error"]

@@ -5,6 +5,7 @@ This is the Python API (`accountlens.open`) and the one place the CLI and REST A
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,12 +14,14 @@ import orjson
 
 from accountlens.config import CONFIG_FILE, Config, load_config, new_write_key, render_template
 from accountlens.governance.audit import Actor, AuditLog
+from accountlens.governance.tokens import Principal, TokenStore
 from accountlens.ingest.log import LOW_SPACE_BYTES, EventLog, free_bytes, log_segments
 from accountlens.model.attribution import unattributed_summary
 from accountlens.model.entities import ENTITIES, ENTITY_TABLES
 from accountlens.store.base import PARQUET_ENGINES, Store, StoreError, WritableStore, open_parquet_engine
 from accountlens.store.duckdb import DuckDBStore
 from accountlens.store.parquet import is_uri
+from accountlens.store.scoped import Book, ScopedStore
 from accountlens.store.schema import SCHEMA_VERSION
 
 if TYPE_CHECKING:
@@ -41,11 +44,14 @@ class Workspace:
     def __init__(self, root: Path, config: Config, store: WritableStore):
         # `store` is the workspace's own DuckDB (ingestion writes it); `engine()` the ones metrics read
         self.root, self.config, self.store = root, config, store
-        self._engines: dict[tuple[str, str], Store] = {}  # Parquet-reading stores, opened once
+        self._engines: dict[tuple[str, str, Book | None], Store] = {}  # Parquet-reading stores, opened once
         # Who acts through this object (the audit log's actor): the user running a command, or
         # the requester the REST API set (`acting_as`).
         self.actor = Actor.cli()
         self.audit = AuditLog(root)
+        self.book: Book | None = None  # a csm's book: `store` shows only its accounts
+        self._scoped: dict[Book, ScopedStore] = {}  # one per book, shared by `acting_as` views
+        self.tokens = TokenStore(root, config.workspace.api_tokens)
 
     # --- lifecycle --------------------------------------------------------------------------
     @classmethod
@@ -54,6 +60,7 @@ class Workspace:
         if (root / CONFIG_FILE).exists():
             raise WorkspaceError(f"{root} is already a workspace ({CONFIG_FILE} exists)")
         root.mkdir(parents=True, exist_ok=True)
+        (root / CONFIG_FILE).touch(mode=0o600, exist_ok=False)  # its owner's only: it holds keys
         (root / CONFIG_FILE).write_text(
             render_template(name or root.resolve().name, new_write_key()), encoding="utf-8"
         )
@@ -75,7 +82,29 @@ class Workspace:
         elif store.schema_version() != SCHEMA_VERSION:
             store.close()
             raise StoreError(f"{root} needs a schema upgrade; open it once without read-only")
-        return cls(root, config, store)
+        workspace = cls(root, config, store)
+        if not read_only:
+            from accountlens.governance.config_watch import record_config_change
+
+            record_config_change(root, config, workspace.actor)
+        return workspace
+
+    def acting_as(self, principal: Principal, source: str) -> Workspace:
+        """This workspace as `principal` sees it, from `source` (a client address): its actions
+        are audited as theirs, and a restricted principal (`csm`) sees its book only — every
+        metric, analysis, page and export through the returned object (store/scoped.py)."""
+        view = copy.copy(self)
+        view.actor = Actor(principal.name, principal.role, source)
+        if principal.restricted:
+            book = Book(principal.owner, principal.accounts)
+            if book not in self._scoped:
+                from accountlens.model import rollup
+
+                rollup.ensure_fresh(self.store, settings=self.config.metrics)
+                assert isinstance(self.store, DuckDBStore)
+                self._scoped[book] = ScopedStore(self.store, book)
+            view.store, view.book = self._scoped[book], book
+        return view
 
     def close(self) -> None:
         for store in self._engines.values():
@@ -119,14 +148,19 @@ class Workspace:
         share_done)` is called as the import goes (a progress bar's feed)."""
         from accountlens.ingest import importers  # the ingestion path: imported when used
 
-        return importers.import_events(self.store, self.config.ingest, Path(path), progress)
+        result = importers.import_events(self.store, self.config.ingest, Path(path), progress)
+        self.audit.record(self.actor, "import.events", Path(path).name,
+                          {k: v for k, v in vars(result).items() if isinstance(v, int)})
+        return result
 
     def import_entities(self, kind: str, path: str | Path) -> int:
         if kind not in ENTITIES:
             raise WorkspaceError(f"unknown import kind {kind!r}; use one of {', '.join(ENTITIES)}")
         from accountlens.ingest import importers
 
-        return importers.import_entities(self.store, kind, Path(path))
+        rows = importers.import_entities(self.store, kind, Path(path))
+        self.audit.record(self.actor, f"import.{kind}", Path(path).name, {"rows": rows})
+        return rows
 
     # --- metrics and analyses: a Result each (results.py), or its DataFrame ----------------
     def analysis_result(self, name: str, cached: bool = True, **params: Any) -> Result:
@@ -156,7 +190,10 @@ class Workspace:
         (docs/report.md); EntityNotFound as `account_detail`."""
         from accountlens.report.account_review import account_review
 
-        return account_review(self.store, self.config, account_id, as_of)
+        html = account_review(self.store, self.config, account_id, as_of)
+        self.audit.record(self.actor, "export.account_review", account_id,
+                          {"as_of": str(as_of) if as_of else None})
+        return html
 
     def user_detail(self, user_id: str, as_of: Any = None) -> UserDetail:
         """One user as of a day: record, memberships, accounts, daily activity and top events
@@ -217,7 +254,11 @@ class Workspace:
         # the materialized tables, else engines compute them from the events
         current = rollup.ensure_fresh(self.store, settings=self.config.metrics)
         tables = (*MODEL_TABLES, *rollup.MATERIALIZED) if current else MODEL_TABLES
-        return self.store.export_parquet(Path(directory), tables, partition, overwrite)
+        manifest = self.store.export_parquet(Path(directory), tables, partition, overwrite)
+        self.audit.record(self.actor, "export.parquet", str(directory),
+                          {"tables": {name: entry.get("rows") for name, entry
+                                      in manifest.get("tables", {}).items()}})
+        return manifest
 
     def engine(self, name: str = "duckdb", parquet: str | Path | None = None) -> Store:
         """The store metrics run on: this workspace's DuckDB, or engine `name` over a Parquet
@@ -229,9 +270,11 @@ class Workspace:
         if location is None and settings is not None:
             location = settings.parquet_dir  # relative to the workspace folder unless a URI
             location = location if is_uri(location) else self.root / location
-        key = (name, str(location))
+        key = (name, str(location), self.book)
         if key not in self._engines:
             options = settings.model_dump(exclude={"parquet_dir"}) if settings else {}
+            if isinstance(self.store, ScopedStore):  # the engine binds the book's rows only
+                options["scope"] = (self.store.book_accounts(), self.store.book_users())
             self._engines[key] = open_parquet_engine(name, str(location), **options)
         return self._engines[key]
 

@@ -20,7 +20,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from accountlens.api.dashboard import Dashboard, dashboard
 from accountlens.api.models import ERRORS
-from accountlens.api.session import COOKIE, Sessions, bearer_token, token_matches
+from accountlens.api.access import Access, client_address
+from accountlens.api.session import COOKIE, Sessions
 from accountlens.ingest.loader import BackgroundLoader
 from accountlens.ingest.log import RETRY_AFTER_SECONDS
 from accountlens.model.entities import ENTITY_TABLES
@@ -85,14 +86,16 @@ class ReplayRequest(BaseModel):
 
 
 class SignIn(BaseModel):
-    token: str = Field(min_length=1, description="one of the workspace's api_tokens")
+    token: str = Field(min_length=1, description="an API token of the workspace")
     workspace: str | None = Field(default=None, description="optional when one is served")
 
 
 class WorkspaceAccess(BaseModel):
     name: str
-    auth_required: bool = Field(description="the workspace has api_tokens")
+    auth_required: bool = Field(description="the workspace has API tokens")
     signed_in: bool = Field(description="this browser's session (or bearer token) may read it")
+    role: str | None = Field(default=None, description=(
+        "the role it reads as (admin, analyst, viewer, csm), when signed in"))
 
 
 class SessionState(BaseModel):
@@ -109,7 +112,10 @@ class LoadResponse(BaseModel):
         default_factory=dict, description="inserted events stored with a warning, by warning")
 
 
-def create_app(lives: list[LiveWorkspace], lifespan=None) -> FastAPI:
+def create_app(lives: list[LiveWorkspace], lifespan=None,
+               local_admin_token: str | None = None) -> FastAPI:
+    """The app over the served workspaces; `local_admin_token` is the server's own admin token
+    (in serve.json, for the `accountlens` CLI on this machine)."""
     app = FastAPI(
         title="accountlens",
         version="0.1.0",
@@ -120,39 +126,19 @@ def create_app(lives: list[LiveWorkspace], lifespan=None) -> FastAPI:
     )
     # Results are JSON of many rows: compressed they travel ~10x smaller to a remote browser.
     app.add_middleware(GZipMiddleware, minimum_size=4096, compresslevel=5)
-    by_name = {live.workspace.config.workspace.name: live for live in lives}
     sessions = Sessions()
+    access = Access(list(lives), sessions, local_admin_token)
+    by_name = access.by_name
+    served = access.served
+    reads, raw_reads, writes = (access.requires("read"), access.requires("raw"),
+                                access.requires("write"))
 
-    def served(workspace: str | None) -> LiveWorkspace:
-        if workspace is None:
-            if len(lives) != 1:
-                raise HTTPException(400, "several workspaces are served; pass ?workspace=NAME")
-            return lives[0]
-        if workspace in by_name:
-            return by_name[workspace]
-        raise HTTPException(404, f"no workspace named {workspace!r}")
-
-    def may_read(request: Request, live: LiveWorkspace) -> bool:
-        """An API token in `Authorization: Bearer`, or a session signed in to the workspace."""
-        tokens = live.workspace.config.workspace.api_tokens
-        if not tokens:
-            return True
-        token = bearer_token(request.headers.get("authorization", ""))
-        if token is not None and token_matches(token, tokens):
-            return True
-        name = live.workspace.config.workspace.name
-        return sessions.signed_in(request.cookies.get(COOKIE), name, tokens)
-
-    def live_workspace(
-        request: Request,
-        workspace: str | None = Query(default=None, description="workspace name; optional when one"),
-    ) -> LiveWorkspace:
-        live = served(workspace)
-        if not may_read(request, live):
-            raise HTTPException(401, "a valid API token for this workspace is required (the "
-                                "`Authorization: Bearer` header, or sign in at /signin)",
-                                headers={"WWW-Authenticate": "Bearer"})
-        return live
+    def access_of(request: Request, live: LiveWorkspace) -> WorkspaceAccess:
+        principal = access.principal(request, live)
+        return WorkspaceAccess(name=live.workspace.config.workspace.name,
+                               auth_required=live.workspace.tokens.has_tokens(),
+                               signed_in=principal is not None,
+                               role=principal.role if principal is not None else None)
 
     @app.get("/health", tags=["server"])
     def health() -> dict[str, str]:
@@ -167,10 +153,7 @@ def create_app(lives: list[LiveWorkspace], lifespan=None) -> FastAPI:
     @app.get("/api/v1/session", response_model=SessionState, tags=["web app"])
     def session_state(request: Request) -> SessionState:
         """The served workspaces: which need a token, and which this browser may read."""
-        return SessionState(workspaces=[
-            WorkspaceAccess(name=name, auth_required=bool(live.workspace.config.workspace.api_tokens),
-                            signed_in=may_read(request, live))
-            for name, live in by_name.items()])
+        return SessionState(workspaces=[access_of(request, live) for live in by_name.values()])
 
     @app.post("/api/v1/session", response_model=WorkspaceAccess, tags=["web app"],
               responses=ERRORS)
@@ -179,16 +162,23 @@ def create_app(lives: list[LiveWorkspace], lifespan=None) -> FastAPI:
         session cookie (a random id; the token is kept nowhere in the browser). Signing in to
         another workspace adds it to the same session."""
         live = served(body.workspace)
-        name = live.workspace.config.workspace.name
-        tokens = live.workspace.config.workspace.api_tokens
-        if not tokens:
-            return WorkspaceAccess(name=name, auth_required=False, signed_in=True)
-        if not token_matches(body.token, tokens):
+        workspace = live.workspace
+        name = workspace.config.workspace.name
+        if not workspace.tokens.has_tokens():
+            return WorkspaceAccess(name=name, auth_required=False, signed_in=True, role="analyst")
+        credential = workspace.tokens.credential(body.token)
+        principal = workspace.tokens.resolve_credential(credential) if credential else None
+        if credential is None or principal is None:
+            from accountlens.governance.audit import Actor
+
+            workspace.audit.record(Actor("unauthenticated", "-", client_address(request)),
+                                   "access.denied", "POST /api/v1/session",
+                                   {"status": 401, "permission": "sign-in"}, outcome="denied")
             raise HTTPException(401, f"that token is not valid for workspace {name!r}")
-        session_id = sessions.sign_in(request.cookies.get(COOKIE), name, body.token)
+        session_id = sessions.sign_in(request.cookies.get(COOKIE), name, credential)
         response.set_cookie(COOKIE, session_id, max_age=int(sessions.lifetime), path="/",
                             httponly=True, samesite="strict", secure=request.url.scheme == "https")
-        return WorkspaceAccess(name=name, auth_required=True, signed_in=True)
+        return WorkspaceAccess(name=name, auth_required=True, signed_in=True, role=principal.role)
 
     @app.delete("/api/v1/session", response_model=SessionState, tags=["web app"])
     def sign_out(request: Request, response: Response,
@@ -204,13 +194,13 @@ def create_app(lives: list[LiveWorkspace], lifespan=None) -> FastAPI:
         return list(by_name)
 
     @app.get("/api/v1/status", response_model=StatusResponse, tags=["workspace"], responses=ERRORS)
-    def status(live: LiveWorkspace = Depends(live_workspace)) -> dict:
+    def status(live: LiveWorkspace = Depends(reads)) -> dict:
         """Counts, the loader's last error, and whether a full disk holds ingestion up
         (`disk_full`, `ingest_paused_reason`)."""
         return live.status()
 
     @app.post("/api/v1/flush", response_model=LoadResponse, tags=["workspace"], responses=ERRORS)
-    def flush(live: LiveWorkspace = Depends(live_workspace)) -> dict:
+    def flush(live: LiveWorkspace = Depends(writes)) -> dict:
         """Load everything acknowledged so far into the store now (read-your-writes)."""
         try:
             return vars(live.loader.flush())
@@ -223,14 +213,14 @@ def create_app(lives: list[LiveWorkspace], lifespan=None) -> FastAPI:
 
     @app.get("/api/v1/quarantine", response_model=list[QuarantinedEvent], tags=["quarantine"], responses=ERRORS)
     def quarantine(
-        live: LiveWorkspace = Depends(live_workspace),
+        live: LiveWorkspace = Depends(raw_reads),
         include_replayed: bool = False,
         limit: int = Query(default=100, ge=1, le=10000),
     ) -> list[dict]:
         return live.workspace.quarantine(include_replayed=include_replayed, limit=limit)
 
     @app.post("/api/v1/quarantine/replay", response_model=LoadResponse, tags=["quarantine"], responses=ERRORS)
-    def replay(request: ReplayRequest, live: LiveWorkspace = Depends(live_workspace)) -> dict:
+    def replay(request: ReplayRequest, live: LiveWorkspace = Depends(writes)) -> dict:
         try:
             return vars(live.workspace.replay_quarantine(request.ids, request.patch))
         except WorkspaceError as exc:
@@ -238,23 +228,27 @@ def create_app(lives: list[LiveWorkspace], lifespan=None) -> FastAPI:
 
     from accountlens.api.analysis_routes import analysis_router
 
-    app.include_router(analysis_router(live_workspace, ERRORS))
+    app.include_router(analysis_router(reads, ERRORS))
 
     from accountlens.api.metrics_routes import metrics_router
 
-    app.include_router(metrics_router(live_workspace, ERRORS))
+    app.include_router(metrics_router(reads, ERRORS))
 
     from accountlens.api.import_routes import import_router
 
-    app.include_router(import_router(live_workspace, ERRORS))
+    app.include_router(import_router(writes, ERRORS))
 
     from accountlens.api.entity_routes import entity_router
 
-    app.include_router(entity_router(live_workspace, ERRORS))
+    app.include_router(entity_router(reads, ERRORS))
+
+    from accountlens.api.admin_routes import admin_router
+
+    app.include_router(admin_router(access.requires("admin"), ERRORS))
 
     from accountlens.api.report_routes import report_router
 
-    app.include_router(report_router(live_workspace, ERRORS))
+    app.include_router(report_router(reads, ERRORS))
 
     @app.exception_handler(StarletteHTTPException)  # FastAPI's, and the router's own 404/405
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

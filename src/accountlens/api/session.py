@@ -1,28 +1,19 @@
 """Browser sessions of the web app: an API token is exchanged once (`POST /api/v1/session`) for a
 random session id in an HttpOnly, SameSite=Strict cookie. The token never reaches a cookie or
-the page's JavaScript; the server keeps, per session and workspace, only a hash of the token,
-so removing a token from `api_tokens` ends the sessions opened with it."""
+the page's JavaScript; the server keeps, per session and workspace, only the token's credential
+(governance/tokens.py: its id and stored hash), so rotating or revoking the token ends the
+sessions opened with it."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 import threading
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 COOKIE = "accountlens_session"
 LIFETIME_SECONDS = 12 * 3600  # a working day; then sign in again
 MAX_SESSIONS = 10_000  # only a valid token opens one; beyond this the oldest is dropped
-
-
-def token_matches(given: str, tokens: Iterable[str]) -> bool:
-    """Whether `given` is one of `tokens`, compared in constant time (every token is compared,
-    so the time says nothing about which, or how much of one, matched)."""
-    candidate = given.encode()
-    return any([hmac.compare_digest(candidate, token.encode()) for token in tokens])
 
 
 def bearer_token(authorization: str) -> str | None:
@@ -31,14 +22,10 @@ def bearer_token(authorization: str) -> str | None:
     return (token.strip() or None) if scheme.lower() == "bearer" else None
 
 
-def _digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
-
-
 @dataclass
 class _Session:
     expires: float
-    workspaces: dict[str, bytes] = field(default_factory=dict)  # name -> sha256 of its token
+    workspaces: dict[str, str] = field(default_factory=dict)  # name -> the token's credential
 
 
 class Sessions:
@@ -49,7 +36,7 @@ class Sessions:
         self._sessions: dict[str, _Session] = {}
         self._lock = threading.Lock()
 
-    def sign_in(self, session_id: str | None, workspace: str, token: str) -> str:
+    def sign_in(self, session_id: str | None, workspace: str, credential: str) -> str:
         """A new session id holding `workspace` (the caller checked the token) and the other
         workspaces of the session `session_id`; a new id each time, so an id seen before the
         sign-in is worth nothing after it."""
@@ -59,25 +46,22 @@ class Sessions:
             old = self._sessions.pop(session_id, None) if session_id else None
             session = _Session(expires=now + self.lifetime,
                                workspaces=dict(old.workspaces) if old else {})
-            session.workspaces[workspace] = _digest(token)
+            session.workspaces[workspace] = credential
             new_id = secrets.token_urlsafe(32)
             self._sessions[new_id] = session
             while len(self._sessions) > self.limit:
                 self._sessions.pop(next(iter(self._sessions)))
             return new_id
 
-    def signed_in(self, session_id: str | None, workspace: str, tokens: Iterable[str]) -> bool:
-        """Whether the session holds `workspace` with a token that is still one of `tokens`."""
+    def credential(self, session_id: str | None, workspace: str) -> str | None:
+        """The credential the session holds for `workspace` (the caller checks it still holds)."""
         if not session_id:
-            return False
+            return None
         with self._lock:
             session = self._sessions.get(session_id)
             if session is None or session.expires <= time.time():
-                return False
-            held = session.workspaces.get(workspace)
-        if held is None:
-            return False
-        return any([hmac.compare_digest(held, _digest(token)) for token in tokens])
+                return None
+            return session.workspaces.get(workspace)
 
     def sign_out(self, session_id: str | None, workspace: str | None = None) -> bool:
         """Forget `workspace` (all when None) in the session; True when the session is over."""

@@ -8,7 +8,14 @@ from typing import Annotated
 
 import typer
 
-from accountlens.cli import analysis_cmd, entity_cmd, export_cmd, import_cmd, metrics_cmd
+from accountlens.cli import (
+    analysis_cmd,
+    entity_cmd,
+    export_cmd,
+    governance_cmd,
+    import_cmd,
+    metrics_cmd,
+)
 from accountlens.cli.common import DirOption, FormatOption, fail, open_workspace
 from accountlens.cli.formats import OutputFormat, emit
 from accountlens.cli.report_cmd import report_app
@@ -198,6 +205,7 @@ analysis_cmd.register(app)
 entity_cmd.register(app)
 metrics_cmd.register(app)
 export_cmd.register(app)
+governance_cmd.register(app)
 
 
 def main() -> None:

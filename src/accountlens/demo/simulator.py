@@ -251,6 +251,11 @@ def _consultants(rng: np.random.Generator, names: Names, accounts: list[Account]
 # --------------------------------------------------------------------------------------------
 # CRM / billing exports
 # --------------------------------------------------------------------------------------------
+# The customer-success managers who own the demo's accounts (the CRM's `owner`: a csm token's
+# book, docs/governance.md); a subsidiary is in its parent's book through the hierarchy.
+DEMO_CSMS = ("ana.lima@vendor.example", "ben.okafor@vendor.example", "chloe.martin@vendor.example")
+
+
 def crm_tables(world: World) -> dict[str, list[dict]]:
     """Rows of each CRM/billing CSV, keyed by import kind (columns as in model/entities.py ENTITIES)."""
     tables: dict[str, list[dict]] = {kind: [] for kind in IMPORT_ORDER}
@@ -261,6 +266,7 @@ def crm_tables(world: World) -> dict[str, list[dict]]:
             "industry": account.industry, "region": account.region, "employees": account.employees,
             "plan": account.plan, "parent_account_id": account.parent_account_id or "",
             "created_at": _iso(account.created_at),
+            "owner": DEMO_CSMS[int(account.account_id.rsplit("-", 1)[1]) % len(DEMO_CSMS)],
         })
         for sub in account.subscriptions:
             tables["subscriptions"].append({

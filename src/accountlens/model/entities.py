@@ -19,6 +19,8 @@ OUTCOME_KINDS = ("renewal", "expansion", "contraction", "churn", "conversion")
 # In the order they are tried (model/attribution.py); `unattributed` events are kept and counted.
 ATTRIBUTION_RULES = ("explicit", "membership", "domain", "unattributed")
 ACTOR_KINDS = ("human", "automation")
+# What a suppression-list entry hashes (store/schema.py migration 5; governance/deletion.py).
+SUPPRESSION_KINDS = ("user_id", "email", "anonymous_id")
 EVENT_TYPES = ("track", "page", "screen", "identify", "group", "alias")  # Segment's spec
 # What someone did in the product; identify/group/alias only describe who they are.
 ACTIVE_EVENT_TYPES = ("track", "page", "screen")

@@ -75,6 +75,9 @@ TABLES: dict[str, dict[str, str]] = {
         "received_at": TIME, "recorded_at": TIME,
     },
     "schema_version": {"version": "INTEGER", "description": TEXT, "applied_at": TIME},
+    # --- governance (docs/governance.md) ---
+    "workspace_secrets": {"name": TEXT, "value": TEXT},
+    "suppressed_users": {"subject_hash": TEXT, "kind": TEXT, "suppressed_at": TIME},
     # --- kept with the daily rollup ---
     ROLLUP: {
         "day": DAY, "account_id": TEXT, "user_id": TEXT, "unit_id": TEXT, "role": TEXT, "name": TEXT,
