@@ -17,7 +17,7 @@ def analysis_router(live_workspace: Callable, errors: dict) -> APIRouter:
     router = APIRouter(prefix="/api/v1/analyses", tags=["analyses"])
 
     @router.get("", responses=errors)
-    def list_analyses() -> list[dict[str, Any]]:
+    def list_analyses(live=Depends(live_workspace)) -> list[dict[str, Any]]:
         return [{"name": a.name, "summary": a.summary, "levels": list(a.levels),
                  "engines": list(a.engines)} for a in load_all().values()]
 

@@ -46,5 +46,7 @@ WORKSPACE_FIELD: dict[str, Any] = {"workspace": (str | None, Field(
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": text}
     for code, text in ((400, "bad request"), (401, "missing or invalid API token"),
-                       (404, "unknown workspace"), (422, "invalid parameters"))
+                       (403, "the token's role may not do this"), (404, "unknown workspace"),
+                       (413, "request body too large"), (422, "invalid parameters"),
+                       (429, "too many requests: retry after Retry-After seconds"))
 }
