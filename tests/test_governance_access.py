@@ -264,3 +264,36 @@ def test_a_scoped_store_never_writes_the_workspace(tmp_path: Path) -> None:
         assert view.store.scalar("SELECT count(*) FROM events") == kept
         assert ws.store.scalar("SELECT count(*) FROM quarantine") >= 0
         assert view.store.scalar("SELECT count(*) FROM workspace_secrets") == 0
+
+
+def test_a_csm_signed_in_to_the_web_app_sees_its_book(world, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_dashboard import CHROMIUM, Watched, drawn, launch
+
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium is not installed")
+    url = world["server"].url
+    watched = Watched(url)
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+        watched.attach(page)
+        page.goto(f"{url}/accounts?workspace=main")
+        page.wait_for_url(re.compile(r"/signin\?"))
+        page.fill("#token", world["tokens"]["csm"])
+        page.click("form.signin button[type=submit]")
+        page.wait_for_url(re.compile(r"/accounts\?"))
+        drawn(page)
+        assert page.inner_text("#role-badge") == "csm · your book of accounts"
+        links = page.eval_on_selector_all("#accounts-table a[href*='/accounts/']",
+                                          "els => els.map(e => e.getAttribute('href'))")
+        shown = {re.search(r"/accounts/([^?]+)", link)[1] for link in links}
+        assert shown == set(world["book"])
+        page.screenshot(path=str(tmp_path / "csm-accounts.png"))
+        outside = next(f"acc-{i:03d}" for i in range(1, 13) if f"acc-{i:03d}" not in world["book"])
+        page.goto(f"{url}/accounts/{outside}?workspace=main")
+        page.wait_for_selector("#main .error")
+        assert f"no account '{outside}'" in page.inner_text("#main .error")
+        browser.close()
+    assert not watched.outside

@@ -146,6 +146,12 @@ function drawHeader() {
   }
   const access = accessOf(api.workspace());
   document.getElementById("sign-out").hidden = !(access && access.auth_required && access.signed_in);
+  // The role the pages read as; a csm sees its book of accounts only (docs/governance.md).
+  const badge = document.getElementById("role-badge");
+  const role = access && access.auth_required && access.signed_in ? access.role : null;
+  badge.hidden = !role;
+  badge.textContent = role === "csm" ? "csm · your book of accounts" : role || "";
+  badge.title = role === "csm" ? "Every page shows the accounts of your book only" : "";
   document.getElementById("api-docs").href = "/docs";
 }
 
