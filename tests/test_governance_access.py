@@ -290,6 +290,7 @@ def test_a_csm_signed_in_to_the_web_app_sees_its_book(world, tmp_path: Path) -> 
                                           "els => els.map(e => e.getAttribute('href'))")
         shown = {re.search(r"/accounts/([^?]+)", link)[1] for link in links}
         assert shown == set(world["book"])
+        assert page.locator("button.csv").count() == 0  # a csm has no exports
         page.screenshot(path=str(tmp_path / "csm-accounts.png"))
         outside = next(f"acc-{i:03d}" for i in range(1, 13) if f"acc-{i:03d}" not in world["book"])
         page.goto(f"{url}/accounts/{outside}?workspace=main")

@@ -152,6 +152,7 @@ function drawHeader() {
   badge.hidden = !role;
   badge.textContent = role === "csm" ? "csm · your book of accounts" : role || "";
   badge.title = role === "csm" ? "Every page shows the accounts of your book only" : "";
+  document.body.dataset.exports = role === "viewer" || role === "csm" ? "false" : "true";
   document.getElementById("api-docs").href = "/docs";
 }
 

@@ -290,8 +290,10 @@ export function toCSV(rows, names) {
   return `${lines.join("\r\n")}\r\n`;
 }
 
-// A button that downloads a result as CSV; `fetchAll()` gives the result with every row.
+// A button that downloads a result as CSV; `fetchAll()` gives the result with every row. Not
+// shown to roles without exports (viewer, csm: docs/governance.md; app.js sets the flag).
 export function csvButton(filename, fetchAll) {
+  if (document.body.dataset.exports === "false") return h("span", { class: "no-export" });
   const button = h("button", { type: "button", class: "csv", onclick: async () => {
     button.disabled = true;
     const before = button.textContent;
