@@ -63,7 +63,11 @@ def tokens_create(
 def tokens_list(directory: DirOption = Path("."), fmt: FormatOption = OutputFormat.table) -> None:
     """The tokens with role, book, expiry and state (never their secrets)."""
     tokens, _ = _workspace_files(directory)
-    emit(_run(tokens.listing), fmt, title="API tokens")
+    rows = _run(tokens.listing)
+    if fmt is OutputFormat.table:  # the columns that fit a terminal; json and csv have them all
+        shown = ("id", "role", "name", "owner", "accounts", "expires_at", "state")
+        rows = [{k: row[k] for k in shown} for row in rows]
+    emit(rows, fmt, title="API tokens")
 
 
 @tokens_app.command("rotate")
