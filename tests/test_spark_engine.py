@@ -255,3 +255,27 @@ def test_as_of_before_any_data(generated, spark) -> None:
     request = MetricRequest(name="active_accounts", level="region", as_of=dt.date(2020, 1, 1))
     assert _same(run(generated.store, cfg.metrics, cfg.analysis, request),
                  run(spark, cfg.metrics, cfg.analysis, request))
+
+
+def test_a_csm_book_on_spark_is_the_book_on_duckdb(generated, spark, export) -> None:
+    """Row-level scope on Spark (docs/governance.md): the export's views bind the book's rows
+    only, so every level's rows and aggregates equal the DuckDB book's, and the unscoped
+    store, used again, sees everything."""
+    from accountlens.governance.tokens import Principal
+
+    accounts = sorted(r["account_id"] for r in generated.store.rows("SELECT account_id FROM accounts"))
+    book = generated.acting_as(Principal("token:t", "csm", accounts=tuple(accounts[:2])), "test")
+    for name, level in (("seat_utilization", "account"), ("mau", "industry"), ("dau", "role")):
+        on_spark = book.metric(name, level=level, as_of=AS_OF, engine="spark", parquet=str(export[0]))
+        on_duckdb = book.metric(name, level=level, as_of=AS_OF)
+        assert _same(on_spark, on_duckdb), name
+        everything = generated.metric(name, level=level, as_of=AS_OF)
+        assert not _same(on_duckdb, everything), name  # the book is smaller than the workspace
+    rows = book.metric("seat_utilization", level="account", as_of=AS_OF, engine="spark",
+                       parquet=str(export[0]))
+    assert set(rows.account_id) <= set(accounts[:2]) | {
+        r["account_id"] for r in generated.store.rows(
+            "SELECT account_id FROM accounts WHERE list_contains(?, parent_account_id)", [accounts[:2]])}
+    unscoped = generated.metric("seat_utilization", level="account", as_of=AS_OF, engine="spark",
+                                parquet=str(export[0]))
+    assert _same(unscoped, generated.metric("seat_utilization", level="account", as_of=AS_OF))

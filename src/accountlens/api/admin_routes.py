@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from accountlens.api.models import ErrorResponse
 from accountlens.governance import token_admin
@@ -65,15 +65,14 @@ class AuditVerification(BaseModel):
     problem: str | None
 
 
-class DeleteUserRequest(BaseModel):
-    user_id: str | None = Field(default=None, min_length=1)
-    email: str | None = Field(default=None, min_length=3)
+class DeleteUser(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user_id: str = Field(min_length=1, description="the person's user id")
 
-    @model_validator(mode="after")
-    def _one(self) -> "DeleteUserRequest":
-        if (self.user_id is None) == (self.email is None):
-            raise ValueError("give exactly one of user_id and email")
-        return self
+
+class DeleteUserByEmail(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: str = Field(min_length=3, description="every user with this e-mail (any case)")
 
 
 def admin_router(admin: Callable, errors: dict) -> APIRouter:
@@ -140,14 +139,14 @@ def admin_router(admin: Callable, errors: dict) -> APIRouter:
         return live.workspace.apply_retention(dry_run=dry_run)
 
     @router.post("/users/delete", responses=responses)
-    def delete_user(body: DeleteUserRequest, live=Depends(admin)) -> dict:
+    def delete_user(body: DeleteUser | DeleteUserByEmail, live=Depends(admin)) -> dict:
         """Delete a person: their events, identities, memberships, profile and quarantined
         events, with corrected rollups, a suppression entry and a proof in the audit log
         (docs/privacy.md). Acknowledged events are loaded first."""
         live.loader.flush()
         try:
-            return live.workspace.delete_user(user_id=body.user_id, email=body.email,
-                                              load_log=False)
+            return live.workspace.delete_user(user_id=getattr(body, "user_id", None),
+                                              email=getattr(body, "email", None), load_log=False)
         except LookupError as exc:
             raise HTTPException(404, str(exc)) from exc
 

@@ -109,7 +109,8 @@ class ScopedStore(WritableStore):
         if cursor is None:
             cursor = self.base._con.cursor()
             cursor.execute("SET TimeZone = 'UTC'")
-            cursor.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {_SCRATCH}")
+            if not self.base.read_only:  # (a read-only store refuses writes by itself)
+                cursor.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {_SCRATCH}")
             self._local.cursor = cursor
         if version != self.base.data_version:
             self._install(cursor)
@@ -131,12 +132,18 @@ class ScopedStore(WritableStore):
                 "SELECT column_name FROM duckdb_columns() WHERE database_name = ? "
                 "AND schema_name = 'main' AND table_name = ?", [self._database, name]).fetchall()]
             scope = SCOPES.get(name) or table_scope(name, columns)
-            where = {"account": "account_id IN (SELECT account_id FROM temp.__book)",
-                     "user": "user_id IN (SELECT user_id FROM temp.__book_users)",
-                     "all": "true", "none": "false"}[scope]
-            cursor.execute(f'CREATE OR REPLACE TEMP VIEW "{name}" AS '
-                           f'SELECT * FROM {db}.main."{name}" WHERE {where}')
-        cursor.execute(f"USE {_SCRATCH}")  # unqualified writes land in scratch, never the workspace
+            source = f'{db}.main."{name}"'
+            # A semi-join with the book (measured: ~20% faster on the metrics table than
+            # `account_id IN (SELECT …)`, which DuckDB plans as a mark join)
+            body = {"account": f"SELECT t.* FROM {source} t SEMI JOIN temp.__book b "
+                               "ON t.account_id = b.account_id",
+                    "user": f"SELECT t.* FROM {source} t SEMI JOIN temp.__book_users b "
+                            "ON t.user_id = b.user_id",
+                    "all": f"SELECT * FROM {source}",
+                    "none": f"SELECT * FROM {source} WHERE false"}[scope]
+            cursor.execute(f'CREATE OR REPLACE TEMP VIEW "{name}" AS {body}')
+        if not self.base.read_only:  # unqualified writes land in scratch, never the workspace
+            cursor.execute(f"USE {_SCRATCH}")
 
     def book_accounts(self) -> list[str]:
         return [r[0] for r in self._cursor().execute(
