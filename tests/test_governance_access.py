@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import httpx
 import pandas as pd
 import pytest
@@ -18,7 +19,7 @@ from accountlens.governance.audit import Actor, AuditLog
 from accountlens.governance.token_admin import create_token
 from accountlens.governance.tokens import Principal, TokenStore
 from accountlens.workspace import Workspace
-from tests.conftest import Server, start_server
+from tests.conftest import start_server
 
 OWNER = "ana.lima@vendor.example"  # owns acc-003, acc-006, … in the demo (docs/governance.md)
 PUBLIC = {("GET", "/health"), ("GET", "/api/v1/dashboard"), ("GET", "/api/v1/session"),
@@ -256,7 +257,7 @@ def test_a_scoped_store_never_writes_the_workspace(tmp_path: Path) -> None:
         view.store.execute("CREATE OR REPLACE TABLE events AS SELECT 1 AS x")  # lands in scratch
         for statement in ("DELETE FROM events", "INSERT INTO accounts (account_id) VALUES ('x')",
                           "UPDATE users SET email = 'x'"):
-            with pytest.raises(Exception):
+            with pytest.raises(duckdb.Error):
                 view.store.execute(statement)
         with pytest.raises(Exception, match="read-only"):
             view.replay_quarantine()

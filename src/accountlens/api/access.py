@@ -105,6 +105,7 @@ class Access:
                                         "workspace has no tokens: create one with "
                                         "`accountlens tokens create --role admin`",
                                         headers={"WWW-Authenticate": "Bearer"})
+                assert principal is not None
                 raise HTTPException(403, f"a {principal.role} token may not do this "
                                          f"({permission} needs the "
                                          f"{_roles_with(permission)} role)")

@@ -92,7 +92,7 @@ class ScopedStore(WritableStore):
         self._database = str(base.scalar("SELECT current_database()"))
 
     # results cached under the base's data version are stale for the book too
-    @property  # type: ignore[override]
+    @property
     def data_version(self) -> int:
         return self.base.data_version
 
@@ -173,7 +173,7 @@ class ScopedStore(WritableStore):
         """Nothing to close: the base store owns the connection."""
 
     # --- writes are refused ---------------------------------------------------------------------
-    def transaction(self):  # type: ignore[override]
+    def transaction(self):
         raise StoreError(READ_ONLY)
 
     def migrate(self) -> int:
@@ -185,5 +185,5 @@ class ScopedStore(WritableStore):
     def set_option(self, name: str, value: str) -> None:
         raise StoreError(READ_ONLY)
 
-    def export_parquet(self, directory, tables, partition="day", overwrite=False):  # type: ignore[no-untyped-def]
+    def export_parquet(self, directory, tables, partition="day", overwrite=False):
         raise StoreError(READ_ONLY)
