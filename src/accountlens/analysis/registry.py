@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from accountlens.model import labels
 from accountlens.model.as_of import default_as_of
 from accountlens.model.entities import UNIT_KINDS
+from accountlens.model.retention_horizon import horizon_notes
 from accountlens.registry import Registry
 from accountlens.results import Result
 from accountlens.store.base import ENGINES, Store
@@ -126,6 +127,7 @@ def run_analysis(store: Store, settings: Any, name: str, cached: bool = True,
                     total_rows=len(frame) if len(frame) > len(shown) else None,
                     offset=request.offset)
     result.notes.extend(frame.attrs.get("notes", []))
+    result.notes.extend(horizon_notes(store, "analysis"))  # raw events expired (retention)
     if frame.attrs.get("table_columns"):
         result.table_columns = [c for c in result.frame.columns
                                 if c in frame.attrs["table_columns"] or c.endswith("_name")]

@@ -15,6 +15,7 @@ from accountlens.cli import (
     governance_cmd,
     import_cmd,
     metrics_cmd,
+    retention_cmd,
 )
 from accountlens.cli.common import DirOption, FormatOption, fail, open_workspace
 from accountlens.cli.formats import OutputFormat, emit
@@ -206,6 +207,7 @@ entity_cmd.register(app)
 metrics_cmd.register(app)
 export_cmd.register(app)
 governance_cmd.register(app)
+retention_cmd.register(app)
 
 
 def main() -> None:

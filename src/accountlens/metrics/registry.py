@@ -23,6 +23,7 @@ from accountlens.config import AnalysisSection, MetricsSection
 from accountlens.metrics import levels as lv
 from accountlens.model import labels, rollup
 from accountlens.model.as_of import default_as_of
+from accountlens.model.retention_horizon import horizon_notes
 from accountlens.registry import Registry
 from accountlens.results import Result
 from accountlens.store.base import Store
@@ -384,7 +385,8 @@ def run(store: Store, settings: MetricsSection, analysis: AnalysisSection,
         sql, schema = compiled(store, compile_key, lambda: build_expression(
             metric, request, settings, model, as_of, inline=inline)[0])
         return (fetch(store, sql, schema),
-                metric_notes(store, metric, request, settings, model, as_of, inline))
+                metric_notes(store, metric, request, settings, model, as_of, inline)
+                + horizon_notes(store, "metric", from_rollup=not inline))  # raw events expired
 
     frame, notes = _ROWS.kept((store.instance, store.data_version, *compile_key), rows)
     return result(store, "metric", metric.name, level_of(metric, request, model), as_of,

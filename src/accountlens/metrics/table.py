@@ -29,6 +29,7 @@ from accountlens.metrics.registry import (
     prepare,
     result,
 )
+from accountlens.model.retention_horizon import horizon_notes
 from accountlens.results import Result
 from accountlens.store.base import Store
 
@@ -98,5 +99,6 @@ def run_table(store: Store, settings: MetricsSection, analysis: AnalysisSection,
     notes = [note for name in names if name in noting.values()
              for note in metric_notes(store, get(name), dataclasses.replace(request, name=name),
                                       settings, model, day, inline)]
+    notes += horizon_notes(store, "metrics table", from_rollup=not inline)  # raw events expired
     return result(store, "metrics_table", ", ".join(names), level, day, fetch(store, sql, schema),
                   list(dict.fromkeys(notes)))

@@ -19,13 +19,23 @@ account level): one row per account and day instead of one per user, event name 
 JSON properties (`metrics.referral_email_property`) — reading those properties was half of
 `referrals`. It is built for the settings recorded in `referral_invites_source` and rebuilt
 when they change.
+
+Retention (docs/retention.md) removes raw events; the rollup keeps them. Days before the
+retention horizon (model/retention_horizon.py: the first day whose raw active events are all
+kept) are frozen: neither a rebuild nor a day refresh deletes or recomputes the rows of these
+tables there, since the events they were made of may be gone. So a later CRM import that
+re-attributes history changes the days from the horizon on, not the frozen days, whose rows
+keep the attribution they had; neither a change of the referral settings nor events loaded
+late, dated before the horizon, reach them.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING
 
 from accountlens.model.entities import ACTIVE_EVENT_TYPES, REATTRIBUTING
+from accountlens.model.retention_horizon import horizon
 from accountlens.store.base import Store, WritableStore
 from accountlens.store.catalog import (
     ACCOUNT_DAYS,
@@ -118,6 +128,14 @@ def derived(name: str, activity: ir.Table, inline: bool) -> ir.Table:
             ACCOUNT_DAYS: account_days_expression}[name](activity)
 
 
+def _events_from(day: dt.date) -> ir.Table:
+    """The raw events of `day` and later."""
+    import ibis
+
+    events = table("events")
+    return events if day == _NO_HORIZON else events.filter(events.timestamp >= ibis.date(day).cast(TS))
+
+
 def _reattribution_mark(store: Store) -> int:
     return int(store.scalar(
         "SELECT coalesce(max(import_id), 0) FROM imports WHERE list_contains(?, kind)",
@@ -126,10 +144,11 @@ def _reattribution_mark(store: Store) -> int:
 
 
 def _list_days(store: WritableStore, days_sql: str, params: list | None = None) -> None:
-    """`_rollup_days`: the distinct days `days_sql` (a one-column `day` query) lists."""
+    """`_rollup_days`: the distinct days `days_sql` (a one-column `day` query) lists, but for
+    the frozen days before the retention horizon."""
     store.execute("SET TimeZone = 'UTC'")
-    store.execute(f"CREATE OR REPLACE TEMP TABLE _rollup_days AS SELECT DISTINCT day FROM ({days_sql})",
-                  params)
+    store.execute(f"CREATE OR REPLACE TEMP TABLE _rollup_days AS SELECT DISTINCT day FROM ({days_sql}) "
+                  "WHERE day >= ?", [*(params or []), horizon(store) or _NO_HORIZON])
 
 
 def _refresh_days(store: WritableStore, days_sql: str, params: list | None = None) -> None:
@@ -162,6 +181,7 @@ def _refresh_listed_days(store: WritableStore) -> None:
 
 
 _IN_DAYS = "day IN (SELECT day FROM _rollup_days)"
+_NO_HORIZON = dt.date.min  # every day can be recomputed
 
 
 def _insert(store: WritableStore, name: str, rows: ir.Table, where: str = "TRUE") -> None:
@@ -228,13 +248,18 @@ def _refresh_firsts(store: WritableStore, name: str, keys: tuple[str, ...], coun
 
 def rebuild(store: WritableStore, settings=None) -> None:
     """Recompute the whole rollup (first use, or after CRM imports re-attributed history), and
-    the invites for `settings` (a MetricsSection; else for the settings recorded, if any)."""
+    the invites for `settings` (a MetricsSection; else for the settings recorded, if any);
+    from the retention horizon on (the frozen days before it are kept as they are)."""
     with store.transaction():
         if settings is not None:
             _record_invites_source(store, settings)
+        since = horizon(store) or _NO_HORIZON
         for name in MATERIALIZED:
             if name != INVITES_SOURCE:  # (the settings the invites are built for)
-                store.execute(f"DELETE FROM {name}")
+                # a first-moment table keeps the keys first seen on a frozen day (their first
+                # stays there); the refresh below finds the others' first from the horizon on
+                day = "first_day" if name in (FIRSTS, USER_FIRSTS) else "day"
+                store.execute(f"DELETE FROM {name} WHERE {day} >= ?", [since])
         _refresh_days(store, "SELECT CAST(timestamp AS DATE) AS day FROM events")
         store.execute(
             f"INSERT OR REPLACE INTO {STATE} VALUES ('reattribution_mark', ?)",
@@ -270,6 +295,7 @@ def is_fresh(store: Store, settings=None) -> bool:
 def ensure_fresh(store: Store, read_only: bool = False, settings=None) -> bool:
     """Make the materialized tables current (the invites for `settings`, when given); False
     when they cannot be (read-only: query inline)."""
+    store = getattr(store, "base", store)  # a book-scoped store reads its base's tables
     if is_fresh(store, settings):
         return True
     if read_only or not isinstance(store, WritableStore):
@@ -277,10 +303,11 @@ def ensure_fresh(store: Store, read_only: bool = False, settings=None) -> bool:
     if _rollup_fresh(store):  # only the referral settings changed: rebuild the invites alone
         with store.transaction():
             _record_invites_source(store, settings)
-            store.execute(f"DELETE FROM {INVITES}")
+            since = horizon(store) or _NO_HORIZON  # (frozen before it)
+            store.execute(f"DELETE FROM {INVITES} WHERE day >= ?", [since])
             store.execute("SET TimeZone = 'UTC'")
             _insert(store, INVITES, invites_expression(
-                table("events"), settings.referral_event, settings.referral_email_property))
+                _events_from(since), settings.referral_event, settings.referral_email_property))
         return True
     rebuild(store, settings)
     return True
