@@ -84,6 +84,15 @@ def _last_line(handle: Any) -> bytes | None:
     return None
 
 
+def _utc_text(moment: dt.datetime) -> str:
+    """`moment` as the entries' `at` text, for comparing; a moment whose UTC time lies beyond
+    year 1 or 9999 compares before or after every entry."""
+    try:
+        return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    except OverflowError:
+        return "" if moment.year < 5000 else "~"
+
+
 class AuditLog:
     """The audit log of the workspace folder `root`."""
 
@@ -122,7 +131,7 @@ class AuditLog:
         `:`), whose action starts with `action`; the last `limit` of them."""
         if not self.path.exists():
             return []
-        since_text = since.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if since else ""
+        since_text = _utc_text(since) if since else ""
         rows = []
         for number, line in enumerate(self.path.read_bytes().splitlines(), start=1):
             if not line.strip():
