@@ -34,10 +34,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _request(port: int, method: str, path: str, timeout: float = 30.0) -> tuple[int, dict]:
+def _request(port: int, method: str, path: str, timeout: float = 30.0,
+             headers: dict[str, str] | None = None) -> tuple[int, dict]:
     conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
-        conn.request(method, path)
+        conn.request(method, path, headers=headers or {})
         response = conn.getresponse()
         return response.status, json.loads(response.read() or b"{}")
     finally:
@@ -169,6 +170,7 @@ class Server:
     process: subprocess.Popen
     port: int
     ingest_port: int  # where clients send events: the collector processes' port, if any
+    folder: Path | None = None  # the workspace served (its serve.json holds the admin token)
 
     @classmethod
     def start(cls, folder: Path, log: Path, collectors: int = 0) -> Server:
@@ -180,7 +182,7 @@ class Server:
                  "--collector-port", str(ingest_port)],
                 stdout=subprocess.DEVNULL, stderr=err,
             )
-        server = cls(process, port, ingest_port or port)
+        server = cls(process, port, ingest_port or port, folder)
         for _ in range(600):  # up to 60 s
             if process.poll() is not None:
                 raise RuntimeError(f"accountlens serve exited: {log.read_text()[-2000:]}")
@@ -203,9 +205,13 @@ class Server:
                 self.process.wait(timeout=10)
 
 
-def _wait_loaded(port: int, expected: int, timeout: float) -> dict:
+def _wait_loaded(port: int, expected: int, timeout: float, folder: Path | None = None) -> dict:
     """Flush, then poll the status until `expected` events are stored and the log is empty."""
-    status, body = _request(port, "POST", "/api/v1/flush", timeout=timeout)
+    from accountlens.serve.discovery import local_admin_token
+
+    token = local_admin_token(folder) if folder is not None else None  # flushing is a write
+    status, body = _request(port, "POST", "/api/v1/flush", timeout=timeout,
+                            headers={"Authorization": f"Bearer {token}"} if token else None)
     if status != 200:
         raise RuntimeError(f"POST /api/v1/flush answered {status}: {body}")
     deadline = time.monotonic() + timeout
@@ -267,7 +273,7 @@ def _drive(ctx: Context, server: Server, key: str, jsonl: Path, events: int) -> 
     for proc in procs:
         proc.join(timeout=60)
     rss_sending = sampler.peak
-    body = _wait_loaded(server.port, events, timeout=1800)
+    body = _wait_loaded(server.port, events, timeout=1800, folder=server.folder)
     loaded = time.monotonic()
     rss_peak = sampler.stop()
     cpu = server_cpu() - cpu_before

@@ -25,6 +25,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def admin_headers(root: Path) -> dict[str, str]:
+    """The Authorization header of the local admin token of the server serving `root` (from
+    its serve.json): writes and admin actions need it, also on loopback."""
+    from accountlens.serve.discovery import local_admin_token
+
+    token = local_admin_token(root)
+    assert token is not None, f"no running server wrote a local admin token into {root}"
+    return {"Authorization": f"Bearer {token}"}
+
+
 def write_key_of(root: Path) -> str:
     """The first write key of the workspace at `root`."""
     return re.search(r'write_keys = \["([^"]+)"', (root / "accountlens.toml").read_text()).group(1)
@@ -55,7 +65,7 @@ class Server:
         return f"http://127.0.0.1:{self.ingest_port or self.port}"
 
     def flush(self) -> dict:
-        return httpx.post(self.url + "/api/v1/flush", timeout=30).json()
+        return httpx.post(self.url + "/api/v1/flush", headers=admin_headers(self.root), timeout=30).json()
 
     def status(self) -> dict:
         return httpx.get(self.url + "/api/v1/status", timeout=30).json()

@@ -13,7 +13,7 @@ from posthog import Posthog
 from rudderstack.analytics.client import Client as RudderClient
 from segment.analytics.client import Client as SegmentClient
 
-from tests.conftest import Server
+from tests.conftest import Server, admin_headers
 
 
 def events_of(server: Server) -> dict[str, dict]:
@@ -168,7 +168,7 @@ def test_events_without_identity_are_quarantined_and_replayable(server: Server) 
     assert reasons == {"q1": "no userId, anonymousId or groupId", "q2": "track without event name"}
     assert server.status()["quarantined"] == 2
     q1 = next(q["quarantine_id"] for q in listed if q["message_id"] == "q1")
-    replay = httpx.post(server.url + "/api/v1/quarantine/replay",
+    replay = httpx.post(server.url + "/api/v1/quarantine/replay", headers=admin_headers(server.root),
                         json={"ids": [q1], "patch": {"userId": "u7"}}, timeout=10).json()
     assert replay["inserted"] == 1
     remaining = httpx.get(server.url + "/api/v1/quarantine", timeout=10).json()
@@ -216,7 +216,7 @@ def test_collector_processes_serve_several_workspaces_by_write_key(tmp_path) -> 
                     assert response.status_code == 200, response.text
         for root in roots:
             flushed = httpx.post(server.url + "/api/v1/flush", params={"workspace": root.name},
-                                 timeout=30)
+                                 headers=admin_headers(server.root), timeout=30)
             assert flushed.status_code == 200
     finally:
         server.stop()

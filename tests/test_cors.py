@@ -14,7 +14,7 @@ import pytest
 
 from accountlens.config import ConfigError, load_config, render_template
 from accountlens.workspace import Workspace
-from tests.conftest import Server, start_server
+from tests.conftest import Server, admin_headers, start_server
 
 APP = "http://app.test:3000"  # allowed for key A
 OTHER = "https://other.test"  # allowed for key B, and for key Z of the second workspace
@@ -67,7 +67,8 @@ def cors(response: httpx.Response) -> dict[str, str]:
 
 
 def event_count(server: Server, workspace: str = "main") -> int:
-    httpx.post(server.url + f"/api/v1/flush?workspace={workspace}", timeout=30).raise_for_status()
+    httpx.post(server.url + f"/api/v1/flush?workspace={workspace}", headers=admin_headers(server.root),
+               timeout=30).raise_for_status()
     return httpx.get(server.url + f"/api/v1/status?workspace={workspace}", timeout=30).json()["events"]
 
 

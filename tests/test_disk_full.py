@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from accountlens.workspace import Workspace
-from tests.conftest import Server, start_server, wait_for, write_key_of
+from tests.conftest import Server, admin_headers, start_server, wait_for, write_key_of
 
 
 @contextlib.contextmanager
@@ -154,7 +154,7 @@ def test_a_full_store_disk_is_no_memory_problem_and_loads_when_space_returns(tmp
                 filler = fill(root)
                 for part in range(3):
                     assert send(server, batch(f"p{part}", 50)).status_code == 200
-                flushed = httpx.post(server.url + "/api/v1/flush", timeout=60)
+                flushed = httpx.post(server.url + "/api/v1/flush", headers=admin_headers(root), timeout=60)
                 assert flushed.status_code == 503, flushed.text
                 assert flushed.headers["retry-after"].isdigit()
                 assert flushed.json()["success"] is False

@@ -12,7 +12,7 @@ import sys
 import httpx
 
 from tests import fixtures_b2b
-from tests.conftest import start_server
+from tests.conftest import admin_headers, start_server
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -75,13 +75,13 @@ def test_the_import_endpoint_needs_a_token_when_tokens_are_set(tmp_path) -> None
         denied = httpx.post(url, params={"filename": "a.csv"}, content=body, timeout=30)
         assert denied.status_code == 401 and denied.json()["success"] is False
         accepted = httpx.post(url, params={"filename": "a.csv"}, content=body, timeout=30,
-                              headers={"Authorization": "Bearer t-secret"})
+                              headers=admin_headers(root))
         assert accepted.status_code == 200 and accepted.json() == {"kind": "accounts", "rows": 1}
         unknown = httpx.post(f"{server.url}/api/v1/imports/planets", params={"filename": "a.csv"},
-                             content=body, timeout=30, headers={"Authorization": "Bearer t-secret"})
+                             content=body, timeout=30, headers=admin_headers(root))
         assert unknown.status_code == 404
         sneaky = httpx.post(url, params={"filename": "../../x.csv"}, content=body, timeout=30,
-                            headers={"Authorization": "Bearer t-secret"})
+                            headers=admin_headers(root))
         assert sneaky.status_code == 400
         accounts = tmp_path / "b.csv"
         accounts.write_text("account_id,name\nyota,Yota\n")

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from accountlens.workspace import Workspace
-from tests.conftest import free_port, start_server, write_key_of
+from tests.conftest import admin_headers, free_port, start_server, write_key_of
 
 # users and account of each workspace; `quarantined` events without any identity
 PEOPLE = {"alpha": (["a-ann", "a-bob", "a-cat"], "acme", 1),
@@ -62,7 +62,8 @@ def test_two_workspaces_each_see_only_their_own(tmp_path) -> None:
         assert unknown.status_code == 404 and "gamma" in unknown.json()["error"]
         for name, (users, account, quarantined) in PEOPLE.items():
             params = {"workspace": name}
-            flushed = httpx.post(server.url + "/api/v1/flush", params=params, timeout=60)
+            flushed = httpx.post(server.url + "/api/v1/flush", params=params, timeout=60,
+                                 headers=admin_headers(server.root))
             assert flushed.status_code == 200  # (the background loader may have been first)
             status = httpx.get(server.url + "/api/v1/status", params=params, timeout=30).json()
             assert status["workspace"] == name

@@ -21,8 +21,8 @@ from accountlens.model.entities import ENTITIES, ENTITY_TABLES
 from accountlens.store.base import PARQUET_ENGINES, Store, StoreError, WritableStore, open_parquet_engine
 from accountlens.store.duckdb import DuckDBStore
 from accountlens.store.parquet import is_uri
-from accountlens.store.scoped import Book, ScopedStore
 from accountlens.store.schema import SCHEMA_VERSION
+from accountlens.store.scoped import Book, ScopedStore
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -47,10 +47,12 @@ class _Local:
 class _Remote:
     def __init__(self, url: str, directory: Path):
         from accountlens.config import CONFIG_FILE, load_config
+        from accountlens.serve.discovery import local_admin_token
 
         config = load_config(directory / CONFIG_FILE)
         self.url, self.name = url, config.workspace.name
-        self.token = config.workspace.api_tokens[0] if config.workspace.api_tokens else None
+        # writes need an admin token, also on this machine: the server's own, from serve.json
+        self.token = local_admin_token(directory)
 
     def events(self, path: Path, progress: Progress | None) -> dict[str, Any]:
         from accountlens.cli.remote import import_file

@@ -1,6 +1,7 @@
 """`accountlens import` while `accountlens serve` holds the workspace: the file is handed to
 the server's import endpoint (api/import_routes.py), which imports it with the same validation
-and reports its progress line by line."""
+and reports its progress line by line. Imports are writes: the CLI sends the server's local
+admin token (serve/discovery.py), which only the user who started the server can read."""
 
 from __future__ import annotations
 
@@ -30,7 +31,11 @@ def import_file(url: str, kind: str, path: Path, workspace: str, token: str | No
         try:
             response = urllib.request.urlopen(request, timeout=3600)
         except urllib.error.HTTPError as exc:
-            raise RemoteImportError(_error_text(exc.read(), path)) from None
+            text = _error_text(exc.read(), path)
+            if exc.code in (401, 403) and not token:
+                text += (" (the server's serve.json, which holds its local admin token, could not "
+                         "be read: run this as the user who started `accountlens serve`)")
+            raise RemoteImportError(text) from None
         except OSError as exc:
             raise RemoteImportError(f"the server at {url} holds the workspace but cannot be "
                                     f"reached: {exc}") from None

@@ -36,6 +36,7 @@ from accountlens.ingest.normalize import (
 )
 from accountlens.model.entities import EVENT_TYPES
 from accountlens.serve.cors import OriginPolicy, OriginRefused, is_preflight
+from accountlens.serve.hardening import RateLimit, RateLimiter
 
 log = logging.getLogger("accountlens.collector")
 
@@ -72,6 +73,7 @@ class Sink:
     posthog_account_group_type: str
     log: Appender | None  # None only in a SinkSpec, before a collector process opens its log
     origins: dict[str, tuple[str, ...]] = field(default_factory=dict)  # write key → web origins
+    rate: RateLimit | None = None  # per write key (`serve.write_key_rate_limit`); None: no limit
 
 
 class Unavailable(RequestError):
@@ -80,6 +82,15 @@ class Unavailable(RequestError):
     def __init__(self, message: str):
         super().__init__(message, 503)
         self.retry_after = RETRY_AFTER_SECONDS
+
+
+class RateLimited(RequestError):
+    """A write key over its rate limit: 429, retry after `retry_after` seconds."""
+
+    def __init__(self, retry_after: int):
+        super().__init__(f"too many requests with this write key: retry in {retry_after} s "
+                         "(serve.write_key_rate_limit)", 429)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -100,6 +111,9 @@ class Collector:
         self.max_body = max(sink.limits.max_batch_bytes for sink in sinks)
         self.origins = OriginPolicy({key: origins for sink in sinks
                                      for key, origins in sink.origins.items()})
+        # one bucket per write key, in this process (each collector process has its own)
+        self.limiters = {key: limiter for sink in sinks if sink.rate and sink.rate.active
+                         for limiter in [RateLimiter(sink.rate)] for key in sink.write_keys}
 
     def _workspace(self, key: str | None) -> Sink:
         if not key:
@@ -108,6 +122,12 @@ class Collector:
         if live is None:
             raise RequestError("unknown write key", 401)
         return live
+
+    def _throttle(self, key: str | None) -> None:
+        """Refuse a request of a write key over its rate limit (known keys only)."""
+        limiter = self.limiters.get(key) if key else None
+        if limiter is not None and (wait := limiter.take(key or "")):
+            raise RateLimited(wait)
 
     def _too_big(self) -> RequestError:
         return RequestError(f"batch exceeds {self.max_body} bytes; split it into smaller batches")
@@ -169,6 +189,8 @@ class Collector:
         key = self._basic_user(incoming)
         # Limits of the keyed workspace apply; the body key is only known after parsing.
         live = self.by_key.get(key) if key else None
+        if live is not None:  # refused before the body is parsed
+            self._throttle(key)
         limits = live.limits if live else Limits(self.max_body, self.max_body)
         payload = decode_body(incoming.body, incoming.headers.get("content-encoding"), limits)
         if live is None:
@@ -177,6 +199,7 @@ class Collector:
                 raise RequestError("`writeKey` must be a string", 401)
             key = key or body_key
             live = self._workspace(key)
+            self._throttle(key)
             if len(incoming.body) > live.limits.max_batch_bytes:
                 raise RequestError(f"batch exceeds {live.limits.max_batch_bytes} bytes")
         self.origins.admit(key, incoming.headers)
@@ -191,6 +214,7 @@ class Collector:
         default_type = self.sinks[0].posthog_account_group_type
         api_key, events = posthog_events(payload, received_at, default_type)
         live = self._workspace(api_key)
+        self._throttle(api_key)
         self.origins.admit(api_key, incoming.headers)
         group_type = live.posthog_account_group_type
         if group_type != default_type:  # normalization does not mutate the payload
@@ -251,7 +275,7 @@ class CollectorFront:
 
 
 def _error_headers(exc: RequestError) -> list[tuple[bytes, bytes]]:
-    if isinstance(exc, Unavailable):
+    if isinstance(exc, Unavailable | RateLimited):
         return [(b"retry-after", str(exc.retry_after).encode())]
     if exc.status == 408:  # the rest of the body may still come: this connection is done
         return [(b"connection", b"close")]

@@ -38,6 +38,7 @@ from accountlens.serve.collector import (
     Send,
     Sink,
 )
+from accountlens.serve.hardening import HostPolicy, TrustedHosts
 
 log = logging.getLogger("accountlens.collectors")
 
@@ -147,13 +148,13 @@ def child_main(control_fd: int, handoff_fd: int) -> None:
     connections on the hand-off socket."""
     conn = Connection(control_fd)
     handoff = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, fileno=handoff_fd)
-    index, specs, log_level, body_timeout = conn.recv()
-    run_collector(index, specs, log_level, body_timeout, conn=conn, handoff=handoff)
+    index, specs, log_level, body_timeout, hosts = conn.recv()
+    run_collector(index, specs, log_level, body_timeout, hosts, conn=conn, handoff=handoff)
 
 
 def run_collector(index: int, specs: list[SinkSpec], log_level: str, body_timeout: float,
-                  conn: Any, handoff: socket.socket) -> None:
-    """Body of collector process `index`."""
+                  hosts: HostPolicy, conn: Any, handoff: socket.socket) -> None:
+    """Body of collector process `index`; `hosts`: the Host names it answers."""
     import uvicorn
 
     locks, logs = [], []
@@ -166,7 +167,7 @@ def run_collector(index: int, specs: list[SinkSpec], log_level: str, body_timeou
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return
     sinks = [replace(spec.sink, log=event_log) for spec, event_log in zip(specs, logs, strict=True)]
-    app = CollectorFront(Collector(sinks, body_timeout), _not_here)
+    app = TrustedHosts(CollectorFront(Collector(sinks, body_timeout), _not_here), hosts)
     server = _collector_server(uvicorn.Config(app, log_level=log_level, access_log=False,
                                               lifespan="off", timeout_keep_alive=KEEP_ALIVE_SECONDS,
                                               timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS),
@@ -238,9 +239,11 @@ class CollectorPool:
     in some runs."""
 
     def __init__(self, specs: list[SinkSpec], host: str, port: int, count: int,
-                 log_level: str = "warning", timeout: float = 30.0, body_timeout: float = 10.0):
+                 log_level: str = "warning", timeout: float = 30.0, body_timeout: float = 10.0,
+                 hosts: HostPolicy | None = None):
         self.specs, self.host, self.port, self.count = specs, host, port, count
         self.log_level, self.timeout, self.body_timeout = log_level, timeout, body_timeout
+        self.hosts = hosts or HostPolicy.serving(host)
         self.processes: list[_Process] = []
         self.listener: socket.socket | None = None
         self._stopping = threading.Event()
@@ -270,7 +273,7 @@ class CollectorPool:
         theirs.close()
         their_handoff.close()
         conn = Connection(ours.detach())
-        conn.send((index, self.specs, self.log_level, self.body_timeout))
+        conn.send((index, self.specs, self.log_level, self.body_timeout, self.hosts))
         return _Process(index, process, conn, handoff, self.timeout)
 
     @staticmethod
