@@ -18,9 +18,9 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from accountlens.api.access import Access, client_address
 from accountlens.api.dashboard import Dashboard, dashboard
 from accountlens.api.models import ERRORS
-from accountlens.api.access import Access, client_address
 from accountlens.api.session import COOKIE, Sessions
 from accountlens.ingest.loader import BackgroundLoader
 from accountlens.ingest.log import RETRY_AFTER_SECONDS
@@ -110,6 +110,8 @@ class LoadResponse(BaseModel):
     quarantine_reasons: dict[str, int]
     warnings: dict[str, int] = Field(
         default_factory=dict, description="inserted events stored with a warning, by warning")
+    suppressed: int = Field(default=0, description="events of deleted people refused "
+                            "(the suppression list, docs/privacy.md); stored nowhere")
 
 
 def create_app(lives: list[LiveWorkspace], lifespan=None,

@@ -90,7 +90,8 @@ def _import(workspace: Any, kind: str, path: Path,
         if kind == "events":
             result = workspace.import_events(path, progress=progress)
             return {"kind": kind, "received": result.received, "inserted": result.inserted,
-                    "duplicates": result.duplicates, "quarantined": result.quarantined}
+                    "duplicates": result.duplicates, "quarantined": result.quarantined,
+                    "suppressed": result.suppressed}
         return {"kind": kind, "rows": workspace.import_entities(kind, path)}
     except ImportError_ as exc:
         raise _Refused(str(exc), path) from exc

@@ -16,6 +16,7 @@ from accountlens.cli import (
     import_cmd,
     metrics_cmd,
     retention_cmd,
+    users_cmd,
 )
 from accountlens.cli.common import DirOption, FormatOption, fail, open_workspace
 from accountlens.cli.formats import OutputFormat, emit
@@ -208,6 +209,7 @@ metrics_cmd.register(app)
 export_cmd.register(app)
 governance_cmd.register(app)
 retention_cmd.register(app)
+users_cmd.register(app)
 
 
 def main() -> None:

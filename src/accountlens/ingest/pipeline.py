@@ -21,6 +21,7 @@ from pathlib import Path
 import orjson
 
 from accountlens.config import IngestSection
+from accountlens.ingest import privacy
 from accountlens.model import attribution, memberships, profiles, rollup
 from accountlens.model.entities import EVENT_TYPES
 from accountlens.store.base import WritableStore
@@ -97,12 +98,14 @@ class LoadResult:
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
     # inserted events stored with a warning (`ingest_warnings`), by warning
     warnings: dict[str, int] = field(default_factory=dict)
+    suppressed: int = 0  # events of deleted people refused (docs/privacy.md), stored nowhere
 
     def add(self, other: LoadResult) -> None:
         self.received += other.received
         self.inserted += other.inserted
         self.duplicates += other.duplicates
         self.quarantined += other.quarantined
+        self.suppressed += other.suppressed
         for reason, count in other.quarantine_reasons.items():
             self.quarantine_reasons[reason] = self.quarantine_reasons.get(reason, 0) + count
         for warning, count in other.warnings.items():
@@ -168,17 +171,21 @@ def parse(store: WritableStore, cfg: IngestSection, batch: Batch) -> None:
     one before `earliest_timestamp` is quarantined, as are years outside 0001–9999.
 
     The raw text is kept only where it is still needed: for quarantine, and to derive a stable
-    message id for events that came without one."""
+    message id for events that came without one. The `ingest.pii` actions apply to properties,
+    traits and context.traits before anything reads them (ingest/privacy.py)."""
     property_paths = ["$.name", "$.actor_kind", _json_path(cfg.object_id_property),
                       _json_path(cfg.product_property)]
     store.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _checked AS
-        WITH fields AS (
-            SELECT line_no, raw, source, received_fallback, e.*,
-                   json_extract_string(e.properties, $property_paths) AS p,
-                   from_json(e.context, '{_CONTEXT_SHAPE}') AS c
+        WITH parsed AS (
+            SELECT line_no, raw, source, received_fallback, e.*
             FROM (SELECT *, from_json(raw, '{_EVENT_SHAPE}') AS e FROM {STAGING})
+        ),
+        fields AS (
+            SELECT *, json_extract_string(properties, $property_paths) AS p,
+                   from_json(context, '{_CONTEXT_SHAPE}') AS c
+            FROM {privacy.protected("parsed", cfg.pii)}
         ),
         base AS (
             SELECT line_no, raw, source, received_fallback, {_TYPE_CHECKS} AS wrong_type,
@@ -277,9 +284,15 @@ def parse(store: WritableStore, cfg: IngestSection, batch: Batch) -> None:
         FROM checked
         """,
         {"property_paths": property_paths, "earliest": cfg.earliest_timestamp,
-         "tolerance": round(cfg.future_tolerance_seconds * 1_000_000)},
+         "tolerance": round(cfg.future_tolerance_seconds * 1_000_000), **privacy.parameters(cfg.pii)},
     )
     batch.result.received = store.scalar("SELECT count(*) FROM _checked")
+    # Personal data (docs/privacy.md), before any step stores anything: events of deleted
+    # people (the suppression list) are dropped, counted and kept nowhere, not even in
+    # quarantine; the `ingest.pii` actions reach the raw JSON kept for quarantine too. (Part
+    # of `parse`, not a step of its own, so the progress bar's steps stay as they are.)
+    batch.result.suppressed = privacy.drop_suppressed(store, "_checked")
+    privacy.protect_quarantined(store, cfg.pii, "_checked")
 
 
 def _source_column(batch: Batch) -> tuple[str, list]:
@@ -339,7 +352,7 @@ def dedup(store: WritableStore, cfg: IngestSection, batch: Batch) -> None:
     )
     result = batch.result
     result.inserted = store.scalar("SELECT count(*) FROM _new")
-    result.duplicates = result.received - result.quarantined - result.inserted
+    result.duplicates = result.received - result.suppressed - result.quarantined - result.inserted
 
 
 def record_warnings(store: WritableStore, cfg: IngestSection, batch: Batch) -> None:

@@ -45,11 +45,47 @@ def read_manifest(directory: Path) -> dict[str, Any]:
 
 
 def parse_manifest(text: str, where: str) -> dict[str, Any]:
+    """The manifest in `text` (read from `where`), if an engine may read its export."""
     manifest = json.loads(text)
     if manifest.get("format_version") != FORMAT_VERSION:
         raise StoreError(f"{where}: export format {manifest.get('format_version')} is not the "
                          f"one this accountlens reads ({FORMAT_VERSION}); export again")
+    check_current(manifest, where)
     return manifest
+
+
+# The manifest entry of an export written before people were deleted from the workspace
+# (governance/deletion.py): it still holds their data, and no engine opens it.
+STALE = "stale"
+
+
+def check_current(manifest: dict[str, Any], where: str) -> None:
+    """Refuse an export flagged `stale`: it contains data of people deleted since."""
+    stale = manifest.get(STALE)
+    if stale:
+        raise StoreError(f"{where}: this export contains data of deleted people (deleted "
+                         f"{stale.get('flagged_at', 'after it was written')}); run `accountlens "
+                         "export parquet DIR --overwrite` to write it again without them")
+
+
+def flag_stale(directory: Path, reason: str, people: int) -> bool:
+    """Mark the export in `directory` stale (a `stale` entry in its manifest: why, when, how
+    many people — no ids); False when there is no export there. A later flag adds its count."""
+    path = directory / MANIFEST
+    if not path.is_file():
+        return False
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    earlier = manifest.get(STALE) or {}
+    manifest[STALE] = {
+        "reason": reason,
+        "flagged_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "people_deleted": int(earlier.get("people_deleted", 0)) + people,
+    }
+    # written aside and renamed over: a reader sees the old manifest or the new, never half
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    partial.replace(path)
+    return True
 
 
 def prepare(directory: Path, overwrite: bool) -> None:

@@ -38,9 +38,12 @@ class SparkStore(Store):
     dialect = "pyspark"
 
     def __init__(self, location: str | Path, session: SparkSession | None = None,
-                 master: str = DEFAULT_MASTER, remote: str = "", conf: dict[str, str] | None = None):
+                 master: str = DEFAULT_MASTER, remote: str = "", conf: dict[str, str] | None = None,
+                 scope: tuple[Sequence[str], Sequence[str]] | None = None):
         super().__init__()
         self.location = str(location)
+        # a book (store/scoped.py): the ids of its accounts and users; every view binds their rows only
+        self.scope = scope
         # Check a local folder before paying for a JVM start.
         manifest = None if parquet.is_uri(location) else parquet.read_manifest(Path(location))
         active = session or _active_session()  # one session per process: reuse it
@@ -61,8 +64,28 @@ class SparkStore(Store):
             reader = self.session.read
             if name == parquet.EVENTS:  # partition folders become the partition column
                 reader = reader.option("basePath", path)
-            reader.parquet(path).createOrReplaceTempView(name)
+            frame = reader.parquet(path)
+            if self.scope is not None:
+                frame = self._scoped(name, frame)
+            frame.createOrReplaceTempView(name)
         SparkStore._bound[id(self.session)] = id(self)
+
+    def _scoped(self, name: str, frame: Any) -> Any:
+        """`frame` (table `name`) with only the book's rows, as store/scoped.py's SCOPES say."""
+        from pyspark.sql.functions import broadcast, lit
+
+        from accountlens.store.scoped import table_scope
+
+        assert self.scope is not None
+        kind = table_scope(name, frame.columns)
+        if kind == "all":
+            return frame
+        if kind == "none":
+            return frame.where(lit(False))
+        column = "account_id" if kind == "account" else "user_id"
+        ids = self.scope[0] if kind == "account" else self.scope[1]
+        keep = self.session.createDataFrame([(i,) for i in ids], f"{column} string")
+        return frame.join(broadcast(keep), on=column, how="left_semi")
 
     def _remote_manifest(self) -> dict[str, Any]:
         uri = f"{self.location.rstrip('/')}/{parquet.MANIFEST}"
