@@ -97,22 +97,23 @@ def admin_router(admin: Callable, errors: dict) -> APIRouter:
         except TokenError as exc:
             raise refused(exc) from exc
 
-    @router.post("/tokens/{token_id}/rotate", response_model=NewToken, responses=responses)
-    def rotate_token(token_id: str, live=Depends(admin)) -> dict:
-        """A new secret for the token; the old one (and sessions opened with it) stop working."""
+    def changed(action: Callable, live: Any, token_id: str) -> dict:
+        """A token change by the requester (404 for an unknown id, 400 for a refused one)."""
         ws = live.workspace
         try:
-            return token_admin.rotate_token(ws.tokens, ws.audit, ws.actor, token_id)
+            return action(ws.tokens, ws.audit, ws.actor, token_id)
         except TokenError as exc:
             raise refused(exc, 404 if "no token" in str(exc) else 400) from exc
 
+    @router.post("/tokens/{token_id}/rotate", response_model=NewToken, responses=responses)
+    def rotate_token(token_id: str, live=Depends(admin)) -> dict:
+        """A new secret for the token; the old one (and sessions opened with it) stop working."""
+        return changed(token_admin.rotate_token, live, token_id)
+
     @router.delete("/tokens/{token_id}", response_model=TokenInfo, responses=responses)
     def revoke_token(token_id: str, live=Depends(admin)) -> dict:
-        ws = live.workspace
-        try:
-            return token_admin.revoke_token(ws.tokens, ws.audit, ws.actor, token_id)
-        except TokenError as exc:
-            raise refused(exc, 404) from exc
+        """Revoke the token at once (sessions opened with it end too)."""
+        return changed(token_admin.revoke_token, live, token_id)
 
     @router.get("/audit", response_model=list[AuditEntry], responses=errors)
     def audit(since: dt.datetime | None = Query(default=None, description="entries at or after"),

@@ -32,3 +32,23 @@ def open_workspace(directory: Path, read_only: bool = False) -> Workspace:
         return Workspace.open(directory, read_only=read_only)
     except (WorkspaceError, StoreError, ConfigError) as exc:
         fail(str(exc))
+
+
+def local_or_served(directory: Path, doing: str) -> Workspace | str:
+    """The workspace, opened; or, while `accountlens serve` holds it, the server's URL (said on
+    stderr: "the workspace is served at URL: `doing` through the server")."""
+    from accountlens.config import ConfigError
+    from accountlens.serve.discovery import running_server
+    from accountlens.store.base import StoreError, StoreLocked
+    from accountlens.workspace import Workspace, WorkspaceError
+
+    try:
+        return Workspace.open(directory)
+    except StoreLocked as exc:
+        url = running_server(directory)
+        if url is None:
+            fail(str(exc))
+        typer.echo(f"the workspace is served at {url}: {doing} through the server", err=True)
+        return url
+    except (WorkspaceError, StoreError, ConfigError) as exc:
+        fail(str(exc))

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import typer
 
-from accountlens.cli.common import CsvArgument, DirOption, FormatOption, fail
+from accountlens.cli.common import CsvArgument, DirOption, FormatOption, fail, local_or_served
 from accountlens.cli.formats import OutputFormat, emit
 from accountlens.model.entities import ENTITIES
 
@@ -69,24 +69,12 @@ class _Remote:
 @contextlib.contextmanager
 def _importer(directory: Path) -> Iterator[_Importer]:
     """The workspace's store, or the server that holds it."""
-    from accountlens.config import ConfigError
-    from accountlens.serve.discovery import running_server
-    from accountlens.store.base import StoreError, StoreLocked
-    from accountlens.workspace import Workspace, WorkspaceError
-
-    try:
-        ws = Workspace.open(directory)
-    except StoreLocked as exc:
-        url = running_server(directory)
-        if url is None:
-            fail(str(exc))
-        typer.echo(f"the workspace is served at {url}: importing through the server", err=True)
-        yield _Remote(url, directory)
+    opened = local_or_served(directory, "importing")
+    if isinstance(opened, str):
+        yield _Remote(opened, directory)
         return
-    except (WorkspaceError, StoreError, ConfigError) as exc:
-        fail(str(exc))
-    with ws:
-        yield _Local(ws)
+    with opened:
+        yield _Local(opened)
 
 
 def _refused() -> tuple[type[Exception], ...]:

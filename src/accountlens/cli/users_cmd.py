@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from accountlens.cli.common import DirOption, fail
+from accountlens.cli.common import DirOption, FormatOption, fail, local_or_served
 from accountlens.cli.formats import OutputFormat, emit
 
 users_app = typer.Typer(help="People in the workspace: delete one on request (GDPR).",
                         no_args_is_help=True)
-
-
-class DeleteFormat(StrEnum):
-    table = "table"
-    json = "json"
 
 
 @users_app.command("delete")
@@ -27,7 +21,7 @@ def delete(
         "--email", help="Delete every user with this e-mail address (case-insensitive).")] = None,
     directory: DirOption = Path("."),
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    fmt: Annotated[DeleteFormat, typer.Option("--format", "-f", help="Output format.")] = DeleteFormat.table,
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Delete a person: their events, identities, memberships, profile and quarantined events;
     the daily rollup corrected; their ids hashed into the suppression list so their events are
@@ -38,8 +32,8 @@ def delete(
     if not yes and not typer.confirm(f"Delete {who} and all their data? This cannot be undone"):
         fail("nothing was deleted", code=1)
     result = _delete(directory, user_id, email)
-    if fmt is DeleteFormat.json:
-        emit([result], OutputFormat.json)
+    if fmt is not OutputFormat.table:  # one row, nested counts (json; csv shows them as JSON)
+        emit([result], fmt)
         return
     removed, corrected = result["removed"], result["corrected"]
     rows = [{"table": table, "rows removed": removed.get(table, 0),
@@ -55,21 +49,10 @@ def _delete(directory: Path, user_id: str | None, email: str | None) -> dict[str
     """Delete in the workspace's store, or through the server that holds it (which loads what
     it acknowledged first)."""
     from accountlens.analysis.account_detail import EntityNotFound
-    from accountlens.config import ConfigError
-    from accountlens.serve.discovery import running_server
-    from accountlens.store.base import StoreError, StoreLocked
-    from accountlens.workspace import Workspace, WorkspaceError
 
-    try:
-        ws = Workspace.open(directory)
-    except StoreLocked as exc:
-        url = running_server(directory)
-        if url is None:
-            fail(str(exc))
-        typer.echo(f"the workspace is served at {url}: deleting through the server", err=True)
-        return _delete_remote(url, directory, user_id, email)
-    except (WorkspaceError, StoreError, ConfigError) as exc:
-        fail(str(exc))
+    ws = local_or_served(directory, "deleting")
+    if isinstance(ws, str):
+        return _delete_remote(ws, directory, user_id, email)
     with ws:
         try:
             return ws.delete_user(user_id=user_id, email=email)
