@@ -157,3 +157,21 @@ def test_config_changes_imports_and_exports_are_recorded_once(tmp_path: Path) ->
     assert log.verify()["ok"]
     code, out = cli("audit", "--dir", str(root), "--action", "import.", "--format", "json")
     assert code == 0 and [e["action"] for e in orjson.loads(out)] == ["import.accounts"]
+
+
+def test_the_python_api_makes_tokens_and_scopes_by_them(tmp_path: Path) -> None:
+    from accountlens.demo.simulator import generate_demo
+
+    generate_demo(tmp_path / "ws", accounts=6, seed=4)
+    with Workspace.open(tmp_path / "ws") as ws:
+        made = ws.create_token("csm", accounts=["acc-002"], name="py")
+        principal = ws.tokens.resolve(made["token"])
+        view = ws.acting_as(principal, "python")
+        assert set(view.metric("mau", level="account").account_id) <= {"acc-002"} | {
+            r["account_id"] for r in ws.store.rows(
+                "SELECT account_id FROM accounts WHERE parent_account_id = 'acc-002'")}
+        rotated = ws.rotate_token(made["id"])
+        assert ws.tokens.resolve(made["token"]) is None and ws.tokens.resolve(rotated["token"])
+        assert ws.revoke_token(made["id"])["state"] == "revoked"
+        actions = [e["action"] for e in ws.audit.entries(action="token.")]
+        assert actions == ["token.create", "token.rotate", "token.revoke"]

@@ -279,6 +279,26 @@ class Workspace:
         return self._engines[key]
 
     # --- governance (docs/governance.md, retention.md, privacy.md) ----------------------------
+    def create_token(self, role: str, owner: str | None = None, accounts: list[str] | None = None,
+                     expires: Any = None, name: str = "") -> dict[str, Any]:
+        """A new API token (`{"token": SECRET, ...}`: the secret is shown this once), audited
+        as this object's actor; `owner` / `accounts` set a csm token's book."""
+        from accountlens.governance.token_admin import create_token
+
+        return create_token(self.tokens, self.audit, self.actor, role, owner, accounts or (),
+                            expires, name)
+
+    def rotate_token(self, token_id: str) -> dict[str, Any]:
+        """A new secret for the token (returned once); the old one stops working."""
+        from accountlens.governance.token_admin import rotate_token
+
+        return rotate_token(self.tokens, self.audit, self.actor, token_id)
+
+    def revoke_token(self, token_id: str) -> dict[str, Any]:
+        from accountlens.governance.token_admin import revoke_token
+
+        return revoke_token(self.tokens, self.audit, self.actor, token_id)
+
     def apply_retention(self, dry_run: bool = False) -> dict[str, Any]:
         """Remove raw data older than `[retention]` allows (the rollups stay); with `dry_run`,
         only count what would go. Recorded in the audit log."""
