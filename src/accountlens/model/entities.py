@@ -99,7 +99,7 @@ ENTITIES: dict[str, EntitySpec] = {
         "subscriptions",
         (*_required("subscription_id", "account_id"), *_optional("product", "plan", "seats", "arr"),
          Column("start", required=True, target="start_date"), Column("end", target="end_date"),
-         *_optional("status", "entitlements")),
+         *_optional("status", "entitlements", "source")),
         key=("subscription_id",),
     ),
     "outcomes": EntitySpec(

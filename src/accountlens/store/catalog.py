@@ -46,7 +46,12 @@ TABLES: dict[str, dict[str, str]] = {
     },
     "subscriptions": {
         "subscription_id": TEXT, "account_id": TEXT, "product": TEXT, "plan": TEXT, "seats": INT, "arr": FLOAT,
-        "start_date": DAY, "end_date": DAY, "status": TEXT, "entitlements": JSON,
+        "start_date": DAY, "end_date": DAY, "status": TEXT, "entitlements": JSON, "source": TEXT,
+    },
+    # each subscriptions import's rows, per source (crm, billing): what reconciliation compares
+    "subscription_sources": {
+        "source": TEXT, "subscription_id": TEXT, "account_id": TEXT, "seats": INT, "arr": FLOAT,
+        "start_date": DAY, "end_date": DAY, "import_id": INT, "imported_at": TIME,
     },
     "outcomes": {"account_id": TEXT, "kind": TEXT, "date": DAY, "arr_delta": FLOAT, "source": TEXT},
     "identities": {"anonymous_id": TEXT, "user_id": TEXT, "first_seen": TIME},

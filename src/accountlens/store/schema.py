@@ -134,4 +134,19 @@ MIGRATIONS.append((
     ],
 ))
 
+MIGRATIONS.append((
+    # Reconciliation (docs/quality.md): a subscription says where it came from (crm, billing),
+    # and every subscriptions import keeps its rows per source, so that the CRM's and the
+    # billing system's seats and ARR of one account can be compared while `subscriptions`
+    # holds the one current row per subscription that metrics read.
+    "subscription sources",
+    [
+        "ALTER TABLE subscriptions ADD COLUMN source VARCHAR",
+        """CREATE TABLE subscription_sources (
+            source VARCHAR NOT NULL, subscription_id VARCHAR NOT NULL, account_id VARCHAR NOT NULL,
+            seats BIGINT, arr DOUBLE, start_date DATE, end_date DATE,
+            import_id BIGINT NOT NULL, imported_at TIMESTAMPTZ NOT NULL)""",
+    ],
+))
+
 SCHEMA_VERSION = len(MIGRATIONS)
