@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from accountlens.config import ConfigError, load_config, render_template
+from accountlens.config import ConfigError, load_config
+from accountlens.config_template import render_template
 from accountlens.workspace import Workspace
 from tests.conftest import Server, admin_headers, start_server
 

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from accountlens.config import CONFIG_FILE, Config, load_config, new_write_key, render_template
+from accountlens.config import CONFIG_FILE, Config, load_config, new_write_key
+from accountlens.config_template import render_template
 from accountlens.governance.audit import Actor, AuditLog
 from accountlens.governance.tokens import Principal, TokenStore
 from accountlens.ingest.log import LOW_SPACE_BYTES, EventLog, free_bytes, log_segments
