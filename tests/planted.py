@@ -80,7 +80,10 @@ def build(root: Path, accounts: int = 40, seed: int = 5) -> Workspace:
             t0 = START + dt.timedelta(days=float(rng.uniform(60, 150)))
             emit(users["executive"][1], "Plan Approved", t0)
             emit(users["trainer"][1], "Training Completed", t0 + dt.timedelta(days=3))
-    for kind, lines in (("units", units), ("memberships", members), ("outcomes", outcomes)):
+    ids = sorted({line.split(",")[1] for line in members[1:]})  # every account that has members
+    accounts_csv = ["account_id", *ids]
+    for kind, lines in (("accounts", accounts_csv), ("units", units), ("memberships", members),
+                        ("outcomes", outcomes)):
         (root / f"{kind}.csv").write_text("\n".join(lines) + "\n")
         ws.import_entities(kind, root / f"{kind}.csv")
     (root / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))

@@ -115,6 +115,7 @@ def test_rules_in_order(crm: Workspace, tmp_path: Path) -> None:
 def test_importing_memberships_later_reattributes(ws: Workspace, tmp_path: Path) -> None:
     ws.import_events(write_jsonl(tmp_path / "e.jsonl", [track("e1", "2024-05-01T00:00:00Z", "u1")]))
     assert attributed(ws)["e1"][:2] == (None, "unattributed")
+    ws.import_entities("accounts", write_csv(tmp_path / "acc.csv", "account_id", "acc"))
     ws.import_entities("memberships", write_csv(
         tmp_path / "m.csv", "user_id,account_id,unit_id,role,valid_from,valid_to",
         "u1,acc,,editor,2024-04-01,",

@@ -49,6 +49,8 @@ def outcomes_ws(tmp_path):
     for a in accounts:
         members += [f"t_{a},{a},,trainer,2023-01-01,", f"e_{a},{a},,executive,2023-01-01,",
                     f"v_{a},{a},,viewer,2023-01-01,"]
+    (tmp_path / "a.csv").write_text("account_id\n" + "".join(f"{a}\n" for a in accounts))
+    ws.import_entities("accounts", tmp_path / "a.csv")  # rows of other kinds must name known accounts
     (tmp_path / "m.csv").write_text("\n".join(members) + "\n")
     ws.import_entities("memberships", tmp_path / "m.csv")
     kinds = {"a1": "renewal", "a2": "renewal", "a3": "renewal", "a4": "churn", "a5": "churn",

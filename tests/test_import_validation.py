@@ -94,3 +94,25 @@ def test_every_bad_cell_is_counted(ws, tmp_path) -> None:
     path.write_text("unit_id,account_id,kind,name\n" + rows)
     text = refused(ws, path, "30 problem(s)", "… and 10 more", kind="units")
     assert text.count("must be one of") == 20
+
+
+def test_impossible_values_are_refused_whole_with_counts_unchanged(ws, tmp_path) -> None:
+    """The fixture's accounts are stored: one impossible row refuses the file, even after good
+    rows and even through the CLI, and the store keeps its counts (issue 20)."""
+    subs = tmp_path / "subs.csv"
+    subs.write_text("subscription_id,account_id,seats,arr,start,end\n"
+                    "s1,acme,10,1200,2024-01-01,2025-01-01\n"
+                    "s2,globex,5,500,2024-03-01,2024-01-01\n")
+    refused(ws, subs, f"{subs}:3 column end: 2024-01-01 is before start 2024-03-01", kind="subscriptions")
+    members = tmp_path / "members.csv"
+    members.write_text("user_id,account_id,valid_from\nann,globex,2024-02-01\nann,initech,2024-02-01\n")
+    refused(ws, members, f"{members}:3 column account_id: 'initech' names no account (import accounts first)",
+            kind="memberships")
+    assert ws.store.scalar("SELECT count(*) FROM subscriptions") == 0
+    root = ws.root
+    ws.close()
+    out = subprocess.run([sys.executable, "-m", "accountlens", "import", "subscriptions", str(subs),
+                          "--dir", str(root)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1, out.stderr
+    assert f"{subs}:3 column end: 2024-01-01 is before start 2024-03-01" in out.stderr
+    assert "Traceback" not in out.stderr

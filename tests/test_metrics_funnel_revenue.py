@@ -90,6 +90,8 @@ def test_external_invitee_joining_a_new_account_is_a_referred_acquisition(tmp_pa
         (tmp_path / "new.csv").write_text(
             "user_id,email,name\nnew,new@other.com,New\n")
         ws.import_entities("users", tmp_path / "new.csv")
+        (tmp_path / "acc.csv").write_text("account_id\notherco\nthirdco\n")
+        ws.import_entities("accounts", tmp_path / "acc.csv")  # memberships name known accounts
         (tmp_path / "m.csv").write_text(
             "user_id,account_id,unit_id,role,valid_from,valid_to\nnew,otherco,,admin,2024-03-30,\n")
         ws.import_entities("memberships", tmp_path / "m.csv")

@@ -283,6 +283,13 @@ class IngestSection(_Section):
     # "hash" (salted SHA-256: equal values hash alike, so joins still work) or "hash_email"
     # (hash the part before the @, keep the domain: attribution by e-mail domain still works).
     pii: dict[str, PiiAction] = Field(default_factory=dict)
+    # The tracking plan (docs/quality.md, "Tracking plan"; `accountlens plan import`). Events
+    # that break it: "record" stores them and records each violation; "quarantine" records them
+    # and keeps them in quarantine instead (replayable once the plan or the event is fixed).
+    plan_violations: Literal["record", "quarantine"] = "record"
+    # Track events whose name the plan does not list: "allow" (not checked), "record" (a
+    # violation `unplanned` per event, the event stored) or "quarantine".
+    unplanned_events: Literal["allow", "record", "quarantine"] = "record"
 
     @field_validator("earliest_timestamp")
     @classmethod
@@ -348,6 +355,87 @@ class SparkSection(_Section):
     conf: dict[str, str] = Field(default_factory=dict)  # extra Spark settings
 
 
+# --- alerts and playbooks: `[alerts]` (docs/alerts.md) -----------------------------------------
+AlertKind = Literal["health_drop", "usage_drop", "seat_cap", "champion_left", "renewal_at_risk",
+                    "instrumentation_break", "metric"]
+
+
+class AlertWebhook(_Section):
+    """Where alerts go: an HTTP(S) URL receiving a POST of JSON, Slack-compatible
+    (`{"text", "blocks"}`, an incoming webhook's shape) or the generic alert object."""
+
+    url: str = Field(pattern=r"^https?://\S+$")
+    format: Literal["slack", "json"] = "json"
+
+
+class AlertRule(_Section):
+    """One rule and its playbook (the recommended `action` and its `owner`): an alert per
+    account that meets the condition, at most one per rule, account and `period`."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    kind: AlertKind
+    metric: str | None = None  # metric: the account metric compared; usage_drop: default wau
+    op: Literal["<", "<=", ">", ">=", "==", "!="] = "<"  # metric: value OP threshold
+    # health_drop: points lost (default 10); usage_drop: percent lost week over week (30);
+    # renewal_at_risk: renewal probability under which a renewal is at risk (0.5); metric: required
+    threshold: float | None = None
+    within_days: int | None = Field(default=None, gt=0)  # renewal_at_risk: 60; champion_left: 14
+    period: Literal["day", "week"] = "week"
+    severity: Literal["info", "warning", "critical"] = "warning"
+    webhooks: list[str] = Field(default_factory=list)
+    action: str = ""  # the playbook: what to do
+    owner: str = ""  # who does it: an e-mail, or account_owner (the account's CRM owner trait)
+
+    @model_validator(mode="after")
+    def _complete(self) -> AlertRule:
+        if self.kind == "metric" and (self.metric is None or self.threshold is None):
+            raise ValueError(f"rule {self.name}: kind metric needs metric and threshold")
+        return self
+
+
+class AlertsSection(_Section):
+    # How often `serve` evaluates the rules (minutes, fractions allowed; 0: never).
+    interval_minutes: float = Field(default=15.0, ge=0)
+    max_attempts: int = Field(default=8, ge=1, le=100)  # deliveries per webhook, then failed
+    backoff_seconds: float = Field(default=30.0, gt=0)  # first retry after ~this; doubles after
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300)  # one webhook request
+    webhooks: dict[str, AlertWebhook] = Field(default_factory=dict)
+    rules: list[AlertRule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _known_webhooks(self) -> AlertsSection:
+        names = [rule.name for rule in self.rules]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"rules named more than once: {twice}")
+        for rule in self.rules:
+            unknown = [w for w in rule.webhooks if w not in self.webhooks]
+            if unknown:
+                raise ValueError(f"rule {rule.name}: unknown webhook(s) {unknown}; define "
+                                 f"[alerts.webhooks.NAME] (defined: {sorted(self.webhooks)})")
+        return self
+
+
+# --- data quality: `[anomalies]` (docs/quality.md, "Anomalies" and "Reconciliation") ---------
+FREE_MAIL_DOMAINS = ("gmail.com", "googlemail.com", "yahoo.com", "hotmail.com", "outlook.com",
+                     "live.com", "icloud.com", "me.com", "aol.com", "gmx.de", "gmx.net", "web.de",
+                     "proton.me", "protonmail.com", "mail.ru", "yandex.ru", "qq.com", "163.com")
+
+
+class AnomaliesSection(_Section):
+    baseline_weeks: int = Field(default=8, ge=2, le=52)  # same-weekday history per expectation
+    window_days: int = Field(default=7, ge=1, le=7)  # the last days a finding may lie in
+    drop_ratio: float = Field(default=0.3, ge=0, lt=1)  # a drop: observed <= this x expected
+    spike_ratio: float = Field(default=3.0, gt=1)  # a spike: observed >= this x expected
+    min_expected: float = Field(default=20.0, gt=0)  # fewer expected (extra) events: no finding
+    break_share: float = Field(default=0.5, gt=0, le=1)  # accounts dropping at once: a break
+    stale_hours: float = Field(default=24.0, gt=0)  # a regular source silent this long: stale
+    # reconciliation: email domains of people, not companies; their users map to no account
+    free_mail_domains: list[str] = Field(default_factory=lambda: list(FREE_MAIL_DOMAINS))
+    active_days: int = Field(default=30, gt=0)  # active_without_contract / users_above_seats
+    arr_tolerance: float = Field(default=0.01, ge=0)  # relative ARR difference still equal
+
+
 class Config(_Section):
     workspace: WorkspaceSection = Field(default_factory=WorkspaceSection)
     ingest: IngestSection = Field(default_factory=IngestSection)
@@ -362,6 +450,8 @@ class Config(_Section):
     prediction: PredictionSection = Field(default_factory=PredictionSection)
     signals: SignalsSection = Field(default_factory=SignalsSection)
     retention: RetentionSection = Field(default_factory=RetentionSection)
+    alerts: AlertsSection = Field(default_factory=AlertsSection)
+    anomalies: AnomaliesSection = Field(default_factory=AnomaliesSection)
 
 
 class ConfigError(ValueError):

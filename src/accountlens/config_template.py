@@ -54,6 +54,11 @@ earliest_timestamp = {ingest.earliest_timestamp.strftime("%Y-%m-%dT%H:%M:%SZ")}
 # Personal data at ingest, per property / trait name: "keep", "drop", "hash" (salted) or
 # "hash_email" (hash the address, keep its domain), e.g. {{ email = "hash_email", phone = "drop" }}.
 pii = {{}}
+# The tracking plan (docs/quality.md; `accountlens plan import`). Events that break it:
+# "record" (stored, each violation recorded) or "quarantine" (replayable).
+plan_violations = "{ingest.plan_violations}"
+# Track events the plan does not list: "allow", "record" or "quarantine".
+unplanned_events = "{ingest.unplanned_events}"
 
 [serve]
 host = "127.0.0.1"
@@ -115,7 +120,7 @@ seniority = {_toml_list(defaults.roles.seniority)}
 champion_quiet_days = {defaults.roles.champion_quiet_days}
 # Days of activity used to find each account's champion.
 champion_lookback_days = {defaults.roles.champion_lookback_days}
-{_metrics_template(defaults)}{_outcomes_template(defaults)}'''
+{_metrics_template(defaults)}{_outcomes_template(defaults)}{_quality_template(defaults)}{_alerts_template(defaults)}'''
 
 
 def _metrics_template(defaults: Config) -> str:
@@ -219,6 +224,57 @@ unused_seat_share = {g.unused_seat_share:g}
 # identify_days = 730
 # quarantine_days = 90
 event_days = {{}}
+'''
+
+
+def _quality_template(defaults: Config) -> str:
+    a = defaults.anomalies
+    return f'''
+[anomalies]
+# Anomalies on event volumes and reconciliation of CRM, billing and telemetry (docs/quality.md).
+# Expected = the same weekday's median over baseline_weeks weeks; findings lie in the last
+# window_days days. A drop: observed <= drop_ratio x expected; a spike: >= spike_ratio x.
+baseline_weeks = {a.baseline_weeks}
+window_days = {a.window_days}
+drop_ratio = {a.drop_ratio:g}
+spike_ratio = {a.spike_ratio:g}
+min_expected = {a.min_expected:g}
+# This share of the accounts that send an event (or library version) dropping at once: an
+# instrumentation break, not N quiet accounts.
+break_share = {a.break_share:g}
+stale_hours = {a.stale_hours:g}
+# Reconciliation: email domains that are no company's, active days, ARR difference tolerated.
+free_mail_domains = {_toml_list(a.free_mail_domains)}
+active_days = {a.active_days}
+arr_tolerance = {a.arr_tolerance:g}
+'''
+
+
+def _alerts_template(defaults: Config) -> str:
+    a = defaults.alerts
+    return f'''
+[alerts]
+# Alert rules and playbooks (docs/alerts.md). `serve` evaluates the rules every
+# interval_minutes (0: never; `accountlens alerts run` evaluates now). A webhook delivery is
+# tried up to max_attempts times, waiting backoff_seconds, then twice as long each time.
+interval_minutes = {a.interval_minutes:g}
+max_attempts = {a.max_attempts}
+backoff_seconds = {a.backoff_seconds:g}
+timeout_seconds = {a.timeout_seconds:g}
+# Webhooks: [alerts.webhooks.NAME] with url and format ("slack" or "json"), e.g.
+# [alerts.webhooks.cs_channel]
+# url = "https://hooks.slack.com/services/..."
+# format = "slack"
+# Rules, each with its playbook (action, owner: an e-mail or "account_owner"), e.g.
+# [[alerts.rules]]
+# name = "renewal_risk"
+# kind = "renewal_at_risk"   # health_drop, usage_drop, seat_cap, champion_left,
+#                            # renewal_at_risk, instrumentation_break, metric
+# within_days = 60
+# period = "week"            # at most one alert per rule, account and week (or day)
+# webhooks = ["cs_channel"]
+# action = "Book an executive business review before the renewal"
+# owner = "account_owner"
 '''
 
 

@@ -376,6 +376,8 @@ class Workspace:
         """Run quarantined events through the pipeline again, optionally merging `patch` into each.
 
         Events that now load are marked replayed (kept for audit); the others stay quarantined.
+        An id that names no quarantined event, or one already replayed, is an error: nothing
+        is replayed.
         """
         from accountlens.ingest.pipeline import STAGING, run_pipeline
 
@@ -384,6 +386,23 @@ class Workspace:
         except (orjson.JSONEncodeError, TypeError) as exc:
             raise WorkspaceError(f"the patch cannot be stored as JSON: {exc}") from exc
         with self.store.transaction():
+            if ids is not None:  # an id that names nothing replayable: said, nothing replayed
+                unknown = self.store.arrow(
+                    """SELECT i.id, CAST(q.replayed_at AS VARCHAR) AS replayed_at
+                       FROM (SELECT DISTINCT unnest(CAST(? AS BIGINT[])) AS id) i
+                       LEFT JOIN quarantine q ON q.quarantine_id = i.id
+                       WHERE q.quarantine_id IS NULL OR q.replayed_at IS NOT NULL ORDER BY i.id""",
+                    [[i for i in ids if -2**63 <= i < 2**63]],
+                ).to_pylist()
+                missing = [str(r["id"]) for r in unknown if r["replayed_at"] is None]
+                missing += [str(i) for i in dict.fromkeys(ids) if not -2**63 <= i < 2**63]  # beyond BIGINT: no such id
+                done = [f"{r['id']} (at {r['replayed_at']})" for r in unknown if r["replayed_at"]]
+                reasons = ([f"no quarantined event with id{'s' if len(missing) > 1 else ''} "
+                            f"{', '.join(missing)}"] if missing else [])
+                reasons += [f"already replayed: {', '.join(done)}"] if done else []
+                if reasons:
+                    raise WorkspaceError("; ".join(reasons) + " (see `accountlens quarantine list`"
+                                         ", with --include-replayed for replayed ones)")
             self.store.execute(
                 f"""CREATE OR REPLACE TEMP TABLE {STAGING} AS
                     SELECT quarantine_id AS line_no,

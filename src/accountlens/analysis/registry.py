@@ -70,7 +70,7 @@ class AnalysisError(ValueError):
 REGISTRY: Registry[Analysis] = Registry(
     "analysis", "accountlens.analysis",
     ("handoffs", "collaboration", "sequences", "paths", "champions", "health", "predict",
-     "backtest", "signals", "renewals", "value", "accounts", "activity"),
+     "backtest", "signals", "renewals", "value", "accounts", "activity", "anomalies", "reconcile"),
     group="accountlens.analyses", error=AnalysisError)
 
 

@@ -9,12 +9,14 @@ from typing import Annotated
 import typer
 
 from accountlens.cli import (
+    alerts_cmd,
     analysis_cmd,
     entity_cmd,
     export_cmd,
     governance_cmd,
     import_cmd,
     metrics_cmd,
+    plan_cmd,
     retention_cmd,
     users_cmd,
 )
@@ -197,8 +199,13 @@ def quarantine_replay(
         fail(f"--patch is not valid JSON: {exc}")
     if patch_obj is not None and not isinstance(patch_obj, dict):
         fail("--patch must be a JSON object")
+    from accountlens.workspace import WorkspaceError
+
     with open_workspace(directory) as ws:
-        result = ws.replay_quarantine(ids or None, patch_obj)
+        try:
+            result = ws.replay_quarantine(ids or None, patch_obj)
+        except WorkspaceError as exc:
+            fail(str(exc))
     typer.echo(f"replayed {result.received}: {result.inserted} loaded, "
                f"{result.duplicates} duplicates, {result.quarantined} still invalid")
 
@@ -210,6 +217,8 @@ export_cmd.register(app)
 governance_cmd.register(app)
 retention_cmd.register(app)
 users_cmd.register(app)
+plan_cmd.register(app)
+alerts_cmd.register(app)
 
 
 def main() -> None:

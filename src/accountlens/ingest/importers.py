@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 
 from accountlens.config import IngestSection
-from accountlens.ingest import csv_files
+from accountlens.ingest import csv_files, import_checks
 from accountlens.ingest.pipeline import (
     MALFORMED,
     STAGING,
@@ -29,6 +29,7 @@ from accountlens.ingest.progress import ImportProgress, Report
 from accountlens.model import attribution
 from accountlens.model.entities import ENTITIES, EntitySpec
 from accountlens.model.rollup import rebuild_deferred
+from accountlens.store import catalog
 from accountlens.store.base import WritableStore
 
 log = logging.getLogger("accountlens.import")
@@ -235,11 +236,15 @@ def _import_events(store: WritableStore, cfg: IngestSection, path: Path,
     return result
 
 
-def _record_import(store: WritableStore, kind: str, path: Path, rows: int, inserted: int, quarantined: int):
+def _record_import(store: WritableStore, kind: str, path: Path, rows: int, inserted: int,
+                   quarantined: int) -> int:
+    """Record an import in `imports`; its `import_id`."""
+    import_id = int(store.scalar("SELECT nextval('import_seq')"))
     store.execute(
-        "INSERT INTO imports VALUES (nextval('import_seq'), ?, ?, ?, ?, ?, now())",
-        [kind, str(path), rows, inserted, quarantined],
+        "INSERT INTO imports VALUES (?, ?, ?, ?, ?, ?, now())",
+        [import_id, kind, str(path), rows, inserted, quarantined],
     )
+    return import_id
 
 
 # --------------------------------------------------------------------------------------------
@@ -295,6 +300,41 @@ def _record_traits(store: WritableStore, history: str, key: str) -> None:
                   f"WHERE traits IS NOT NULL")
 
 
+def _row_values(spec: EntitySpec, present: list[str], extras: list[str]) -> tuple[list[str], list[str]]:
+    """The table columns an import fills and the typed expression over `_csv c` of each."""
+    targets, values = [], []
+    for col in spec.columns:
+        targets.append(col.column)
+        if col.name in present:
+            ref = f"nullif(trim(c.{_ident(col.name)}), '')"
+            value = ref if col.type == "VARCHAR" else f"CAST({ref} AS {col.type})"
+        else:
+            value = "NULL"
+        # a declared default is a constant of the code, never a user's value
+        values.append(f"coalesce({value}, '{col.default}')" if col.default is not None else value)
+    table_cols = set(catalog.columns(spec.table))
+    if "traits" in table_cols:
+        targets.append("traits")
+        values.append(
+            "to_json(struct_pack(" + ", ".join(f"{_ident(e)} := c.{_ident(e)}" for e in extras) + "))"
+            if extras else "NULL"
+        )
+    if "source" in table_cols and spec.column("source") is None:
+        targets.append("source")
+        values.append("'import'")
+    return targets, values
+
+
+def _record_per_import(store: WritableStore, table: str, targets: list[str], import_id: int) -> None:
+    """Append the import's rows to `table` (e.g. subscription_sources), with its id and time."""
+    columns = [_ident(c) for c in catalog.columns(table) if c in targets]
+    store.execute(
+        f"""INSERT INTO {table} ({', '.join(columns)}, import_id, imported_at)
+            SELECT {', '.join(columns)}, ?, now() FROM _rows ORDER BY line""",
+        [import_id],
+    )
+
+
 def import_entities(store: WritableStore, kind: str, path: Path) -> int:
     """Import a CRM/billing CSV of `kind` (a key of ENTITIES); returns the number of rows."""
     spec = ENTITIES[kind]
@@ -324,43 +364,30 @@ def import_entities(store: WritableStore, kind: str, path: Path) -> int:
         errors, total = _check_rows(store, spec, path, present)
         if errors:
             raise ImportError_(path, errors, total)
-        targets, values = [], []
-        for col in spec.columns:
-            targets.append(_ident(col.target or col.name))
-            if col.name in present:
-                ref = f"nullif(trim(c.{_ident(col.name)}), '')"
-                values.append(ref if col.type == "VARCHAR" else f"CAST({ref} AS {col.type})")
-            else:
-                values.append("NULL")
-        table_cols = {r["column_name"] for r in store.arrow(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [spec.table]
-        ).to_pylist()}
-        if "traits" in table_cols:
-            targets.append("traits")
-            values.append(
-                "to_json(struct_pack(" + ", ".join(f"{_ident(e)} := c.{_ident(e)}" for e in extras) + "))"
-                if extras else "NULL"
-            )
-        if "source" in table_cols and "source" not in [c.name for c in spec.columns]:
-            targets.append("source")
-            values.append("'import'")
+        targets, values = _row_values(spec, present, extras)
         keys = [column.column if (column := spec.column(k)) else k for k in spec.key]
         key_match = " AND ".join(f"t.{_ident(k)} IS NOT DISTINCT FROM s.{_ident(k)}" for k in keys)
         store.execute(
             f"""CREATE OR REPLACE TEMP TABLE _rows AS
-                SELECT {', '.join(f'{v} AS {t}' for v, t in zip(values, targets))} FROM _csv c
-                QUALIFY row_number() OVER (
-                    PARTITION BY {', '.join(f'c.{_ident(k)}' for k in spec.key)}
-                    ORDER BY c.line DESC) = 1"""
+                SELECT c.line AS line, {', '.join(f'{v} AS {_ident(t)}' for v, t in zip(values, targets))}
+                FROM _csv c"""
         )
+        impossible, doubtful = import_checks.problems(store, kind, path, present)
+        if impossible:
+            raise ImportError_(path, impossible)
+        for warning in doubtful:
+            log.warning("%s (kept)", warning)
+        columns = ", ".join(_ident(t) for t in targets)
         store.execute(f"DELETE FROM {spec.table} t WHERE EXISTS (SELECT 1 FROM _rows s WHERE {key_match})")
-        store.execute(f"INSERT INTO {spec.table} ({', '.join(targets)}) SELECT * FROM _rows")
-        if spec.traits_history and "traits" in table_cols:
+        store.execute(f"INSERT INTO {spec.table} ({columns}) SELECT {columns} FROM _rows ORDER BY line")
+        if spec.traits_history and "traits" in targets:
             _record_traits(store, spec.traits_history, keys[0])
         rows = store.scalar("SELECT count(*) FROM _rows")
+        import_id = _record_import(store, kind, path, rows, rows, 0)
+        if spec.per_import:
+            _record_per_import(store, spec.per_import, targets, import_id)
         store.execute("DROP TABLE _rows")
         store.execute("DROP TABLE _csv")
         if spec.reattribute:
             attribution.attribute(store)
-        _record_import(store, kind, path, rows, rows, 0)
     return rows

@@ -355,6 +355,23 @@ def dedup(store: WritableStore, cfg: IngestSection, batch: Batch) -> None:
     result.duplicates = result.received - result.suppressed - result.quarantined - result.inserted
 
 
+def check_tracking_plan(store: WritableStore, cfg: IngestSection, batch: Batch) -> None:
+    """The new events against the tracking plan (ingest/tracking_plan.py, docs/quality.md):
+    violations recorded; with `ingest.plan_violations` / `ingest.unplanned_events` set to
+    "quarantine", the events kept in quarantine instead of written (never dropped)."""
+    from accountlens.ingest import tracking_plan  # jsonschema_rs: imported when loading
+
+    source, params = _source_column(batch)
+    checked = tracking_plan.check_load(store, cfg.pii, cfg, source, params)
+    if checked.quarantine_reasons:
+        moved = sum(checked.quarantine_reasons.values())
+        result = batch.result
+        result.inserted -= moved
+        result.quarantined += moved
+        for reason, count in checked.quarantine_reasons.items():
+            result.quarantine_reasons[reason] = result.quarantine_reasons.get(reason, 0) + count
+
+
 def record_warnings(store: WritableStore, cfg: IngestSection, batch: Batch) -> None:
     """One `ingest_warnings` row per new event stored with a correction, with the client that
     sent it (`context.library` name and version, else where the event came from: `collector`,
@@ -456,6 +473,7 @@ STEPS: tuple[Step, ...] = (
     Step(parse, reads=(STAGING,), makes=("_checked",)),
     Step(quarantine, reads=("_checked",)),
     Step(dedup, reads=("_checked",), makes=("_new",)),
+    Step(check_tracking_plan, reads=("_checked", "_new")),
     Step(record_warnings, reads=("_checked", "_new")),
     Step(update_profiles, reads=("_new",), makes=("_changed_users", "_new_identities")),
     Step(derive_memberships, reads=("_new", "_changed_users")),

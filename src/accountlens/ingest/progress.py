@@ -18,6 +18,7 @@ STEPS: dict[str, tuple[str, float]] = {
     "parse": ("parsing", 0.19),
     "quarantine": ("quarantining invalid events", 0.01),
     "dedup": ("skipping duplicates", 0.08),
+    "check_tracking_plan": ("checking the tracking plan", 0.0),  # nothing to do without a plan
     "record_warnings": ("recording ingestion warnings", 0.0),  # usually nothing to record
     "update_profiles": ("updating users and accounts", 0.07),
     "derive_memberships": ("deriving memberships", 0.09),

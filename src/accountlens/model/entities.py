@@ -9,7 +9,8 @@ they allow exactly these kinds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 from accountlens.store import catalog
 
@@ -34,6 +35,7 @@ class Column:
     required: bool = False
     choices: tuple[str, ...] = ()
     target: str | None = None  # the table column, when the CSV name differs (start → start_date)
+    default: str | None = None  # stored when the cell is empty or the column absent
     type: str = ""  # set by EntitySpec from the catalog
 
     @property
@@ -51,6 +53,17 @@ class EntitySpec:
     # A table the imported traits are also recorded in, as known from the start of time (a CRM
     # snapshot carries no date), so that point-in-time reads see them under later SDK changes.
     traits_history: str | None = None
+    # What an imported value may not be (ingest/import_checks.py checks them, docs/data-model.md
+    # lists them): columns that may not be negative, (first, second) columns where the second,
+    # when given, may not be before the first, and columns that must name a row of another kind
+    # (stored, or in the same file when the kind is the file's own). A `warn_references`
+    # column may name a row not seen yet: the row is kept and the import warns.
+    non_negative: tuple[str, ...] = ()
+    ordered: tuple[tuple[str, str], ...] = ()
+    references: Mapping[str, str] = field(default_factory=dict)
+    warn_references: Mapping[str, str] = field(default_factory=dict)
+    # A table every import also appends its rows to, with the import's id and time.
+    per_import: str | None = None
 
     def __post_init__(self) -> None:
         types = catalog.columns(self.table)
@@ -77,12 +90,13 @@ ENTITIES: dict[str, EntitySpec] = {
                     "created_at")),
         key=("account_id",), extra_traits=True, reattribute=True,
         traits_history="account_traits_history",
+        non_negative=("employees",), references={"parent_account_id": "accounts"},
     ),
     "units": EntitySpec(
         "org_units",
         (*_required("unit_id", "account_id"), Column("kind", required=True, choices=UNIT_KINDS),
          *_optional("name", "parent_unit_id")),
-        key=("unit_id",),
+        key=("unit_id",), references={"account_id": "accounts"},
     ),
     "users": EntitySpec(
         "users",
@@ -94,19 +108,23 @@ ENTITIES: dict[str, EntitySpec] = {
         (*_required("user_id", "account_id"), *_optional("unit_id", "role"),
          Column("valid_from", required=True), Column("valid_to")),
         key=("user_id", "account_id", "valid_from"), reattribute=True,
+        ordered=(("valid_from", "valid_to"),),
+        # Users come from identify calls too: the CRM may list someone before their first login.
+        references={"account_id": "accounts"}, warn_references={"user_id": "users"},
     ),
     "subscriptions": EntitySpec(
         "subscriptions",
         (*_required("subscription_id", "account_id"), *_optional("product", "plan", "seats", "arr"),
          Column("start", required=True, target="start_date"), Column("end", target="end_date"),
-         *_optional("status", "entitlements", "source")),
-        key=("subscription_id",),
+         *_optional("status", "entitlements"), Column("source", default="import")),
+        key=("subscription_id",), non_negative=("seats", "arr"), ordered=(("start", "end"),),
+        references={"account_id": "accounts"}, per_import="subscription_sources",
     ),
     "outcomes": EntitySpec(
         "outcomes",
         (*_required("account_id"), Column("kind", required=True, choices=OUTCOME_KINDS),
          Column("date", required=True), *_optional("arr_delta", "source")),
-        key=("account_id", "kind", "date"),
+        key=("account_id", "kind", "date"), references={"account_id": "accounts"},
     ),
 }
 

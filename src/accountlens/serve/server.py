@@ -136,12 +136,14 @@ def build_app(roots: list[Path], collectors: Collectors = Collectors(), log_leve
     """The server's ASGI app for the workspaces `roots`, served on `host`; `local_admin_token`
     (a new random one when None) is the admin token of the CLI on this machine (serve.json)."""
     from accountlens.api.app import create_app
+    from accountlens.serve.alert_schedule import AlertSchedule
     from accountlens.serve.retention_schedule import RetentionSchedule
     from accountlens.serve.warmer import DashboardWarmer
 
     lives: list[LiveWorkspace] = []
     warmers: list[DashboardWarmer] = []
     schedules: list[RetentionSchedule] = []
+    alert_schedules: list[AlertSchedule] = []
     pools: list[CollectorPool] = []
     access_logs: list[AccessLog] = []
 
@@ -154,6 +156,8 @@ def build_app(roots: list[Path], collectors: Collectors = Collectors(), log_leve
                 warmer.stop()
             for schedule in schedules:
                 schedule.stop()
+            for alert_schedule in alert_schedules:
+                alert_schedule.stop()
             for pool in pools:  # before the last load, which then takes over their folders
                 pool.stop()
             for live in lives:
@@ -187,6 +191,9 @@ def build_app(roots: list[Path], collectors: Collectors = Collectors(), log_leve
     schedules.extend(RetentionSchedule(live) for live in lives)
     for schedule in schedules:
         schedule.start()
+    alert_schedules.extend(AlertSchedule(live) for live in lives)
+    for alert_schedule in alert_schedules:
+        alert_schedule.start()
     # (a copy typed as the API's view of a live workspace: a list of ours is not one of those)
     api = create_app(list(lives), lifespan=lifespan,
                      local_admin_token=local_admin_token or secrets.token_urlsafe(32))

@@ -83,6 +83,26 @@ TABLES: dict[str, dict[str, str]] = {
     # --- governance (docs/governance.md) ---
     "workspace_secrets": {"name": TEXT, "value": TEXT},
     "suppressed_users": {"subject_hash": TEXT, "kind": TEXT, "suppressed_at": TIME},
+    # --- alerts and their deliveries (docs/alerts.md) ---
+    "alerts": {
+        "alert_id": TEXT, "rule": TEXT, "kind": TEXT, "account_id": TEXT, "account_name": TEXT,
+        "period": TEXT, "as_of": DAY, "severity": TEXT, "title": TEXT, "evidence": JSON,
+        "action": TEXT, "owner": TEXT, "created_at": TIME,
+    },
+    "alert_deliveries": {
+        "alert_id": TEXT, "account_id": TEXT, "webhook": TEXT, "state": TEXT, "attempts": INT,
+        "next_attempt_at": TIME, "last_error": TEXT, "delivered_at": TIME,
+    },
+    # --- the tracking plan and its violations (docs/quality.md, "Tracking plan") ---
+    "tracking_plans": {
+        "version": INT, "kind": TEXT, "name": TEXT, "schema": JSON, "changed_by": TEXT,
+        "changed_at": TIME, "note": TEXT,
+    },
+    "plan_violations": {
+        "message_id": TEXT, "type": TEXT, "event": TEXT, "rule": TEXT, "property": TEXT,
+        "message": TEXT, "library": TEXT, "library_version": TEXT, "plan_version": INT,
+        "quarantined": "BOOLEAN", "recorded_at": TIME,
+    },
     # --- kept with the daily rollup ---
     ROLLUP: {
         "day": DAY, "account_id": TEXT, "user_id": TEXT, "unit_id": TEXT, "role": TEXT, "name": TEXT,

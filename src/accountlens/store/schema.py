@@ -149,4 +149,41 @@ MIGRATIONS.append((
     ],
 ))
 
+MIGRATIONS.append((
+    # Alerts and playbooks (docs/alerts.md): one row per alert, identified by its rule, account
+    # and period (the dedup key, hashed), and its delivery state per webhook, so that a restart
+    # resumes pending deliveries and never repeats a delivered one.
+    "alerts and their webhook deliveries",
+    [
+        """CREATE TABLE alerts (
+            alert_id VARCHAR PRIMARY KEY, rule VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+            account_id VARCHAR NOT NULL, account_name VARCHAR, period VARCHAR NOT NULL,
+            as_of DATE NOT NULL, severity VARCHAR NOT NULL, title VARCHAR NOT NULL,
+            evidence JSON, action VARCHAR, owner VARCHAR, created_at TIMESTAMPTZ NOT NULL)""",
+        """CREATE TABLE alert_deliveries (
+            alert_id VARCHAR NOT NULL, account_id VARCHAR NOT NULL, webhook VARCHAR NOT NULL,
+            state VARCHAR NOT NULL, attempts BIGINT NOT NULL, next_attempt_at TIMESTAMPTZ,
+            last_error VARCHAR, delivered_at TIMESTAMPTZ, PRIMARY KEY (alert_id, webhook))""",
+    ],
+))
+
+MIGRATIONS.append((
+    # The tracking plan (docs/quality.md, "Tracking plan"): every version of it, one row per
+    # event name and for identify / group traits, with who changed it; and the violations the
+    # load pipeline found, one row per event and rule and property, with the client that sent
+    # the event (context.library), so that a misbehaving SDK release can be found.
+    "tracking plan and its violations",
+    [
+        """CREATE TABLE tracking_plans (
+            version BIGINT NOT NULL, kind VARCHAR NOT NULL, name VARCHAR NOT NULL,
+            schema JSON NOT NULL, changed_by VARCHAR NOT NULL, changed_at TIMESTAMPTZ NOT NULL,
+            note VARCHAR, PRIMARY KEY (version, kind, name))""",
+        """CREATE TABLE plan_violations (
+            message_id VARCHAR NOT NULL, type VARCHAR NOT NULL, event VARCHAR,
+            rule VARCHAR NOT NULL, property VARCHAR, message VARCHAR NOT NULL,
+            library VARCHAR, library_version VARCHAR, plan_version BIGINT NOT NULL,
+            quarantined BOOLEAN NOT NULL, recorded_at TIMESTAMPTZ NOT NULL)""",
+    ],
+))
+
 SCHEMA_VERSION = len(MIGRATIONS)

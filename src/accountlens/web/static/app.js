@@ -9,6 +9,7 @@ import account from "./pages/account.js";
 import user from "./pages/user.js";
 import { analysesIndex, analysisPage } from "./pages/analyses.js";
 import signin from "./pages/signin.js";
+import quality from "./pages/quality.js";
 
 const ROUTES = [
   [/^\/$/, overview],
@@ -17,9 +18,10 @@ const ROUTES = [
   [/^\/users\/(.+)$/, user],
   [/^\/analyses\/?$/, analysesIndex],
   [/^\/analyses\/([\w-]+)$/, analysisPage],
+  [/^\/quality\/?$/, quality],
   [/^\/signin$/, signin],
 ];
-const NAV = [["/", "Overview"], ["/accounts", "Accounts"], ["/analyses", "Analyses"]];
+const NAV = [["/", "Overview"], ["/accounts", "Accounts"], ["/analyses", "Analyses"], ["/quality", "Data quality"]];
 // State that travels with every link between pages; the rest belongs to one page.
 const TRAVELS = ["workspace", "as_of"];
 
@@ -248,7 +250,7 @@ async function start() {
   });
   document.getElementById("workspace-picker").addEventListener("change", (event) => {
     // ids differ between workspaces: a list page stays, a page of one account or user does not
-    const keep = /^\/(accounts|analyses(\/[\w-]+)?)?\/?$/.test(location.pathname) ? location.pathname : "/";
+    const keep = /^\/(accounts|quality|analyses(\/[\w-]+)?)?\/?$/.test(location.pathname) ? location.pathname : "/";
     api.setWorkspace(event.target.value, true);
     navigate(`${keep}?workspace=${encodeURIComponent(event.target.value)}`);
   });

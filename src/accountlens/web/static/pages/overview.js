@@ -29,7 +29,8 @@ export default {
     const health = panel("Health distribution", { id: "panel-health", description: "Accounts by health grade; open a grade to see its accounts." });
     const renewals = panel("Renewals in the next 90 days", { wide: true, id: "panel-renewals" });
     const alerts = panel("Alerts and data quality", { id: "panel-alerts" });
-    ctx.main.append(grid(activity, funnel, health, alerts, renewals));
+    const recorded = panel("Alerts", { wide: true, id: "panel-alert-history", description: "The latest alerts of the rules, and whether their webhooks got them." });
+    ctx.main.append(grid(activity, funnel, health, alerts, recorded, renewals));
 
     const grain = ctx.get("grain", "day");
     const funnelLevel = ctx.get("funnel_level", "account");
@@ -140,10 +141,29 @@ export default {
       alerts.body.append(
         h("h3", {}, "Alerts"), items.length ? h("ul", { class: "alerts" }, items) : empty("No alerts."),
         h("h3", {}, "Data quality"), quality.length ? h("ul", { class: "quality" }, quality.map((q) => h("li", {}, q))) : empty("No data-quality warnings."),
-        h("p", { class: "muted" }, `${fmt.int(status.events)} events, last at ${fmt.time(status.last_event_at)} UTC.`));
+        h("p", { class: "muted" }, `${fmt.int(status.events)} events, last at ${fmt.time(status.last_event_at)} UTC.`),
+        h("p", {}, link("/quality", "Data quality →")));
     }, { signal: ctx.signal });
+    drawAlerts(ctx, recorded);
   },
 };
+
+// The latest recorded alerts (GET /api/v1/alerts, newest first; docs/alerts.md).
+const LATEST_ALERTS = 10;
+const DELIVERY = { none: "No webhook", pending: "Pending", delivered: "Delivered", failed: "Failed" };
+function drawAlerts(ctx, target) {
+  fill(target.body, () => api.getJSON("/api/v1/alerts", { limit: LATEST_ALERTS }, { signal: ctx.signal }), (rows) => {
+    if (!rows.length) { target.body.append(empty("No alerts.")); return; }
+    const columns = [
+      { key: "rule", label: "Rule", format: fmt.text },
+      { key: "account_id", label: "Account", cell: (r) => (r.account_id === "*" ? "Workspace" : accountLink(r.account_id, r.account_name)) },
+      { key: "title", label: "Alert", format: fmt.text },
+      { key: "created_at", label: "When", format: fmt.time },
+      { key: "state", label: "Delivery", cell: (r) => h("span", { class: `chip delivery-${r.state}` }, DELIVERY[r.state] || label(r.state)) },
+    ];
+    target.body.append(table(rows, columns, { caption: "Latest alerts", id: "alerts-table" }));
+  }, { signal: ctx.signal });
+}
 
 function drawFunnel(target, result, level) {
   const rows = result.rows.filter((r) => !String(r.stage).startsWith("referral:"));
