@@ -153,32 +153,12 @@ def _moment(text: str | None) -> dt.datetime | None:
 
 def _remote(url: str, directory: Path, method: str, path: str, params: dict[str, Any]) -> Any:
     """The server's answer to `method path?params`, with its own admin token (serve.json)."""
-    import contextlib
-    import json
-    import urllib.error
-    import urllib.parse
-    import urllib.request
+    from accountlens.cli.remote import RemoteImportError, call
 
-    from accountlens.serve.discovery import local_admin_token
-
-    query = urllib.parse.urlencode({**params, "workspace": _config(directory).workspace.name})
-    headers = {"Accept": "application/json"}
-    token = local_admin_token(directory)
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(f"{url}{path}?{query}", headers=headers, method=method,
-                                     data=b"" if method == "POST" else None)
     try:
-        with urllib.request.urlopen(request, timeout=3600) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        text = exc.read().decode("utf-8", "replace")
-        with contextlib.suppress(ValueError, AttributeError):  # the API's JSON error
-            answer = json.loads(text)
-            text = str(answer.get("error") or answer.get("detail") or text)
-        fail(f"the server refused: {text}")
-    except OSError as exc:
-        fail(f"the server at {url} holds the workspace but cannot be reached: {exc}")
+        return call(url, directory, method, path, params)
+    except RemoteImportError as exc:
+        fail(str(exc))
 
 
 def register(app: typer.Typer) -> None:

@@ -52,7 +52,39 @@ def import_file(url: str, kind: str, path: Path, workspace: str, token: str | No
 
 
 def _error_text(body: bytes, path: Path) -> str:
+    return _message(body).replace(path.name, str(path))
+
+
+def _message(body: bytes) -> str:
+    """The API's error message in a JSON error `body` (else the body as text)."""
     try:
-        return str(json.loads(body)["error"]).replace(path.name, str(path))
+        return str(json.loads(body)["error"])
     except (ValueError, KeyError, TypeError):
         return body.decode("utf-8", "replace")
+
+
+def call(url: str, directory: Path, method: str, path: str, params: dict[str, Any] | None = None,
+         body: Any = None) -> Any:
+    """The server's JSON answer to `method path?params` (a JSON `body`, when given) for the
+    workspace folder `directory`, sent with the server's own admin token (serve.json); raises
+    RemoteImportError with the server's message when it refuses or cannot be reached."""
+    from accountlens.config import CONFIG_FILE, load_config
+    from accountlens.serve.discovery import local_admin_token
+
+    name = load_config(directory / CONFIG_FILE).workspace.name
+    query = urllib.parse.urlencode({**(params or {}), "workspace": name})
+    headers = {"Accept": "application/json", "Content-Type": "application/json"}
+    token = local_admin_token(directory)
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = json.dumps(body).encode() if body is not None else (b"" if method == "POST" else None)
+    request = urllib.request.Request(f"{url}{path}?{query}", data=data, headers=headers,
+                                     method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=3600) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        raise RemoteImportError(f"the server refused: {_message(exc.read())}") from None
+    except OSError as exc:
+        raise RemoteImportError(f"the server at {url} holds the workspace but cannot be "
+                                f"reached: {exc}") from None

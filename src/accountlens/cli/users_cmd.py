@@ -63,34 +63,13 @@ def _delete(directory: Path, user_id: str | None, email: str | None) -> dict[str
 def _delete_remote(url: str, directory: Path, user_id: str | None,
                    email: str | None) -> dict[str, Any]:
     """`POST /api/v1/admin/users/delete` with the server's own admin token (serve.json)."""
-    import contextlib
-    import json
-    import urllib.error
-    import urllib.parse
-    import urllib.request
+    from accountlens.cli.remote import RemoteImportError, call
 
-    from accountlens.config import CONFIG_FILE, load_config
-    from accountlens.serve.discovery import local_admin_token
-
-    query = urllib.parse.urlencode({"workspace": load_config(directory / CONFIG_FILE).workspace.name})
-    body = {"user_id": user_id} if email is None else {"email": email}
-    headers = {"Content-Type": "application/json"}
-    token = local_admin_token(directory)
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(f"{url}/api/v1/admin/users/delete?{query}",
-                                     data=json.dumps(body).encode(), headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=3600) as response:
-            return dict(json.loads(response.read()))
-    except urllib.error.HTTPError as exc:
-        text = exc.read().decode("utf-8", "replace")
-        with contextlib.suppress(ValueError, AttributeError):  # the API's JSON error
-            answer = json.loads(text)
-            text = str(answer.get("error") or answer.get("detail") or text)
-        fail(f"the server refused: {text}")
-    except OSError as exc:
-        fail(f"the server at {url} holds the workspace but cannot be reached: {exc}")
+        return dict(call(url, directory, "POST", "/api/v1/admin/users/delete",
+                         body={"user_id": user_id} if email is None else {"email": email}))
+    except RemoteImportError as exc:
+        fail(str(exc))
 
 
 def register(app: typer.Typer) -> None:

@@ -7,53 +7,38 @@ server left) as soon as their retry is due. A failure is logged and tried again 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from typing import Any
 
 from accountlens.governance.alerts import run_alerts
 from accountlens.governance.delivery import deliver_due
 from accountlens.serve.live import LiveWorkspace
+from accountlens.serve.periodic import FIRST_RUN_SECONDS, Periodic
 
 log = logging.getLogger("accountlens.alerts")
 
-FIRST_RUN_SECONDS = 60.0
 # How often due retries are looked for between evaluations (a cheap query), at most.
 RETRY_CHECK_SECONDS = 5.0
 
 
-class AlertSchedule:
+class AlertSchedule(Periodic):
     """A background thread per served workspace. `interval_seconds` overrides the configured
     interval, `first_run_seconds` the wait before the first evaluation (tests)."""
 
+    thread_name = "accountlens-alerts"
+
     def __init__(self, live: LiveWorkspace, interval_seconds: float | None = None,
                  first_run_seconds: float = FIRST_RUN_SECONDS):
-        self.live = live
         settings = live.workspace.config.alerts
-        self.interval = (interval_seconds if interval_seconds is not None
-                         else settings.interval_minutes * 60)
-        self.first_run = min(first_run_seconds, self.interval)
+        super().__init__(live, interval_seconds if interval_seconds is not None
+                         else settings.interval_minutes * 60, first_run_seconds)
         # short enough to honour the backoff of the first retry
         self.tick = max(0.1, min(RETRY_CHECK_SECONDS, self.interval, settings.backoff_seconds / 2))
-        self.runs = 0  # evaluations that completed
-        self.last_result: dict[str, Any] | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="accountlens-alerts", daemon=True)
 
     @property
     def enabled(self) -> bool:
         """An interval is set, and a rule to evaluate or a webhook to deliver to."""
         alerts = self.live.workspace.config.alerts
         return self.interval > 0 and bool(alerts.rules or alerts.webhooks)
-
-    def start(self) -> None:
-        if self.enabled:
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=60)
 
     def _loop(self) -> None:
         next_run = time.monotonic() + self.first_run

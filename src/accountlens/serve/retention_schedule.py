@@ -8,53 +8,28 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
-from typing import Any
 
 from accountlens.governance.audit import Actor
 from accountlens.governance.retention import apply_retention, rules
 from accountlens.serve.live import LiveWorkspace
+from accountlens.serve.periodic import FIRST_RUN_SECONDS, Periodic
 
 log = logging.getLogger("accountlens.retention")
 
 ACTOR = Actor("server:retention", "admin", "schedule")
-FIRST_RUN_SECONDS = 60.0
 
 
-class RetentionSchedule:
+class RetentionSchedule(Periodic):
     """A background thread per served workspace. `interval_seconds` overrides the configured
     interval, `first_run_seconds` the wait before the first run (tests)."""
 
+    thread_name = "accountlens-retention"
+
     def __init__(self, live: LiveWorkspace, interval_seconds: float | None = None,
                  first_run_seconds: float = FIRST_RUN_SECONDS):
-        self.live = live
         hours = live.workspace.config.serve.retention_interval_hours
-        self.interval = interval_seconds if interval_seconds is not None else hours * 3600
-        self.first_run = min(first_run_seconds, self.interval)
-        self.runs = 0  # runs that completed
-        self.last_result: dict[str, Any] | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="accountlens-retention", daemon=True)
-
-    @property
-    def enabled(self) -> bool:
-        """An interval is set (the rules are read again at every run: none, no run)."""
-        return self.interval > 0
-
-    def start(self) -> None:
-        if self.enabled:
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=60)
-
-    def _loop(self) -> None:
-        wait = self.first_run
-        while not self._stop.wait(wait):
-            self.run_once()
-            wait = self.interval
+        super().__init__(live, interval_seconds if interval_seconds is not None else hours * 3600,
+                         first_run_seconds)
 
     def run_once(self) -> None:
         """Apply the rules now, if any is set; never raises (the server keeps serving)."""
