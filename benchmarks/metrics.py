@@ -53,6 +53,27 @@ def account_table(ws: Workspace, metrics: list[str] | tuple[str, ...]) -> pd.Dat
     return wide_table({m: ws.metric(m, level="account") for m in metrics})
 
 
+def analyses_against_table(ws: Workspace, analyses: dict[str, tuple[str, dict[str, Any]]],
+                           repeats: int, forget: Any) -> tuple[dict[str, float], dict[str, Any]]:
+    """Seconds of the full account metrics table (key "table") and of each analysis
+    (`{key: (name, params)}`, as `analysis_result` with every row), all warm; `forget()` drops
+    the kept results before every timed analysis run. Also the last result of each."""
+    metrics = table_metrics(ws.config.analysis.model)
+    account_table(ws, metrics)  # warm the rollup and the Ibis compiler once
+    seconds: dict[str, float] = {}
+    seconds["table"], _ = best_of(lambda: account_table(ws, metrics), repeats)
+    results: dict[str, Any] = {}
+    for key, (name, params) in analyses.items():
+        ws.analysis(name, **params)  # warm up (imports such as scikit-learn)
+
+        def once(n: str = name, p: dict[str, Any] = params) -> Any:
+            forget()
+            return ws.analysis_result(n, limit=100_000, **p)
+
+        seconds[key], results[key] = best_of(once, repeats)
+    return seconds, results
+
+
 def one_query_table(ws: Workspace, metrics: list[str] | tuple[str, ...]) -> pd.DataFrame:
     """The account metrics table as users get it from `--wide`, REST or `ws.metrics_table`:
     one query."""

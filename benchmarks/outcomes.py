@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from accountlens.workspace import Workspace
-from benchmarks.measure import best_of, in_child
-from benchmarks.metrics import account_table, table_metrics
+from benchmarks.measure import in_child
+from benchmarks.metrics import analyses_against_table, table_metrics
 from benchmarks.registry import Context, Row, Target, benchmark
 from benchmarks.workspace import bench_workspace
 
@@ -34,22 +34,13 @@ def _forget() -> None:
 def run_outcomes(path: Path, repeats: int) -> dict[str, Any]:
     ws = Workspace.open(path)
     try:
-        metrics = table_metrics(ws.config.analysis.model)
-        account_table(ws, metrics)  # warm the rollup and the Ibis compiler once
-        seconds: dict[str, float] = {}
-        seconds["table"], _ = best_of(lambda: account_table(ws, metrics), repeats)
-        notes: dict[str, str] = {}
-        for key, _label, name, params, _target in CONTENDERS:
-            ws.analysis(name, **params)  # warm up (imports: scikit-learn, LightGBM, lifelines)
-
-            def once(n: str = name, p: dict = params) -> Any:
-                _forget()
-                return ws.analysis_result(n, limit=100_000, **p)
-
-            seconds[key], result = best_of(once, repeats)
-            notes[key] = f"{len(result.frame):,} rows" + (
-                f"; {result.notes[0]}" if result.notes else "")
-        return {"seconds": seconds, "notes": notes, "metrics": len(metrics)}
+        seconds, results = analyses_against_table(
+            ws, {key: (name, params) for key, _label, name, params, _target in CONTENDERS},
+            repeats, _forget)
+        notes = {key: f"{len(result.frame):,} rows" + (
+            f"; {result.notes[0]}" if result.notes else "") for key, result in results.items()}
+        return {"seconds": seconds, "notes": notes,
+                "metrics": len(table_metrics(ws.config.analysis.model))}
     finally:
         ws.close()
 

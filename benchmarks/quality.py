@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from accountlens.workspace import Workspace
-from benchmarks.measure import best_of, in_child
-from benchmarks.metrics import account_table, table_metrics
+from benchmarks.measure import in_child
+from benchmarks.metrics import analyses_against_table, table_metrics
 from benchmarks.registry import Context, Row, Target, benchmark
 from benchmarks.workspace import bench_workspace
 
@@ -23,23 +23,15 @@ def _forget() -> None:
 def run_quality(path: Path, repeats: int) -> dict[str, Any]:
     ws = Workspace.open(path)
     try:
-        metrics = table_metrics(ws.config.analysis.model)
-        account_table(ws, metrics)  # warm the rollup and the Ibis compiler once
-        seconds: dict[str, float] = {}
-        seconds["table"], _ = best_of(lambda: account_table(ws, metrics), repeats)
-        notes: dict[str, str] = {}
-        for name in ("anomalies", "reconcile"):
-            ws.analysis(name)  # warm up (imports)
-
-            def once(n: str = name) -> Any:
-                _forget()
-                return ws.analysis_result(n, limit=100_000)
-
-            seconds[name], result = best_of(once, repeats)
+        seconds, results = analyses_against_table(
+            ws, {name: (name, {}) for name in ("anomalies", "reconcile")}, repeats, _forget)
+        notes = {}
+        for name, result in results.items():
             counts = result.frame.iloc[:, 0].value_counts().to_dict() if len(result.frame) else {}
             notes[name] = f"{len(result.frame):,} findings" + (
                 f" ({', '.join(f'{k}: {v}' for k, v in counts.items())})" if counts else "")
-        return {"seconds": seconds, "notes": notes, "metrics": len(metrics)}
+        return {"seconds": seconds, "notes": notes,
+                "metrics": len(table_metrics(ws.config.analysis.model))}
     finally:
         ws.close()
 
