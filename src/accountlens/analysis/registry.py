@@ -57,6 +57,9 @@ class Analysis:
     # columns a terminal table shows of wide rows in `attrs["table_columns"]`.
     run: Callable[[Store, Any, Any], pd.DataFrame]
     engines: tuple[str, ...] = ("duckdb",)  # the engines its queries are written for
+    # The CLI command when it is not `accountlens NAME`: "GROUP SUB" puts it in a command group
+    # that the group's own module builds (e.g. "attribution outcomes", "experiments analyze").
+    command: str | None = None
 
     @property
     def levels(self) -> tuple[str, ...]:

@@ -75,8 +75,18 @@ def _command(name: str, analysis: Analysis) -> Callable[..., None]:
     return command
 
 
+def analysis_command(name: str) -> Callable[..., None]:
+    """The generated command of analysis `name`, for a command group to add under its own name
+    (an analysis whose `command` is "GROUP SUB")."""
+    from accountlens.analysis.registry import REGISTRY
+
+    return _command(name, REGISTRY.get(name))
+
+
 def register(app: typer.Typer) -> None:
+    """`accountlens NAME` for every analysis not placed in a command group."""
     from accountlens.analysis.registry import load_all
 
     for name, analysis in load_all().items():
-        app.command(name)(_command(name, analysis))
+        if analysis.command is None or " " not in analysis.command:
+            app.command(analysis.command or name)(_command(name, analysis))

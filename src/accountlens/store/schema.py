@@ -186,4 +186,39 @@ MIGRATIONS.append((
     ],
 ))
 
+MIGRATIONS.append((
+    # Attribution rule sets (docs/attribution.md): every version with who made it, its edits
+    # and its activations, so that which rules fed a dashboard on a day can be told afterwards.
+    "attribution rule versions",
+    [
+        """CREATE TABLE attribution_rule_versions (
+            version BIGINT PRIMARY KEY, name VARCHAR, rules JSON NOT NULL,
+            based_on BIGINT, created_by VARCHAR NOT NULL, created_at TIMESTAMPTZ NOT NULL,
+            note VARCHAR)""",
+        """CREATE TABLE attribution_rule_changes (
+            version BIGINT NOT NULL, action VARCHAR NOT NULL, actor VARCHAR NOT NULL,
+            at TIMESTAMPTZ NOT NULL, detail JSON)""",
+    ],
+))
+
+MIGRATIONS.append((
+    # Account-level experiments (docs/experiments.md): their design, the accounts `assign` gave
+    # a variant (kept, so a rerun never moves an account), and exposures imported from CSV
+    # (exposures sent as events are read from the events table).
+    "experiments, assignments and imported exposures",
+    [
+        """CREATE TABLE experiments (
+            experiment VARCHAR PRIMARY KEY, variants JSON NOT NULL, salt VARCHAR NOT NULL,
+            stratify_by VARCHAR, description VARCHAR, created_by VARCHAR NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL)""",
+        """CREATE TABLE experiment_assignments (
+            experiment VARCHAR NOT NULL, account_id VARCHAR NOT NULL, variant VARCHAR NOT NULL,
+            stratum VARCHAR, assigned_at TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (experiment, account_id))""",
+        """CREATE TABLE experiment_exposures (
+            account_id VARCHAR NOT NULL, experiment VARCHAR NOT NULL, variant VARCHAR NOT NULL,
+            exposed_at TIMESTAMPTZ NOT NULL, user_id VARCHAR)""",
+    ],
+))
+
 SCHEMA_VERSION = len(MIGRATIONS)

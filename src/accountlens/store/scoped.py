@@ -30,7 +30,8 @@ Scope = Literal["account", "user", "all", "none"]
 # Tables without an account or user column that a book may read whole (bookkeeping the query
 # layer consults, with nothing of any account in it); any other such table reads as empty.
 _WHOLE = frozenset({"schema_version", "metrics_state", "referral_invites_source", "imports",
-                    "ingest_segments"})
+                    "ingest_segments", "attribution_rule_versions", "attribution_rule_changes",
+                    "experiments"})
 _SCRATCH = "accountlens_scope_scratch"
 READ_ONLY = "a book-scoped store is read-only: writes need an admin token"
 
