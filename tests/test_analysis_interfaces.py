@@ -32,7 +32,7 @@ def test_cli_rest_and_python_agree(tmp_path) -> None:
         assert {a["name"] for a in listing} == {
             "handoffs", "collaboration", "sequences", "paths", "champions", "health", "predict",
             "backtest", "signals", "renewals", "value", "accounts", "activity", "anomalies",
-            "reconcile"}
+            "reconcile", "attribution", "experiments"}
         body = httpx.get(server.url + "/api/v1/analyses/handoffs",
                          params={"view": "bottlenecks", "min_handoffs": 1}, timeout=30).json()
         assert body["rows"] == cli_rows and body["as_of"] == python_rows.attrs["as_of"].isoformat()

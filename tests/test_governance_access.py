@@ -29,8 +29,11 @@ ROLES = ("admin", "analyst", "viewer", "csm")
 
 def permission_of(method: str, path: str) -> str:
     """What a route needs, as docs/governance.md states it (not read from the code)."""
+    if path.startswith("/api/v1/attribution/rules") and method != "GET":
+        return "admin"
     if path.startswith("/api/v1/admin/") or (method, path) in (("POST", "/api/v1/plan"),
-                                                               ("POST", "/api/v1/alerts/run")):
+                                                               ("POST", "/api/v1/alerts/run"),
+                                                               ("POST", "/api/v1/experiments/{name}/assign")):
         return "admin"
     if path in ("/api/v1/flush", "/api/v1/quarantine/replay") or path.startswith("/api/v1/imports/"):
         return "write"

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from accountlens.analysis.account_detail import AccountDetail
+    from accountlens.analysis.rule_versions import RuleVersion
     from accountlens.analysis.user_detail import UserDetail
     from accountlens.ingest.pipeline import LoadResult
     from accountlens.results import Result
@@ -177,6 +178,68 @@ class Workspace:
     def analysis(self, name: str, cached: bool = True, **params: Any) -> pd.DataFrame:
         """`analysis_result(...)` as a DataFrame (its `attrs`: as_of, level, engine, notes)."""
         return self.analysis_result(name, cached=cached, **params).to_frame()
+
+    # --- attribution rule sets (docs/attribution.md, "Rule sets") -------------------------
+    def attribution_rules(self, version: int | None = None) -> RuleVersion | None:
+        """Rule set version `version` (default: the active one; None when none is active, and
+        the built-in defaults apply). An unknown version raises UnknownRuleVersion."""
+        from accountlens.analysis import rule_versions
+
+        if version is not None:
+            rule_versions.rules_for(self.store, version)  # the error lists the versions
+        return rule_versions.get_version(self.store, version)
+
+    def attribution_rule_versions(self) -> list[dict[str, Any]]:
+        """Every rule set version: version, name, active, created_by, created_at, activated_at,
+        note, based_on."""
+        from accountlens.analysis import rule_versions
+
+        return rule_versions.list_versions(self.store)
+
+    def attribution_rule_history(self, version: int | None = None) -> list[dict[str, Any]]:
+        """Every change of the rule sets (or of one version): version, action, actor, at, detail."""
+        from accountlens.analysis import rule_versions
+
+        return rule_versions.history(self.store, version)
+
+    def create_attribution_rules(self, rules: Mapping[str, Any] | None = None, name: str | None = None,
+                                 note: str | None = None, based_on: int | None = None) -> RuleVersion:
+        """A new rule set version: the defaults (or version `based_on`'s rules) with the fields
+        of `rules` replaced; not active until activated. Audited as `attribution.rules.create`."""
+        from accountlens.analysis import rule_versions
+
+        made = rule_versions.create_version(self.store, rules, self.actor.name, name, note, based_on)
+        self.audit.record(self.actor, "attribution.rules.create", f"version {made.version}", {
+            "version": made.version, "based_on": based_on, "fields": sorted(rules or {})})
+        return made
+
+    def edit_attribution_rules(self, version: int, changes: Mapping[str, Any],
+                               note: str | None = None) -> RuleVersion:
+        """Replace fields of a version never activated. Audited as `attribution.rules.edit`."""
+        from accountlens.analysis import rule_versions
+
+        edited = rule_versions.edit_version(self.store, version, changes, self.actor.name, note)
+        self.audit.record(self.actor, "attribution.rules.edit", f"version {version}",
+                          {"version": version, "fields": sorted(changes)})
+        return edited
+
+    def activate_attribution_rules(self, version: int) -> RuleVersion:
+        """Make `version` the active rule set (the one dashboards use). Audited as
+        `attribution.rules.activate`, with the version it replaced."""
+        from accountlens.analysis import rule_versions
+
+        previous = rule_versions.active_version(self.store)
+        active = rule_versions.activate(self.store, version, self.actor.name)
+        self.audit.record(self.actor, "attribution.rules.activate", f"version {version}",
+                          {"version": version, "previous": previous})
+        return active
+
+    def attribution_diff(self, v1: int | None, v2: int | None, **request: Any) -> pd.DataFrame:
+        """How credit moves between rule set versions `v1` and `v2` (None: the active one),
+        the other attribution parameters (outcome, model, by, as_of, since) the same."""
+        from accountlens.analysis import rule_versions
+
+        return rule_versions.diff(self.store, self.config, v1, v2, **request)
 
     def account_detail(self, account_id: str, as_of: Any = None) -> AccountDetail:
         """One account as of a day (default: the default as-of): record, hierarchy, units,
@@ -424,6 +487,47 @@ class Workspace:
                 [replayed],
             )
         return result
+
+
+    # --- experiments (docs/experiments.md) ----------------------------------------------------
+    def experiments(self, as_of: Any = None) -> list[dict[str, Any]]:
+        """Every experiment known (created by `assign_experiment`, or seen in exposures up to
+        `as_of`), one row per variant: accounts assigned and exposed, first and last exposure."""
+        from accountlens.analysis.experiments import experiments_list
+        from accountlens.metrics.registry import as_date
+
+        return experiments_list(self.store, as_date(as_of))
+
+    def assign_experiment(self, experiment: str, variants: list[str],
+                          weights: list[float] | None = None, stratify: str | None = None,
+                          accounts: str = "all", description: str | None = None) -> dict[str, Any]:
+        """Assign accounts to the variants of `experiment`: deterministic by account (a salted
+        hash through the cumulative `weights`), balanced within strata with `stratify`
+        (size_band or arr), persisted; a rerun assigns only accounts new since. Audited."""
+        from accountlens.analysis.experiments import assign
+
+        done = assign(self.store, self.config, experiment, variants, weights, stratify,
+                      accounts, self.actor.name, description)
+        self.audit.record(self.actor, "experiment.assign", done["experiment"],
+                          {"variants": done["variants"], "weights": done["weights"],
+                           "stratify_by": done["stratify_by"], "assigned": done["assigned"],
+                           "kept": done["kept"]})
+        return done
+
+    def experiment_power(self, accounts_per_arm: int | None = None, effect: float | None = None,
+                         users_per_account: float | None = None, icc: float | None = None,
+                         sd: float | None = None, metric: str | None = None,
+                         unit: str = "account", alpha: float = 0.05, power: float = 0.8,
+                         as_of: Any = None) -> dict[str, Any]:
+        """The minimum detectable effect with `accounts_per_arm` accounts per arm, or the
+        accounts per arm needed to detect `effect`; with `metric`, the sd (and with
+        unit="user" the users per account and ICC) estimated from the data as of `as_of`."""
+        from accountlens.analysis.experiments import power as experiment_power
+        from accountlens.metrics.registry import as_date
+
+        return experiment_power(self.store, self.config, accounts_per_arm, effect,
+                                users_per_account, icc, sd, metric, unit, alpha, power,
+                                as_date(as_of))
 
 
 def _split(filters: Mapping[str, Any] | None, params: Mapping[str, Any] | None,

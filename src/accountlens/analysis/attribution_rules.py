@@ -58,10 +58,6 @@ class AttributionRules(BaseModel):
     stage_role_weights: dict[str, dict[str, float]] = Field(
         default_factory=dict, description="stage → role → weight, multiplied with role_weights")
     markov_order: int = Field(default=1, ge=1, le=4, description="states are the last N channels")
-    shapley_exact_max: int = Field(default=12, ge=1, le=16,
-                                   description="exact Shapley values up to this many channels; sampled beyond")
-    shapley_samples: int = Field(default=2000, ge=100, le=100_000,
-                                 description="permutations sampled when Shapley values are not exact")
     max_channels: int = Field(default=30, ge=2, le=500, description="data-driven models: the channels "
                               "with most touches; the rest are grouped as (other)")
 

@@ -73,7 +73,8 @@ class AnalysisError(ValueError):
 REGISTRY: Registry[Analysis] = Registry(
     "analysis", "accountlens.analysis",
     ("handoffs", "collaboration", "sequences", "paths", "champions", "health", "predict",
-     "backtest", "signals", "renewals", "value", "accounts", "activity", "anomalies", "reconcile"),
+     "backtest", "signals", "renewals", "value", "accounts", "activity", "anomalies", "reconcile",
+     "attribution", "experiments"),
     group="accountlens.analyses", error=AnalysisError)
 
 

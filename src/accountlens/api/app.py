@@ -31,7 +31,7 @@ STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
 # The web app's pages: each path is answered with the app (web/static/index.html), which
 # draws the page the path names; anything else outside /api is a 404 page of the app.
 PAGES = ("/", "/signin", "/accounts", "/accounts/{account_id:path}", "/users/{user_id:path}",
-         "/analyses", "/analyses/{name}", "/quality")
+         "/analyses", "/analyses/{name}", "/quality", "/attribution", "/experiments")
 
 
 class LiveWorkspace(Protocol):
@@ -251,6 +251,14 @@ def create_app(lives: list[LiveWorkspace], lifespan=None,
     from accountlens.api.plan_routes import plan_router
 
     app.include_router(plan_router(reads, access.requires("admin"), ERRORS))
+
+    from accountlens.api.experiment_routes import experiment_router
+
+    app.include_router(experiment_router(reads, access.requires("admin"), ERRORS))
+
+    from accountlens.api.attribution_routes import attribution_router
+
+    app.include_router(attribution_router(reads, access.requires("admin"), ERRORS))
 
     from accountlens.api.alert_routes import alert_router
 

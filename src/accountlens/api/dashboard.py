@@ -115,6 +115,14 @@ ON_DEMAND: tuple[Panel, ...] = (
        ("nodes",), per_account=True, view="graph", nodes="role", limit=500),
     _m("analyses/retention", "retention", "Retention", "retention", ("level", "period"),
        level="user", period="week"),
+    # one request per credit model the reader compares (ten models, Shapley and Markov among
+    # them: computed when asked, not warmed)
+    _a("attribution", "attribution", "Credit by model", "attribution",
+       ("outcome", "model", "by", "value"), outcome="renewal", by="role", value="count",
+       resamples=200, limit=500),
+    # the page adds the experiment and the metric or outcome the reader chose
+    _a("experiments", "experiment-result", "Experiment result", "experiments",
+       ("outcome", "method", "unit")),
 )
 
 

@@ -67,6 +67,7 @@ def _command(name: str, analysis: Analysis) -> Callable[..., None]:
         parameters.append(inspect.Parameter(
             field_name, inspect.Parameter.KEYWORD_ONLY, annotation=cli_type | None,
             default=typer.Option(None, flag, help=help_text + (
+                "; required" if field.is_required() else
                 f"; default {field.default}" if field.default is not None else "")),
         ))
     command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]  # typer reads it

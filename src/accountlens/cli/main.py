@@ -11,7 +11,9 @@ import typer
 from accountlens.cli import (
     alerts_cmd,
     analysis_cmd,
+    attribution_cmd,
     entity_cmd,
+    experiments_cmd,
     export_cmd,
     governance_cmd,
     import_cmd,
@@ -37,6 +39,7 @@ quarantine_app = typer.Typer(help="Inspect and replay events that failed validat
 app.add_typer(import_cmd.import_app, name="import")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(report_app, name="report")
+app.add_typer(experiments_cmd.experiments_app, name="experiments")
 
 @app.command()
 def init(
@@ -76,15 +79,6 @@ def status(directory: DirOption = Path("."), fmt: FormatOption = OutputFormat.ta
         # one column whatever the data: the events stored with a warning (details: table format)
         flat["ingest_warnings"] = sum(n for clients in warnings.values() for n in clients.values())
         emit([flat], fmt)
-
-
-@app.command()
-def attribution(directory: DirOption = Path("."), fmt: FormatOption = OutputFormat.table) -> None:
-    """Events per attribution rule (explicit, membership, domain, unattributed), SPEC §3.1."""
-    from accountlens.model.attribution import unattributed_summary
-
-    with open_workspace(directory) as ws:
-        emit(unattributed_summary(ws.store), fmt, title="account attribution of events")
 
 
 @app.command()
@@ -219,6 +213,7 @@ retention_cmd.register(app)
 users_cmd.register(app)
 plan_cmd.register(app)
 alerts_cmd.register(app)
+attribution_cmd.register(app)
 
 
 def main() -> None:

@@ -126,6 +126,14 @@ ENTITIES: dict[str, EntitySpec] = {
          Column("date", required=True), *_optional("arr_delta", "source")),
         key=("account_id", "kind", "date"), references={"account_id": "accounts"},
     ),
+    # Who saw which variant of an experiment when (docs/experiments.md); exposures sent as
+    # `Experiment Viewed` / `$feature_flag_called` events need no import.
+    "exposures": EntitySpec(
+        "experiment_exposures",
+        (*_required("account_id", "experiment", "variant", "exposed_at"), *_optional("user_id")),
+        key=("account_id", "experiment", "user_id", "exposed_at"),
+        references={"account_id": "accounts"},
+    ),
 }
 
 # Their tables, whose row counts `accountlens status` (and GET /api/v1/status) reports.

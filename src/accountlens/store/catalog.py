@@ -103,6 +103,25 @@ TABLES: dict[str, dict[str, str]] = {
         "message": TEXT, "library": TEXT, "library_version": TEXT, "plan_version": INT,
         "quarantined": "BOOLEAN", "recorded_at": TIME,
     },
+    # --- attribution rule sets (docs/attribution.md, "Rule sets") ---
+    "attribution_rule_versions": {
+        "version": INT, "name": TEXT, "rules": JSON, "based_on": INT, "created_by": TEXT,
+        "created_at": TIME, "note": TEXT,
+    },
+    "attribution_rule_changes": {
+        "version": INT, "action": TEXT, "actor": TEXT, "changed_at": TIME, "detail": JSON,
+    },
+    # --- account-level experiments (docs/experiments.md) ---
+    "experiments": {
+        "experiment": TEXT, "variants": JSON, "salt": TEXT, "stratify_by": TEXT, "description": TEXT,
+        "created_by": TEXT, "created_at": TIME,
+    },
+    "experiment_assignments": {
+        "experiment": TEXT, "account_id": TEXT, "variant": TEXT, "stratum": TEXT, "assigned_at": TIME,
+    },
+    "experiment_exposures": {
+        "account_id": TEXT, "experiment": TEXT, "variant": TEXT, "exposed_at": TIME, "user_id": TEXT,
+    },
     # --- kept with the daily rollup ---
     ROLLUP: {
         "day": DAY, "account_id": TEXT, "user_id": TEXT, "unit_id": TEXT, "role": TEXT, "name": TEXT,

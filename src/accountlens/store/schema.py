@@ -197,7 +197,7 @@ MIGRATIONS.append((
             note VARCHAR)""",
         """CREATE TABLE attribution_rule_changes (
             version BIGINT NOT NULL, action VARCHAR NOT NULL, actor VARCHAR NOT NULL,
-            at TIMESTAMPTZ NOT NULL, detail JSON)""",
+            changed_at TIMESTAMPTZ NOT NULL, detail JSON)""",
     ],
 ))
 

@@ -10,6 +10,8 @@ import user from "./pages/user.js";
 import { analysesIndex, analysisPage } from "./pages/analyses.js";
 import signin from "./pages/signin.js";
 import quality from "./pages/quality.js";
+import attribution from "./pages/attribution.js";
+import experiments from "./pages/experiments.js";
 
 const ROUTES = [
   [/^\/$/, overview],
@@ -19,9 +21,12 @@ const ROUTES = [
   [/^\/analyses\/?$/, analysesIndex],
   [/^\/analyses\/([\w-]+)$/, analysisPage],
   [/^\/quality\/?$/, quality],
+  [/^\/attribution\/?$/, attribution],
+  [/^\/experiments\/?$/, experiments],
   [/^\/signin$/, signin],
 ];
-const NAV = [["/", "Overview"], ["/accounts", "Accounts"], ["/analyses", "Analyses"], ["/quality", "Data quality"]];
+const NAV = [["/", "Overview"], ["/accounts", "Accounts"], ["/analyses", "Analyses"],
+  ["/attribution", "Attribution"], ["/experiments", "Experiments"], ["/quality", "Data quality"]];
 // State that travels with every link between pages; the rest belongs to one page.
 const TRAVELS = ["workspace", "as_of"];
 
@@ -250,7 +255,7 @@ async function start() {
   });
   document.getElementById("workspace-picker").addEventListener("change", (event) => {
     // ids differ between workspaces: a list page stays, a page of one account or user does not
-    const keep = /^\/(accounts|quality|analyses(\/[\w-]+)?)?\/?$/.test(location.pathname) ? location.pathname : "/";
+    const keep = /^\/(accounts|quality|attribution|experiments|analyses(\/[\w-]+)?)?\/?$/.test(location.pathname) ? location.pathname : "/";
     api.setWorkspace(event.target.value, true);
     navigate(`${keep}?workspace=${encodeURIComponent(event.target.value)}`);
   });

@@ -337,7 +337,7 @@ function countBy(rows, key) {
 }
 
 // Analyses that are pages of their own elsewhere.
-const ELSEWHERE = { accounts: "/accounts", activity: "/" };
+const ELSEWHERE = { accounts: "/accounts", activity: "/", attribution: "/attribution", experiments: "/experiments" };
 
 export const analysesIndex = {
   render(ctx) {

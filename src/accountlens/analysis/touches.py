@@ -1,0 +1,169 @@
+"""The journeys of outcome attribution (docs/attribution.md): each outcome of the kind asked
+about, with the touches that preceded it inside its account, and the "null" journeys — the same
+accounts' decisions that went another way — that the data-driven models compare them with.
+
+Point-in-time (SPEC §8): only outcomes dated on or before as_of are read, and a journey's
+touches are events before the end of its outcome's day, so nothing after as_of is ever seen.
+
+- A journey ends at the end of its outcome's day; its touches are the active events of the
+  account in the `lookback_days` before that (human only unless the rules say otherwise),
+  at the rule set's grain: every event, or a user's (and feature's) first event of a day.
+- Touches are ordered by time, then message id: `seq` 0 is the first touch.
+- Null journeys, per kind: a renewal's are the churns and contractions; an expansion's the
+  renewals, contractions and churns; a contraction's the renewals and expansions; a churn's the
+  renewals, expansions and contractions; a conversion's are the accounts active in the period
+  that have not converted by as_of (their journey ends with as_of).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from accountlens.analysis.attribution_rules import AttributionRules
+from accountlens.analysis.registry import AnalysisError, day_end, unit_level_sql
+from accountlens.model.entities import ACTIVE_EVENT_TYPES, UNIT_KINDS
+from accountlens.store.base import Store
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# The outcomes that count as "went the other way" for each kind (the docstring's list).
+NULL_KINDS: dict[str, tuple[str, ...]] = {
+    "renewal": ("churn", "contraction"),
+    "expansion": ("renewal", "contraction", "churn"),
+    "contraction": ("renewal", "expansion"),
+    "churn": ("renewal", "expansion", "contraction"),
+    "conversion": (),
+}
+# What a touch's channel can be: its column in the touches query.
+CHANNELS = ("role", "unit", *UNIT_KINDS, "user", "feature", "stage")
+_US_PER_DAY = 86_400_000_000
+# A view name per call: requests served at once share the store's connection.
+_CALLS = itertools.count()
+
+
+@dataclass
+class Journeys:
+    journeys: pd.DataFrame  # journey, account_id, date, kind, value, converted
+    touches: pd.DataFrame   # journey, account_id, seq, days_before, role, stage, channel, user_id
+    notes: list[str]
+
+
+def _channel_sql(by: str) -> tuple[str, str]:
+    """(join, label expression) of the channel `by` for events `e`."""
+    if by in UNIT_KINDS:
+        return (f"LEFT JOIN ({unit_level_sql(by)}) um ON um.unit_id = e.unit_id",
+                f"coalesce(um.level_name, '(no {by})')")
+    if by == "unit":
+        return ("LEFT JOIN org_units ou ON ou.unit_id = e.unit_id",
+                "coalesce(ou.name, e.unit_id, '(no unit)')")
+    return "", {"role": "coalesce(e.role, '(no role)')", "user": "coalesce(e.user_id, '(automation)')",
+                "feature": "e.name", "stage": "''"}[by]
+
+
+def _journeys_sql(kind: str) -> str:
+    if kind != "conversion":
+        return """
+            SELECT account_id, date, kind, arr_delta, kind = $outcome AS converted
+            FROM outcomes
+            WHERE date > $since AND date <= $as_of AND list_contains($kinds, kind)
+              AND (CAST($account AS VARCHAR) IS NULL OR account_id = $account)"""
+    # accounts active in the period that have not converted by as_of end with as_of
+    return """
+            SELECT account_id, date, kind, arr_delta, true AS converted
+            FROM outcomes
+            WHERE date > $since AND date <= $as_of AND kind = 'conversion'
+              AND (CAST($account AS VARCHAR) IS NULL OR account_id = $account)
+            UNION ALL
+            SELECT account_id, $as_of AS date, NULL AS kind, NULL AS arr_delta, false AS converted
+            FROM (SELECT DISTINCT account_id FROM account_days
+                  WHERE day > $since AND day <= $as_of AND account_id IS NOT NULL
+                    AND (CAST($account AS VARCHAR) IS NULL OR account_id = $account)) active
+            WHERE account_id NOT IN (SELECT account_id FROM outcomes
+                                     WHERE kind = 'conversion' AND date <= $as_of)"""
+
+
+def _touches_sql(rules: AttributionRules, by: str, view: str) -> str:
+    join, label = _channel_sql(by)
+    grain = {"event": "",
+             "user_day": "QUALIFY row_number() OVER (PARTITION BY journey, actor, day "
+                         "ORDER BY timestamp, message_id) = 1",
+             "user_feature_day": "QUALIFY row_number() OVER (PARTITION BY journey, actor, name, day "
+                                 "ORDER BY timestamp, message_id) = 1"}[rules.touch]
+    humans = "AND e.actor_kind = 'human' AND e.user_id IS NOT NULL" if rules.humans_only else ""
+    return f"""
+        WITH j AS (SELECT * FROM {view}),
+        ev AS (
+            SELECT j.journey, e.message_id, e.timestamp, e.name, coalesce(e.role, '(no role)') AS role,
+                   coalesce(e.user_id, '(automation)') AS actor,
+                   {label} AS channel,
+                   (j.end_us - epoch_us(e.timestamp)) / {_US_PER_DAY}.0 AS days_before,
+                   CAST(epoch_us(e.timestamp) // {_US_PER_DAY} AS BIGINT) AS day
+            FROM j JOIN events e ON e.account_id = j.account_id
+             AND e.timestamp >= j.start_ts AND e.timestamp < j.end_ts
+            {join}
+            WHERE e.type IN {ACTIVE_EVENT_TYPES} {humans}
+              AND (len($include) = 0 OR list_contains($include, e.name))
+              AND NOT list_contains($exclude, e.name)
+            {grain}
+        )
+        SELECT journey, days_before, role, channel, actor AS user_id, name AS feature
+        FROM ev ORDER BY journey, timestamp, message_id
+    """
+
+
+def journeys(store: Store, rules: AttributionRules, outcome: str, by: str, as_of: dt.date,
+             since: dt.date, value: str, account: str | None = None) -> Journeys:
+    """The journeys ending in `outcome` (converted) and in its null kinds between `since`
+    (exclusive) and `as_of` (inclusive), with their touches and the channel `by`."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    if by not in CHANNELS:
+        raise AnalysisError(f"cannot attribute by {by!r}; one of {', '.join(CHANNELS)}")
+    kinds = [outcome, *NULL_KINDS[outcome]]
+    frame = store.df(_journeys_sql(outcome) + " ORDER BY account_id, date, kind NULLS LAST", {
+        "outcome": outcome, "kinds": kinds, "since": since, "as_of": as_of, "account": account})
+    frame.insert(0, "journey", np.arange(len(frame), dtype="int64"))
+    frame["date"] = pd.to_datetime(frame["date"]).dt.date
+    notes: list[str] = []
+    if value == "arr":
+        missing = frame["converted"] & frame["arr_delta"].isna()
+        if missing.any():
+            notes.append(f"{int(missing.sum())} {outcome} outcomes have no arr_delta: valued 0")
+        frame["value"] = frame["arr_delta"].abs().fillna(0.0)
+    else:
+        frame["value"] = 1.0
+    frame.loc[~frame["converted"], "value"] = 0.0
+    ends = [day_end(d) for d in frame["date"]]
+    lookback = dt.timedelta(days=rules.lookback_days)
+    table = pa.table({
+        "journey": pa.array(frame["journey"], pa.int64()),
+        "account_id": pa.array(frame["account_id"], pa.string()),
+        "start_ts": pa.array([e - lookback for e in ends], pa.timestamp("us", tz="UTC")),
+        "end_ts": pa.array(ends, pa.timestamp("us", tz="UTC")),
+        "end_us": pa.array([int(e.timestamp() * 1_000_000) for e in ends], pa.int64()),
+    })
+    with store.registered(f"_journeys_{next(_CALLS)}", table) as view:
+        touches = store.df(_touches_sql(rules, by, view), {
+            "include": rules.include_events, "exclude": rules.exclude_events})
+    touches = touches.merge(frame[["journey", "account_id"]], on="journey", how="left")
+    touches["seq"] = touches.groupby("journey").cumcount().astype("int64")
+    touches["stage"] = _stages(rules, touches["days_before"].to_numpy())
+    if by == "stage":
+        touches["channel"] = touches["stage"]
+    return Journeys(frame.drop(columns=["arr_delta"]), touches, notes)
+
+
+def _stages(rules: AttributionRules, days_before):
+    """The stage name of each touch (rules.stages, closest to the outcome first)."""
+    import numpy as np
+
+    names = [s.name for s in rules.stages]
+    conditions = [days_before <= s.days_before for s in rules.stages if s.days_before is not None]
+    return np.select(conditions, names[:len(conditions)], default=names[-1]) if len(days_before) \
+        else np.array([], dtype=object)
