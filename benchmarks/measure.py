@@ -37,6 +37,14 @@ def forget_metric_rows() -> None:
         registry._ROWS.clear()
 
 
+def forget_analysis_results() -> None:
+    """Drop the analysis results accountlens keeps (analysis/registry.py), if loaded, so each
+    run computes from the store."""
+    registry = sys.modules.get("accountlens.analysis.registry")
+    if registry is not None:
+        registry._RESULTS.clear()
+
+
 def peak_rss() -> int:
     """This process's peak resident memory in bytes: Linux's VmHWM, which starts afresh at exec
     (`ru_maxrss` would carry over the parent's peak into a spawned child)."""

@@ -7,24 +7,17 @@ from pathlib import Path
 from typing import Any
 
 from accountlens.workspace import Workspace
-from benchmarks.measure import in_child
+from benchmarks.measure import forget_analysis_results, in_child
 from benchmarks.metrics import analyses_against_table, table_metrics
 from benchmarks.registry import Context, Row, Target, benchmark
 from benchmarks.workspace import bench_workspace
-
-
-def _forget() -> None:
-    """Drop the kept analysis results so each run computes from the store."""
-    from accountlens.analysis import registry
-
-    registry._RESULTS.clear()
 
 
 def run_quality(path: Path, repeats: int) -> dict[str, Any]:
     ws = Workspace.open(path)
     try:
         seconds, results = analyses_against_table(
-            ws, {name: (name, {}) for name in ("anomalies", "reconcile")}, repeats, _forget)
+            ws, {name: (name, {}) for name in ("anomalies", "reconcile")}, repeats, forget_analysis_results)
         notes = {}
         for name, result in results.items():
             counts = result.frame.iloc[:, 0].value_counts().to_dict() if len(result.frame) else {}

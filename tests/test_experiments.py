@@ -255,6 +255,10 @@ def test_imported_exposures_and_their_checks(copy, tmp_path) -> None:
         cli = runner.invoke(app, ["import", "exposures", str(bad_path), "--dir", str(copy.root)])
         assert cli.exit_code == 1 and message.split(":", 1)[1] in cli.stderr
     assert copy.store.scalar("SELECT count(*) FROM experiment_exposures") == 40  # unchanged
+    # user_id is optional: a file without the column imports too
+    no_users = _write(tmp_path / "accounts-only.csv", "account_id,experiment,variant,exposed_at\n"
+                      + "".join(f"acc-{i:03d},pricing-2,A,2024-03-01T10:00:00Z\n" for i in range(4)))
+    assert copy.import_entities("exposures", no_users) == 4
 
 
 def test_multiply_exposed_accounts_are_reported_and_left_out(copy, tmp_path) -> None:

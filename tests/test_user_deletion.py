@@ -37,6 +37,9 @@ CSVS = {
     "memberships": ("user_id,account_id,unit_id,role,valid_from,valid_to\n"
                     "ann,acme,,editor,2024-01-01,\nbob,acme,,viewer,2024-01-01,\n"
                     "dan,globex,,admin,2024-01-01,\n"),
+    # an experiment's exposures, imported with the person who saw the variant
+    "exposures": ("account_id,experiment,variant,exposed_at,user_id\n"
+                  "acme,pricing,A,2024-03-01T10:00:00Z,ann\nacme,pricing,A,2024-03-01T11:00:00Z,bob\n"),
 }
 
 
@@ -80,9 +83,10 @@ REMOVED = {"events": 7, "ingest_warnings": 1, "identities": 1, "memberships": 1,
            "account_days": 1, "account_firsts": 0}
 # rows rewritten: bob's invite loses ann's e-mail; the derived rows of the keys touched
 CORRECTED = {"events": 1, "referral_invites": 1, "account_user_firsts": 0, "account_days": 2,
-             "account_firsts": 1}
+             "account_firsts": 1, "experiment_exposures": 1}
 TABLES = ("events", "ingest_warnings", "identities", "memberships", "users", "quarantine",
           "accounts", "account_traits_history", "org_units", "subscriptions", "outcomes",
+          "experiment_exposures",
           *(name for name in rollup.MATERIALIZED), "suppressed_users")
 
 
@@ -146,6 +150,9 @@ def test_deleting_a_user_removes_their_rows_and_nothing_else(world: Workspace) -
     assert world.store.scalar("SELECT properties FROM events WHERE message_id = 'b2'") == "{}"
     assert world.store.rows("SELECT user_id, invitee_email FROM referral_invites") == [
         {"user_id": "bob", "invitee_email": None}]
+    # the account's exposure stays, without her
+    assert table_rows(world, "SELECT account_id, user_id FROM experiment_exposures") == [
+        ("acme", "bob"), ("acme", None)]
     assert not world.store.scalar("SELECT count(*) FROM users WHERE user_id = 'ann' "
                                   "OR lower(email) = 'ann@acme.com'")
     assert not world.store.scalar("SELECT count(*) FROM identities WHERE anonymous_id = 'anon-ann'")

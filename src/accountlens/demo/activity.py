@@ -433,4 +433,29 @@ class ActivitySimulator:
             self.automation(account, index)
         self.anonymous_visitors(8 * len(self.world.accounts))
         self.invalid_events(invalid, rand)
+        self.experiment(self.rng.spawn(1)[0])  # a child stream: the parent's draws are unchanged
         return self.buffer
+
+    # --- an account-level experiment (docs/experiments.md) ----------------------------------------
+    def experiment(self, rng: np.random.Generator) -> None:
+        """`guided-setup`: 120 days before the data ends, the first active member of every
+        account still active then sees a variant (a Segment `Experiment Viewed` event), chosen
+        by a coin per account. The treatment has a planted effect: its members create about one
+        more report a week from then on. Its own random stream, so that the rest
+        of the demo is the same with or without it."""
+        start = END - 120 * DAY
+        for account in self.world.accounts:
+            if account.active_until <= start:
+                continue
+            members = [u for u in account.users if not u.dormant
+                       and any(s.holds(account.account_id, start) for s in u.stints)]
+            if not members:
+                continue
+            variant = "treatment" if rng.random() < 0.5 else "control"
+            exposed_at = start + float(rng.uniform(0, 2 * DAY))
+            self.track(exposed_at, members[0], account, "Experiment Viewed",
+                       {"experiment_id": "guided-setup", "variation_name": variant})
+            if variant == "treatment":
+                for user in members:
+                    for when in exposed_at + rng.uniform(0, END - exposed_at, rng.poisson(16)):
+                        self.track(float(when), user, account, "Report Created")

@@ -18,6 +18,7 @@ from accountlens.analysis.account_detail import EntityNotFound
 from accountlens.config import Config
 from accountlens.governance.audit import Actor, AuditLog
 from accountlens.ingest import privacy
+from accountlens.ingest.pipeline import MESSAGE_ID_HASH
 from accountlens.model import rollup, suppression
 from accountlens.model.entities import ACTIVE_EVENT_TYPES
 from accountlens.store import parquet
@@ -145,7 +146,15 @@ def _remove(store: WritableStore, config: Config) -> tuple[dict[str, int], dict[
     }
     removed[rollup.INVITES] = _delete(
         store, rollup.INVITES, f"message_id IN (SELECT message_id FROM _del_events) OR user_id IN {_IDS}")
+    # The deduplication index follows the events (not reported: it holds nothing but their
+    # ids). Events of the person sent again are refused by the suppression list instead.
+    store.execute(f"""DELETE FROM event_ids
+                      WHERE id_hash IN (SELECT {MESSAGE_ID_HASH} FROM _del_events)
+                        AND message_id IN (SELECT message_id FROM _del_events)""")
     corrected = _erase_invitee_emails(store, config)
+    # An imported exposure is the account's (it saw the variant): it stays, without the person.
+    corrected["experiment_exposures"] = _count(store, "experiment_exposures", f"user_id IN {_IDS}")
+    store.execute(f"UPDATE experiment_exposures SET user_id = NULL WHERE user_id IN {_IDS}")
     removed.update(_correct_rollup(store))
     corrected.update(_correct_derived(store, removed))
     return removed, corrected

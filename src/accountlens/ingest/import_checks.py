@@ -54,7 +54,9 @@ def _names_nothing(noun: str, hint: str) -> Reason:
 
 def _duplicate_keys(spec: EntitySpec, kind: str, present: list[str]) -> Iterator[Check]:
     typed = [_cell(spec, name)[0] for name in spec.key]
-    shown = "list_value(" + ", ".join(_cell(spec, name)[1] for name in spec.key) + ")"
+    # an optional key column absent from the file is empty on every row (as written: NULL)
+    shown = "list_value(" + ", ".join(_cell(spec, name)[1] if name in present else "CAST(NULL AS VARCHAR)"
+                                      for name in spec.key) + ")"
     first = f"min(r.line) OVER (PARTITION BY {', '.join(typed)})"
     yield Check(
         ", ".join(spec.key), f"r.line > {first}", shown, other=first,
