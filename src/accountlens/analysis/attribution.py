@@ -55,7 +55,7 @@ def run(store: Store, settings, request: AttributionRequest) -> pd.DataFrame:
     if since >= as_of:
         raise AnalysisError(f"since ({since}) must be before as_of ({as_of})")
     version, rules = rules_for(store, request.rules_version)
-    data = journeys(store, rules, request.outcome, request.by, as_of, since, request.value,
+    data = journeys(store, settings, rules, request.outcome, request.by, as_of, since, request.value,
                     request.account)
     credit = attribute(data.touches, data.journeys, request.model, rules,
                        resamples=request.resamples, confidence=request.confidence, seed=request.seed)

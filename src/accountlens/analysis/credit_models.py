@@ -75,10 +75,20 @@ def _normalised(t: _Touches, weight: np.ndarray) -> np.ndarray:
     return np.where(total > 0, weight / np.where(total > 0, total, 1), 1 / t.size)
 
 
+def mapped(column: pd.Series, mapping: dict[str, float], default: float) -> np.ndarray:
+    """`mapping[value]` of each row (`default` when absent), through the categories when the
+    column is categorical (millions of touches, a handful of roles)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        per_category = np.array([mapping.get(str(c), default) for c in column.cat.categories]
+                                + [default], dtype=float)
+        return per_category[column.cat.codes.to_numpy()]  # code -1 (missing) takes the default
+    return column.map(mapping).fillna(default).to_numpy(float)
+
+
 def _milestone(t: _Touches, rules: AttributionRules, stage: str) -> np.ndarray:
     """Mask of each journey's first touch in `stage` or a stage closer to the outcome."""
-    rank = {s.name: i for i, s in enumerate(rules.stages)}
-    stage_rank = t.frame["stage"].map(rank).fillna(len(rank)).to_numpy()
+    rank = {s.name: float(i) for i, s in enumerate(rules.stages)}
+    stage_rank = mapped(t.frame["stage"], rank, len(rank))
     candidate = np.where(stage_rank <= rank[stage], t.seq, np.iinfo(np.int64).max)
     first = pd.Series(candidate).groupby(t.journey).transform("min").to_numpy()
     return (stage_rank <= rank[stage]) & (t.seq == first)
@@ -146,13 +156,13 @@ def _full_path(t: _Touches, rules: AttributionRules) -> np.ndarray:
 
 
 def _role_weighted(t: _Touches, rules: AttributionRules) -> np.ndarray:
-    roles = t.frame["role"].astype(str)
-    role_weight = roles.map(rules.role_weights).fillna(1.0).to_numpy(float)
+    roles = t.frame["role"]
+    role_weight = mapped(roles, rules.role_weights, 1.0)
     stage_weight = np.ones(len(roles))
-    stages = t.frame["stage"].astype(str).to_numpy()
+    stages = t.frame["stage"].to_numpy()
     for stage, weights in rules.stage_role_weights.items():
         here = stages == stage
-        stage_weight[here] = roles[here].map(weights).fillna(1.0).to_numpy(float)
+        stage_weight[here] = mapped(roles, weights, 1.0)[here]
     return _normalised(t, role_weight * stage_weight)
 
 
@@ -238,12 +248,33 @@ def encode_touches(touches: pd.DataFrame, journeys: pd.DataFrame) -> tuple[Encod
     value[ids] = journeys["value"].to_numpy(float)
     converted = np.zeros(n_journeys, dtype=bool)
     converted[ids] = journeys["converted"].to_numpy(bool)
-    channel_index, channels = pd.factorize(touches["channel"].astype(str), sort=True)
+    channel_index, channels = _sorted_codes(touches["channel"])
     enc = Encoded(account=account, value=value, converted=converted,
                   n_accounts=int(account_index.max(initial=-1)) + 1,
                   journey=touches["journey"].to_numpy(np.int64),
-                  channel=channel_index.astype(np.int64), channels=[str(c) for c in channels])
+                  channel=channel_index, channels=channels)
     return enc, touches
+
+
+def _sorted_codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """(code per row, the distinct values as text in sorted order): codes follow the sorted
+    labels whatever the column's dtype (plain or categorical)."""
+    codes, uniques = pd.factorize(column)
+    labels = np.array([str(u) for u in uniques], dtype=object)
+    order = np.argsort(labels, kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return rank[codes], [str(label) for label in labels[order]]
+
+
+def resample_weights(rng: np.random.Generator, n_accounts: int, resamples: int) -> np.ndarray:
+    """Resamples × accounts: how often each account is drawn in each bootstrap resample (n
+    draws with replacement; a multinomial, counted from uniform draws, which is much faster
+    than numpy's multinomial sampler for thousands of accounts)."""
+    draws = rng.integers(0, n_accounts, size=(resamples, n_accounts))
+    draws += np.arange(resamples)[:, None] * n_accounts
+    return np.bincount(draws.ravel(), minlength=resamples * n_accounts).reshape(
+        resamples, n_accounts).astype(float)
 
 
 def _intervals(model: CreditModel, no_touch: np.ndarray, resamples: int, confidence: float,
@@ -262,8 +293,7 @@ def _intervals(model: CreditModel, no_touch: np.ndarray, resamples: int, confide
         rows = max(1, WEIGHTS_PER_CHUNK // max(n_accounts, last - first))
         parts = []
         for begin in range(0, resamples, rows):
-            weights = rng.multinomial(n_accounts, np.full(n_accounts, 1 / n_accounts),
-                                      size=min(rows, resamples - begin)).astype(float)
+            weights = resample_weights(rng, n_accounts, min(rows, resamples - begin))
             credit = model.resample(weights, channels)
             if last > n_channels:  # the block ends with "(no touches)"
                 credit = np.column_stack([credit, weights @ no_touch])
