@@ -186,4 +186,4 @@ def _stages(rules: AttributionRules, days_before):
     limits = [s.days_before for s in rules.stages if s.days_before is not None]
     codes = np.minimum(np.searchsorted(np.array(limits, dtype=float), days_before, side="left"),
                        len(names) - 1)
-    return pd.Categorical.from_codes(codes, categories=names)
+    return pd.Categorical.from_codes(codes.astype(np.int64), dtype=pd.CategoricalDtype(names))
