@@ -173,7 +173,12 @@ def _refresh_listed_days(store: WritableStore) -> None:
     _replace_days(store, ROLLUP, rollup_expression(scoped))
     for name, keys, counted in _FIRSTS_OF:
         _refresh_firsts(store, name, keys, counted)
-    _replace_days(store, ACCOUNT_DAYS, account_days_expression(table(ROLLUP)))
+    # from the rollup rows of the refreshed days' range only: over every row (and the days
+    # kept afterwards) this took 5-6 s per load at 10M stored events
+    activity = table(ROLLUP)
+    activity = activity.filter(activity.day >= ibis.date(bounds["lo"]),
+                               activity.day <= ibis.date(bounds["hi"]))
+    _replace_days(store, ACCOUNT_DAYS, account_days_expression(activity))
     source = invites_source(store)
     if source is not None:
         _replace_days(store, INVITES, invites_expression(scoped, *source))

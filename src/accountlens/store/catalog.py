@@ -63,6 +63,9 @@ TABLES: dict[str, dict[str, str]] = {
         "context": JSON, "source": TEXT,
     },
     # --- ingestion bookkeeping ---
+    # the message id of every event loaded, and its hash: what a load deduplicates against
+    # (ingest/pipeline.py `dedup`); no account or user column, so a book reads it as empty
+    "event_ids": {"id_hash": "UBIGINT", "message_id": TEXT},
     "quarantine": {
         "quarantine_id": INT, "message_id": TEXT, "reason": TEXT, "raw": JSON, "received_at": TIME,
         "source": TEXT, "quarantined_at": TIME, "replayed_at": TIME,
@@ -140,8 +143,8 @@ TABLES: dict[str, dict[str, str]] = {
 
 # The Ibis type of each column type (timestamps are UTC instants).
 TS = "timestamp('UTC')"
-_IBIS_TYPES = {TEXT: "string", INT: "int64", "INTEGER": "int32", FLOAT: "float64", DAY: "date",
-               TIME: TS, JSON: "json"}
+_IBIS_TYPES = {TEXT: "string", INT: "int64", "INTEGER": "int32", "UBIGINT": "uint64", FLOAT: "float64",
+               DAY: "date", TIME: TS, JSON: "json"}
 
 
 def columns(name: str) -> dict[str, str]:
