@@ -68,13 +68,16 @@ def test_export_has_every_table_with_the_stores_row_counts(generated, export, sp
                                        "subscriptions", "outcomes", "events", "daily_activity",
                                        "account_firsts", "account_user_firsts", "account_days",
                                        "referral_invites",
-                                       "referral_invites_source"}
+                                       "referral_invites_source", "account_traits_history",
+                                       "subscription_sources"}
     for name, entry in manifest["tables"].items():
         stored = generated.store.scalar(f"SELECT count(*) FROM {name}")
         read_back = duckdb.sql("SELECT count(*) FROM read_parquet(?, hive_partitioning = true)",
                                params=[str(target / entry["path"]) + ("/*/*.parquet" if name == "events" else "")]
                                ).fetchall()[0][0]
-        assert entry["rows"] == stored == read_back == spark.scalar(f"SELECT count(*) FROM {name}") > 0
+        assert entry["rows"] == stored == read_back == spark.scalar(f"SELECT count(*) FROM {name}")
+        # (no trait changes or per-source subscriptions were imported here: those may be empty)
+        assert stored > 0 or name in ("account_traits_history", "subscription_sources")
 
 
 def test_events_are_partitioned_by_utc_day(generated, export) -> None:

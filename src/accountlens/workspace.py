@@ -165,15 +165,22 @@ class Workspace:
         return rows
 
     # --- metrics and analyses: a Result each (results.py), or its DataFrame ----------------
-    def analysis_result(self, name: str, cached: bool = True, **params: Any) -> Result:
+    def analysis_result(self, name: str, cached: bool = True, parquet: str | Path | None = None,
+                        **params: Any) -> Result:
         """Run a registered analysis (handoffs, collaboration, sequences, paths, champions).
 
-        A result is kept until the workspace's data or settings change; `cached=False`
-        computes it anew.
+        `engine="spark"` runs it on Spark over the Parquet export (`parquet`, default
+        `[spark] parquet_dir`), as metrics do. A result is kept until the workspace's data or
+        settings change; `cached=False` computes it anew.
         """
-        from accountlens.analysis.registry import run_analysis
+        from accountlens.analysis.registry import AnalysisError, request_for, run_analysis
 
-        return run_analysis(self.store, self.config, name, cached=cached, **params)
+        request_for(name, params)  # an engine the analysis does not run on: refused before it starts
+        try:
+            store = self.engine(params.get("engine", "duckdb"), parquet)
+        except StoreError as exc:  # no export to read, no Java: the reason, as for a bad request
+            raise AnalysisError(str(exc)) from exc
+        return run_analysis(store, self.config, name, cached=cached, **params)
 
     def analysis(self, name: str, cached: bool = True, **params: Any) -> pd.DataFrame:
         """`analysis_result(...)` as a DataFrame (its `attrs`: as_of, level, engine, notes)."""

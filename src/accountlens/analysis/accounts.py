@@ -60,7 +60,7 @@ live AS (  -- subscriptions in force on as_of, [start, end) by the dates alone
     GROUP BY ALL
 ),
 weekly AS (  -- distinct active human users per week; week {WEEKS - 1} ends on as_of
-    SELECT account_id, CAST({WEEKS - 1} - ($day - day) // 7 AS INTEGER) AS week,
+    SELECT account_id, CAST({WEEKS - 1} - date_diff('day', day, $day) // 7 AS INTEGER) AS week,
            count(DISTINCT user_id) AS active
     FROM {{source}}
     WHERE day > $since AND day <= $day AND account_id IS NOT NULL
@@ -69,7 +69,7 @@ weekly AS (  -- distinct active human users per week; week {WEEKS - 1} ends on a
 ),
 sparks AS (
     SELECT a.account_id, list(coalesce(w.active, 0) ORDER BY g.week) AS activity
-    FROM (SELECT DISTINCT account_id FROM weekly) a CROSS JOIN range({WEEKS}) g(week)
+    FROM (SELECT DISTINCT account_id FROM weekly) a CROSS JOIN (VALUES {', '.join(f'({w})' for w in range(WEEKS))}) g(week)
     LEFT JOIN weekly w ON w.account_id = a.account_id AND w.week = g.week
     GROUP BY a.account_id
 )
@@ -198,4 +198,5 @@ register(Analysis(
             "a 12-week sparkline of active users; filter, search (--q), sort and page it.",
     request=AccountsRequest,
     run=run,
+    engines=("duckdb", "spark"),  # parity: tests/test_spark_analyses.py
 ))

@@ -146,4 +146,5 @@ register(Analysis(
             "last --days days ending on as_of, zero-filled (the accounts the filters keep).",
     request=ActivityRequest,
     run=run,
+    engines=("duckdb", "spark"),  # parity: tests/test_spark_analyses.py
 ))

@@ -88,7 +88,7 @@ admins AS (
            count(*) FILTER (WHERE was_admin AND NOT current AND last_end >= $start) AS admins_left
     FROM members GROUP BY ALL
 ),
-known AS (  -- accounts known on as_of
+known_accounts AS (  -- accounts known on as_of
     SELECT account_id FROM accounts WHERE created_at < $end
     UNION SELECT account_id FROM subscriptions WHERE start_date <= $day
     UNION SELECT account_id FROM effective
@@ -105,13 +105,13 @@ rows AS (
                 WHEN c.last_ts < $quiet_since THEN 'quiet' ELSE 'active' END AS status,
            coalesce(a.admins, 0) AS admins, coalesce(a.admins_left, 0) AS admins_left,
            cu.account_id IS NOT NULL AS customer
-    FROM known k LEFT JOIN champions c USING (account_id) LEFT JOIN admins a USING (account_id)
+    FROM known_accounts k LEFT JOIN champions c USING (account_id) LEFT JOIN admins a USING (account_id)
     LEFT JOIN customers cu USING (account_id)
     WHERE CAST($account AS VARCHAR) IS NULL OR k.account_id = $account
 )
 SELECT account_id, champion, role, events, round(share, 4) AS share_of_activity,
        strftime(last_ts, '%Y-%m-%d') AS last_seen,
-       CAST(floor(epoch($end - last_ts) / 86400) AS BIGINT) AS days_since_seen,
+       CAST(floor((epoch_us($end) - epoch_us(last_ts)) / 86400000000) AS BIGINT) AS days_since_seen,
        status, strftime(left_at, '%Y-%m-%d') AS left_on, admins, admins_left,
        CASE WHEN status IN ('left', 'quiet') AND share >= {HIGH_SHARE} THEN 'high'
             WHEN status = 'none' AND customer THEN 'high'
@@ -156,4 +156,5 @@ register(Analysis(
             "left), whether they left or went quiet, admins who left, and the resulting risk.",
     request=ChampionsRequest,
     run=run,
+    engines=("duckdb", "spark"),  # parity: tests/test_spark_analyses.py
 ))

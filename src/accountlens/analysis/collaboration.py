@@ -64,7 +64,7 @@ def _summary(store: Store, request: CollaborationRequest) -> pd.DataFrame:
             ) GROUP BY ALL
         ),
         concentration AS (
-            SELECT grp, arg_max(user_id, n) AS most_connected_user,
+            SELECT grp, arg_min(user_id, (-n, user_id)) AS most_connected_user,
                    max(n) / sum(n) AS top_user_share,
                    sum((n / total) * (n / total)) AS participation_hhi
             FROM (SELECT *, sum(n) OVER (PARTITION BY grp) AS total FROM participation)
@@ -123,4 +123,5 @@ register(Analysis(
             "cross-team and cross-department handoffs, who-works-with-whom graph, concentration.",
     request=CollaborationRequest,
     run=run,
+    engines=("duckdb", "spark"),  # parity: tests/test_spark_analyses.py
 ))

@@ -212,7 +212,8 @@ def _bottlenecks(store: Store, request: HandoffsRequest) -> pd.DataFrame:
                   FROM excess)
             GROUP BY ALL
         )
-        SELECT row_number() OVER (ORDER BY latency_ratio DESC, stall_rate DESC) AS rank, *
+        SELECT row_number() OVER (ORDER BY latency_ratio DESC, stall_rate DESC, from_actor,
+                                          to_actor) AS rank, *
         FROM (
             SELECT p.from_actor, p.to_actor, p.handoffs, p.median_latency_hours,
                    p.p90_latency_hours,
@@ -250,15 +251,20 @@ def _chains(store: Store, request: HandoffsRequest) -> pd.DataFrame:
                        PARTITION BY account_id, object_id ORDER BY step) AS new_run
             FROM _object_events
         )
+        ,
+        per_object AS (  -- a join, not a correlated subquery: Spark has none inside aggregates
+            SELECT account_id, object_id, count(*) AS handoffs FROM _handoffs
+            GROUP BY account_id, object_id
+        )
         SELECT r.account_id, r.object_id,
                string_agg(r.actor, ' → ' ORDER BY r.step) FILTER (WHERE r.new_run) AS chain,
                any_value(o.users) AS users,
-               (SELECT count(*) FROM _handoffs h
-                WHERE h.account_id = r.account_id AND h.object_id = r.object_id) AS handoffs,
+               coalesce(any_value(h.handoffs), 0) AS handoffs,
                round({elapsed_sql("any_value(o.first_ts)", "any_value(o.last_ts)")}, 3)
                    AS elapsed_hours,
                any_value(o.reached_final) AS reached_final, any_value(o.stalled) AS stalled
         FROM runs r JOIN _objects o USING (account_id, object_id)
+        LEFT JOIN per_object h USING (account_id, object_id)
         GROUP BY r.account_id, r.object_id
         ORDER BY r.account_id, r.object_id LIMIT ?
         """,
@@ -286,4 +292,5 @@ register(Analysis(
             "latency, stall rate; bottlenecks ranked; stalled objects; per-object chains.",
     request=HandoffsRequest,
     run=run,
+    engines=("duckdb", "spark"),  # parity: tests/test_spark_analyses.py
 ))

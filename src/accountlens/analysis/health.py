@@ -269,4 +269,5 @@ register(Analysis(
             "accounts aggregated from their children; --history for a series over time.",
     request=HealthRequest,
     run=run,
+    engines=("duckdb", "spark"),  # parity: tests/test_spark_analyses.py
 ))

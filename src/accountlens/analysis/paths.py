@@ -134,4 +134,5 @@ register(Analysis(
             "time-to-value by role or department.",
     request=PathsRequest,
     run=run,
+    engines=("duckdb", "spark"),  # parity: tests/test_spark_analyses.py
 ))

@@ -165,4 +165,5 @@ register(Analysis(
             "seat or ARR mismatches between sources, subscriptions of unknown accounts.",
     request=ReconcileRequest,
     run=run,
+    engines=("duckdb", "spark"),  # parity: tests/test_spark_analyses.py
 ))

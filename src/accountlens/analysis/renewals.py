@@ -157,4 +157,5 @@ register(Analysis(
             "segment with --view segments.",
     request=RenewalsRequest,
     run=run,
+    engines=("duckdb", "spark"),  # parity: tests/test_spark_analyses.py
 ))

@@ -105,9 +105,26 @@ def _cases_and_steps(store: Store, settings, request: SequencesRequest, as_of: d
     )
 
 
-def _pairs_sql(span: int) -> str:
+def _first_after(asof: bool, probes: str, alias: str, key: str, after: str, found: str) -> str:
+    """SQL: the rows of `probes` (columns `case_id`, `key`, `after`, ...) with `found`, the
+    first occurrence (`_occ`) of step `key` in the case after `after`. DuckDB finds it by an
+    ASOF join; Spark, which has none, by the minimum over the later occurrences."""
+    on = f"o.case_id = {alias}.case_id AND o.step = {alias}.{key} AND o.ts > {alias}.{after}"
+    if asof:
+        return f"SELECT {alias}.*, o.ts AS {found} FROM ({probes}) {alias} ASOF JOIN _occ o ON {on}"
+    return (f"SELECT {alias}.*, min(o.ts) AS {found} FROM ({probes}) {alias} "
+            f"JOIN _occ o ON {on} GROUP BY ALL")
+
+
+def _asof(store: Store) -> bool:
+    return store.engine_name == "duckdb"  # the one engine with ASOF joins
+
+
+def _pairs_sql(span: int, asof: bool = True) -> str:
     """Pairs A → B per case: the first B after the first A, within the span. When B's first
     occurrence is already after A it is the answer; only the rest need the ASOF join."""
+    later = _first_after(asof, "SELECT case_id, a, b, a_ts FROM probes WHERE b_first <= a_ts",
+                         "p", "b", "a_ts", "b_ts")
     return f"""
         CREATE OR REPLACE TEMP TABLE _pairs AS
         WITH probes AS (
@@ -115,11 +132,7 @@ def _pairs_sql(span: int) -> str:
             FROM _firsts a JOIN _firsts b
               ON a.case_id = b.case_id AND a.step <> b.step AND b.last_ts > a.ts
         ),
-        later AS (
-            SELECT p.case_id, p.a, p.b, p.a_ts, o.ts AS b_ts
-            FROM (SELECT * FROM probes WHERE b_first <= a_ts) p ASOF JOIN _occ o
-              ON o.case_id = p.case_id AND o.step = p.b AND o.ts > p.a_ts
-        )
+        later AS ({later})
         SELECT * FROM (
             SELECT case_id, a, b, a_ts, b_first AS b_ts FROM probes WHERE b_first > a_ts
             UNION ALL SELECT * FROM later
@@ -127,9 +140,11 @@ def _pairs_sql(span: int) -> str:
     """
 
 
-def _triples_sql(span: int) -> str:
+def _triples_sql(span: int, asof: bool = True) -> str:
     """Triples A → B → C: the first C after the B of a seed pair, within the span (the same
     shortcut as for pairs: C's first occurrence after B needs no lookup)."""
+    later = _first_after(asof, "SELECT case_id, a, b, c, b_ts FROM probes WHERE c_first <= b_ts",
+                         "q", "c", "b_ts", "c_ts")
     return f"""
         CREATE OR REPLACE TEMP TABLE _triples AS
         WITH probes AS (
@@ -138,11 +153,7 @@ def _triples_sql(span: int) -> str:
             JOIN _firsts c ON c.case_id = p.case_id AND c.step <> p.a AND c.step <> p.b
                           AND c.last_ts > p.b_ts
         ),
-        later AS (
-            SELECT q.case_id, q.a, q.b, q.c, q.b_ts, o.ts AS c_ts
-            FROM (SELECT * FROM probes WHERE c_first <= b_ts) q ASOF JOIN _occ o
-              ON o.case_id = q.case_id AND o.step = q.c AND o.ts > q.b_ts
-        )
+        later AS ({later})
         SELECT case_id, a, b, c FROM (
             SELECT case_id, a, b, c, b_ts, c_first AS c_ts FROM probes WHERE c_first > b_ts
             UNION ALL SELECT * FROM later
@@ -192,7 +203,7 @@ def _patterns(store: Store, settings, request: SequencesRequest) -> pd.DataFrame
 
     if not target_cases:
         return pd.DataFrame()
-    store.execute(_pairs_sql(span))
+    store.execute(_pairs_sql(span, _asof(store)))
     stats = pd.concat([_counts(store, n, request.outcome, cases, target_cases) for n in (1, 2)])
     if request.length == 3:
         # Triples extend only the most significant (productive) pairs: every pair is frequent
@@ -206,7 +217,7 @@ def _patterns(store: Store, settings, request: SequencesRequest) -> pd.DataFrame
                              "b": pa.array([ids[p[1]] for p in pairs], pa.int32())})
         with store.registered("_seed_pairs", frequent):
             store.execute("CREATE OR REPLACE TEMP TABLE _frequent_pairs AS SELECT * FROM _seed_pairs")
-        store.execute(_triples_sql(span))
+        store.execute(_triples_sql(span, _asof(store)))
         stats = pd.concat([stats, _counts(store, 3, request.outcome, cases, target_cases)])
     stats = _productive(stats.reset_index(drop=True), min_support, request.all_patterns)
     return _rank(stats, target_cases, request.limit)
@@ -274,11 +285,22 @@ def _rank(stats: pd.DataFrame, target_cases: int, limit: int) -> pd.DataFrame:
 def _unlocks(store: Store, settings, request: SequencesRequest, as_of: dt.date) -> pd.DataFrame:
     span = request.span_days or settings.sequences.span_days
     within = within_days_sql("p.junior_ts", "p.first_ts", int(span))
-    seniority = settings.roles.seniority
+    seniority = list(settings.roles.seniority)
     end = day_end(as_of)
+    # The roles and their ranks as a VALUES list of parameters (every engine reads it).
+    roles = {f"role_{rank}": role for rank, role in enumerate(seniority, start=1)}
+    ranks = ", ".join(f"(CAST(${name} AS VARCHAR), {rank})"
+                      for rank, name in enumerate(roles, start=1)) or "(CAST(NULL AS VARCHAR), 0)"
+    if _asof(store):
+        preceded = """SELECT p.*, a.ts AS junior_ts FROM probes p ASOF JOIN activity a
+              ON a.account_id = p.account_id AND a.role = p.junior AND a.ts < p.first_ts"""
+    else:  # the latest junior activity before, as a maximum (no ASOF join)
+        preceded = """SELECT p.*, max(a.ts) AS junior_ts FROM probes p JOIN activity a
+              ON a.account_id = p.account_id AND a.role = p.junior AND a.ts < p.first_ts
+              GROUP BY ALL"""
     return store.df(
         f"""
-        WITH ranks AS (SELECT unnest($roles) AS role, generate_subscripts($roles, 1) AS rank),
+        WITH ranks AS (SELECT * FROM (VALUES {ranks}) AS r(role, rank)),
         activity AS (
             SELECT e.account_id, e.role, e.timestamp AS ts FROM events e JOIN ranks USING (role)
             WHERE e.type IN ('track', 'page', 'screen') AND e.actor_kind = 'human'
@@ -291,11 +313,7 @@ def _unlocks(store: Store, settings, request: SequencesRequest, as_of: dt.date) 
             FROM firsts s JOIN ranks rs ON rs.role = s.role
             JOIN ranks j ON j.rank < rs.rank
         ),
-        preceded AS (
-            SELECT p.*, a.ts AS junior_ts
-            FROM probes p ASOF JOIN activity a
-              ON a.account_id = p.account_id AND a.role = p.junior AND a.ts < p.first_ts
-        ),
+        preceded AS ({preceded}),
         junior_accounts AS (SELECT role AS junior, count(*) AS accounts FROM firsts GROUP BY ALL)
         SELECT p.junior, p.senior, any_value(ja.accounts) AS accounts_with_junior,
                count(*) FILTER (WHERE {within}) AS senior_first_active_after,
@@ -307,7 +325,7 @@ def _unlocks(store: Store, settings, request: SequencesRequest, as_of: dt.date) 
         ORDER BY share DESC, senior_first_active_after DESC, p.junior, p.senior
         LIMIT $limit
         """,
-        {"roles": seniority, "end": end, "account": request.account, "limit": request.limit},
+        {**roles, "end": end, "account": request.account, "limit": request.limit},
     )
 
 
@@ -330,4 +348,5 @@ register(Analysis(
             "more often than baseline (support, confidence, lift), and junior→senior unlocks.",
     request=SequencesRequest,
     run=run,
+    engines=("duckdb", "spark"),  # parity: tests/test_spark_analyses.py
 ))

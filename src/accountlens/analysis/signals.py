@@ -327,4 +327,5 @@ register(Analysis(
             "point-in-time; no model needed.",
     request=SignalsRequest,
     run=run,
+    engines=("duckdb", "spark"),  # parity: tests/test_spark_analyses.py
 ))

@@ -207,4 +207,5 @@ register(Analysis(
             "realizes value.",
     request=ValueRequest,
     run=run,
+    engines=("duckdb", "spark"),  # parity: tests/test_spark_analyses.py
 ))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,12 +20,14 @@ from accountlens.store.base import Params, Store, StoreError
 if TYPE_CHECKING:
     import ibis.expr.types as ir
     import pyarrow as pa
+    from ibis.expr.schema import Schema
     from pyspark.sql import SparkSession
+
+    from accountlens.store.spark_sql import Statement
 
 DEFAULT_MASTER = "local[2]"
 READ_ONLY = ("the Spark engine is read-only (it reads a Parquet export); ingestion and imports "
              "run on the workspace's DuckDB store — write there, then `accountlens export parquet` again")
-_QUERIES = ("SELECT", "WITH", "SHOW", "DESCRIBE", "EXPLAIN", "SET", "(", "VALUES")
 
 
 class SparkStore(Store):
@@ -52,6 +55,8 @@ class SparkStore(Store):
         if manifest is None:
             manifest = self._remote_manifest()
         self.manifest = manifest
+        # (thread, temporary table name) -> (its view's name, the cached frame)
+        self._temps: dict[tuple[int, str], tuple[str, Any]] = {}
         self._bind()
 
     # Temporary views are named like the tables, so two stores sharing a session (two exports)
@@ -99,11 +104,43 @@ class SparkStore(Store):
         return parquet.parse_manifest(row[0], uri)
 
     # --- the Store interface --------------------------------------------------------------------
+    # SQL given to execute / arrow / df is the workspace's query dialect (DuckDB, with `$name`
+    # and `?` parameters), as analyses write it; store/spark_sql.py translates it. A temporary
+    # table is a cached temporary view, named per thread (threads share the session's views).
+    def _statement(self, sql: str, params: Params) -> Statement:
+        from accountlens.store.spark_sql import UnsupportedSQL, WriteSQL, translate
+
+        try:
+            return translate(sql, params, self._temp_names())
+        except WriteSQL as exc:
+            raise StoreError(f"{READ_ONLY} ({exc})") from exc
+        except UnsupportedSQL as exc:
+            raise StoreError(f"the Spark engine cannot run this query: {exc}") from exc
+
+    def _temp_names(self) -> dict[str, str]:
+        thread = threading.get_ident()
+        return {name: view for (owner, name), (view, _) in self._temps.items() if owner == thread}
+
     def execute(self, sql: str, params: Params = None) -> Any:
-        if not sql.lstrip().upper().startswith(_QUERIES):
-            raise StoreError(READ_ONLY)
-        args = params if params is None or isinstance(params, dict) else list(params)
-        return self.session.sql(sql, args=args)
+        self._ensure_bound()
+        statement = self._statement(sql, params)
+        key = (threading.get_ident(), statement.name)
+        if statement.kind == "drop":
+            view, frame = self._temps.pop(key, ("", None))
+            if frame is not None:
+                frame.unpersist()
+                self.session.catalog.dropTempView(view)
+            return None
+        frame = self.session.sql(statement.sql)
+        if statement.kind == "temp":
+            old = self._temps.pop(key, None)
+            if old is not None:
+                old[1].unpersist()
+            view = f"{statement.name}__t{key[0]}"
+            frame = frame.cache()  # read again by the statements that follow
+            frame.createOrReplaceTempView(view)
+            self._temps[key] = (view, frame)
+        return frame
 
     def _ensure_bound(self) -> None:
         if SparkStore._bound.get(id(self.session)) != id(self):
@@ -111,7 +148,17 @@ class SparkStore(Store):
 
     def arrow(self, sql: str, params: Params = None) -> pa.Table:
         self._ensure_bound()
-        return self.execute(sql, params).toArrow()
+        statement = self._statement(sql, params)
+        if statement.kind != "query":
+            raise StoreError(f"arrow() runs a query, not a {statement.kind} statement")
+        return self.session.sql(statement.sql).toArrow()
+
+    def run_compiled(self, sql: str, schema: Schema) -> pa.Table:
+        """Run Spark SQL compiled from an Ibis expression (no translation: it is Spark's own)."""
+        from ibis.formats.pyarrow import PyArrowData
+
+        self._ensure_bound()
+        return PyArrowData.convert_table(self.session.sql(sql).toArrow(), schema)
 
     def register(self, name: str, table: pa.Table) -> None:
         self.session.createDataFrame(table).createOrReplaceTempView(name)
