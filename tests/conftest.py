@@ -130,6 +130,16 @@ def server(server_factory) -> Server:
     return server_factory()
 
 
+@pytest.fixture
+def empty_server(tmp_path: Path) -> Iterator[Server]:
+    """`accountlens serve` of a new, empty workspace."""
+    root = tmp_path / "empty"
+    Workspace.init(root, name="empty").close()
+    server = start_server(root)
+    yield server
+    server.stop()
+
+
 def wait_for(predicate: Callable[[], bool], timeout: float = 20.0, interval: float = 0.1) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:

@@ -252,34 +252,27 @@ def test_experiments_page_shows_each_variant_and_its_checks(served: Server, tmp_
     assert watched.errors == []
 
 
-def test_pages_of_an_empty_workspace_say_what_to_do(tmp_path: Path) -> None:
+def test_pages_of_an_empty_workspace_say_what_to_do(empty_server: Server) -> None:
     """No outcomes, no experiments, no rule set: each panel says so; nothing fails."""
     from playwright.sync_api import sync_playwright
 
-    from accountlens.workspace import Workspace
-
-    root = tmp_path / "empty"
-    Workspace.init(root, name="empty").close()
-    server = start_server(root)
+    server = empty_server
     watched = Watched(server.url)
-    try:
-        for path in ("/attribution", "/experiments"):
-            response = httpx.get(server.url + path, headers={"Accept": "text/html"}, timeout=10)
-            assert response.status_code == 200 and "text/html" in response.headers["content-type"]
-        with sync_playwright() as pw:
-            browser = launch(pw)
-            context = browser.new_context()
-            page = open_page(context, server.url + "/experiments", watched)
-            assert "No experiments yet" in page.inner_text("#panel-experiments")
-            assert "accountlens experiments assign" in page.inner_text("#panel-result")
-            assert page.locator("#main .error").all_inner_texts() == []
-            page = open_page(context, server.url + "/attribution", watched)
-            assert "built-in defaults" in page.inner_text("#rules-version")
-            assert "No renewal outcomes" in page.inner_text("#panel-credit .empty")
-            assert page.locator("#main .error").all_inner_texts() == []
-            browser.close()
-    finally:
-        server.stop()
+    for path in ("/attribution", "/experiments"):
+        response = httpx.get(server.url + path, headers={"Accept": "text/html"}, timeout=10)
+        assert response.status_code == 200 and "text/html" in response.headers["content-type"]
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        context = browser.new_context()
+        page = open_page(context, server.url + "/experiments", watched)
+        assert "No experiments yet" in page.inner_text("#panel-experiments")
+        assert "accountlens experiments assign" in page.inner_text("#panel-result")
+        assert page.locator("#main .error").all_inner_texts() == []
+        page = open_page(context, server.url + "/attribution", watched)
+        assert "built-in defaults" in page.inner_text("#rules-version")
+        assert "No renewal outcomes" in page.inner_text("#panel-credit .empty")
+        assert page.locator("#main .error").all_inner_texts() == []
+        browser.close()
     assert watched.outside == []
     assert watched.errors == []
 

@@ -132,24 +132,17 @@ def test_quality_page_is_a_page_of_the_server(served: Server) -> None:
     assert "text/html" in response.headers["content-type"]
 
 
-def test_violation_panel_without_a_plan(tmp_path: Path) -> None:
+def test_violation_panel_without_a_plan(empty_server: Server) -> None:
     """A workspace without a tracking plan says so in its panel; the others still draw."""
     from playwright.sync_api import sync_playwright
 
-    from accountlens.workspace import Workspace
-
-    root = tmp_path / "empty"
-    Workspace.init(root, name="empty").close()
-    server = start_server(root)
+    server = empty_server
     watched = Watched(server.url)
-    try:
-        with sync_playwright() as pw:
-            browser = launch(pw)
-            page = open_page(browser.new_context(), server.url + "/quality", watched)
-            assert "No tracking plan" in page.inner_text("#panel-violations")
-            assert page.locator("#main .error").all_inner_texts() == []
-            browser.close()
-    finally:
-        server.stop()
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        page = open_page(browser.new_context(), server.url + "/quality", watched)
+        assert "No tracking plan" in page.inner_text("#panel-violations")
+        assert page.locator("#main .error").all_inner_texts() == []
+        browser.close()
     assert watched.outside == []
     assert watched.errors == []
