@@ -438,7 +438,7 @@ def test_cli_rest_and_python_give_the_same_rows(copy) -> None:
         # bad requests: 400 naming the problem; 422 for a missing or mistyped parameter
         for query, status, words in (
                 ({**params, "outcome": "renewal"}, 400, "exactly one of metric"),
-                ({**params, "experiment": "nope"}, 400, "unknown experiment 'nope'"),
+                ({**params, "experiment": "nope"}, 404, "unknown experiment 'nope'"),
                 ({**params, "metric": "nope"}, 400, "nope"),
                 ({"metric": "depth"}, 422, "experiment"),
                 ({**params, "method": "bogus"}, 422, "method")):

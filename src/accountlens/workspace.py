@@ -173,13 +173,13 @@ class Workspace:
         `[spark] parquet_dir`), as metrics do. A result is kept until the workspace's data or
         settings change; `cached=False` computes it anew.
         """
-        from accountlens.analysis.registry import AnalysisError, request_for, run_analysis
+        from accountlens.analysis.registry import EngineUnavailable, request_for, run_analysis
 
         request_for(name, params)  # an engine the analysis does not run on: refused before it starts
         try:
             store = self.engine(params.get("engine", "duckdb"), parquet)
-        except StoreError as exc:  # no export to read, no Java: the reason, as for a bad request
-            raise AnalysisError(str(exc)) from exc
+        except StoreError as exc:  # no export to read, no Java
+            raise EngineUnavailable(str(exc)) from exc
         return run_analysis(store, self.config, name, cached=cached, **params)
 
     def analysis(self, name: str, cached: bool = True, **params: Any) -> pd.DataFrame:

@@ -22,6 +22,7 @@ from accountlens.analysis.registry import (
     Analysis,
     AnalysisError,
     AnalysisRequest,
+    NotFound,
     day_end,
     register,
     resolve_as_of,
@@ -128,7 +129,7 @@ def _exposed(store: Store, request: ExperimentsRequest, as_of: dt.date,
         if exposures.design(store, request.experiment) is not None:
             raise AnalysisError(f"experiment {request.experiment!r} has no exposures up to "
                                 f"{as_of}")
-        raise AnalysisError(f"unknown experiment {request.experiment!r}: no exposures up to "
+        raise NotFound(f"unknown experiment {request.experiment!r}: no exposures up to "
                             f"{as_of}" + (f"; known: {', '.join(known)}" if known else
                                           " (send Experiment Viewed events or import exposures)"))
     several = found[found["variants"].map(len) > 1]

@@ -70,6 +70,16 @@ class AnalysisError(ValueError):
     """A request an analysis cannot answer; the message says why."""
 
 
+class NotFound(AnalysisError, LookupError):
+    """A request naming something the workspace does not have (an experiment, a rule set
+    version): REST answers 404."""
+
+
+class EngineUnavailable(AnalysisError):
+    """The engine asked for cannot run here (no Parquet export to read, no Java): REST answers
+    409, as for metrics."""
+
+
 REGISTRY: Registry[Analysis] = Registry(
     "analysis", "accountlens.analysis",
     ("handoffs", "collaboration", "sequences", "paths", "champions", "health", "predict",
@@ -194,7 +204,10 @@ def _computed(key: tuple, compute: Callable[[], pd.DataFrame], cached: bool) -> 
 
 
 # How far up the org-unit tree `unit_level_sql` looks (a cycle in the imported tree ends there).
-UNIT_DEPTH = 20
+# Each level is one more join in every query that maps units: at 20, DuckDB's plan for the
+# signals query ran out of `serve`'s memory limit (~366 MB) on a 30-account demo; at 12 it used
+# a few MB. Business unit > department > team trees are rarely more than 5 deep.
+UNIT_DEPTH = 10
 
 
 def unit_level_sql(level: str) -> str:

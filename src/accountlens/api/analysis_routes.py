@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal, cast
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field, create_model
 
-from accountlens.analysis.registry import Analysis, AnalysisError, load_all
+from accountlens.analysis.registry import Analysis, AnalysisError, EngineUnavailable, load_all
 from accountlens.api.models import WORKSPACE_FIELD, ResultResponse
 
 
@@ -21,10 +21,14 @@ def analysis_router(live_workspace: Callable, errors: dict) -> APIRouter:
         return [{"name": a.name, "summary": a.summary, "levels": list(a.levels),
                  "engines": list(a.engines)} for a in load_all().values()]
 
+    engine_missing: dict[int | str, dict[str, Any]] = {409: {**errors[400], "description": (
+        "the engine asked for cannot run here (no Parquet export at [spark] parquet_dir, "
+        "no Java)")}}
     for name, analysis in load_all().items():
         router.add_api_route(
             f"/{name}", _endpoint(name, analysis, live_workspace), methods=["GET"],
-            summary=analysis.summary, response_model=ResultResponse, responses=errors,
+            summary=analysis.summary, response_model=ResultResponse,
+            responses={**errors, **engine_missing},
             name=f"analysis_{name}",
         )
     return router
@@ -42,8 +46,10 @@ def _endpoint(name: str, analysis: Analysis, live_workspace: Callable) -> Callab
         try:
             values = cast(BaseModel, params).model_dump(exclude={"workspace"})
             result = live.workspace.analysis_result(name, **values)
-        except AnalysisError as exc:
-            raise HTTPException(400, str(exc)) from exc
+        except EngineUnavailable as exc:
+            raise HTTPException(409, str(exc)) from exc
+        except AnalysisError as exc:  # a LookupError: what it names is not in the workspace
+            raise HTTPException(404 if isinstance(exc, LookupError) else 400, str(exc)) from exc
         return result.to_dict()
 
     endpoint.__name__ = f"analysis_{name}"
