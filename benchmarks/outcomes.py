@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from accountlens.workspace import Workspace
-from benchmarks.measure import in_child
+from benchmarks.measure import forget_analysis_results, in_child
 from benchmarks.metrics import analyses_against_table, table_metrics
 from benchmarks.registry import Context, Row, Target, benchmark
 from benchmarks.workspace import bench_workspace
@@ -23,9 +23,9 @@ CONTENDERS = (  # (key, label, analysis, params, target ratio)
 def _forget() -> None:
     """Drop the kept results (analyses, features, models) so each run computes from the store;
     the compiled-SQL caches stay warm, as they do for the metrics table."""
-    from accountlens.analysis import features, predict, registry
+    from accountlens.analysis import features, predict
 
-    registry._RESULTS.clear()
+    forget_analysis_results()
     features._CACHE.clear()
     for cache in getattr(predict, "CACHES", ()):
         cache.clear()

@@ -236,21 +236,25 @@ def unit_level_sql(level: str) -> str:
     """
 
 
+def level_label_sql(level: str) -> tuple[str, str]:
+    """(join, label expression) of the entity at `level` — a unit kind, `unit`, `role`, `user`
+    or `account` — of the rows `e` (events, or daily activity rows), joined as the label needs."""
+    if level in UNIT_KINDS:
+        return (f"LEFT JOIN ({unit_level_sql(level)}) um ON um.unit_id = e.unit_id",
+                f"coalesce(um.level_name, '(no {level})')")
+    if level == "unit":
+        return ("LEFT JOIN org_units ou ON ou.unit_id = e.unit_id",
+                "coalesce(ou.name, e.unit_id, '(no unit)')")
+    return "", {"user": "e.user_id", "role": "coalesce(e.role, '(no role)')",
+                "account": "e.account_id"}[level]
+
+
 def actor_events_sql(level: str) -> str:
     """Active human events with `actor` = the label of the acting entity at `level`.
 
     Named parameters: `$start` (inclusive), `$end` (exclusive), `$account` (or NULL for all).
     """
-    if level in UNIT_KINDS:
-        join = f"LEFT JOIN ({unit_level_sql(level)}) um ON um.unit_id = e.unit_id"
-        label = "coalesce(um.level_name, '(no ' || '" + level + "' || ')')"
-    elif level == "unit":
-        join = "LEFT JOIN org_units ou ON ou.unit_id = e.unit_id"
-        label = "coalesce(ou.name, e.unit_id, '(no unit)')"
-    else:
-        join = ""
-        label = {"user": "e.user_id", "role": "coalesce(e.role, '(no role)')",
-                 "account": "e.account_id"}[level]
+    join, label = level_label_sql(level)
     return f"""
         SELECT e.message_id, e.account_id, e.user_id, e.role, e.unit_id, e.name, e.object_id,
                e.timestamp, {label} AS actor

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from accountlens.analysis.activity import rollup_relation
 from accountlens.analysis.attribution_rules import AttributionRules
-from accountlens.analysis.registry import AnalysisError, day_end, unit_level_sql
+from accountlens.analysis.registry import AnalysisError, day_end, level_label_sql
 from accountlens.model.entities import ACTIVE_EVENT_TYPES, UNIT_KINDS
 from accountlens.store.base import Store
 
@@ -54,15 +54,13 @@ class Journeys:
 
 
 def _channel_sql(by: str) -> tuple[str, str]:
-    """(join, label expression) of the channel `by` for events `e`."""
-    if by in UNIT_KINDS:
-        return (f"LEFT JOIN ({unit_level_sql(by)}) um ON um.unit_id = e.unit_id",
-                f"coalesce(um.level_name, '(no {by})')")
-    if by == "unit":
-        return ("LEFT JOIN org_units ou ON ou.unit_id = e.unit_id",
-                "coalesce(ou.name, e.unit_id, '(no unit)')")
-    return "", {"role": "coalesce(e.role, '(no role)')", "user": "coalesce(e.user_id, '(automation)')",
-                "feature": "e.name", "stage": "''"}[by]
+    """(join, label expression) of the channel `by` for the rows `e`: the entity at that level
+    (analysis/registry.py), an automation's touches under `(automation)` by user, the event
+    name by feature; the stage is set afterwards."""
+    if by in ("feature", "stage", "user"):
+        return "", {"feature": "e.name", "stage": "''",
+                    "user": "coalesce(e.user_id, '(automation)')"}[by]
+    return level_label_sql(by)
 
 
 def _journeys_sql(kind: str) -> str:
