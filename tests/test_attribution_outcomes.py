@@ -50,6 +50,7 @@ globex,renewal,2026-06-30,0
 initech,churn,2026-06-30,-500
 hooli,renewal,2026-06-15,
 initech,renewal,2026-07-20,800
+globex,conversion,2026-06-25,
 """
 AS_OF = dt.date(2026, 6, 30)
 
@@ -140,6 +141,16 @@ def test_the_null_journeys_and_the_future_are_not_credited(small) -> None:
     assert result.notes[0].startswith("3 renewal outcomes after 2025-06-30 through 2026-06-30")
     later = credit(small, model="linear", as_of="2026-07-31")
     assert later["analyst"] == round(1 / 3 + 1, 9)  # initech's renewal: ian's touch
+
+
+def test_conversions_have_the_active_unconverted_accounts_as_null_journeys(small) -> None:
+    # globex converted on 06-25 after gus's touch on 06-20; acme and initech were active and did
+    # not convert (null journeys ending at the as-of); hooli was not active at all
+    assert credit(small, model="linear", outcome="conversion") == {"admin": 1.0}
+    result = small.analysis_result("attribution", as_of=AS_OF, resamples=0, model="markov",
+                                   outcome="conversion")
+    assert result.notes[0].startswith("1 conversion outcomes after 2025-06-30 through 2026-06-30")
+    assert "2 null journeys (accounts active in the period and not converted" in " ".join(result.notes)
 
 
 def test_bad_requests_name_the_problem(small) -> None:

@@ -22,7 +22,7 @@ from accountlens.analysis.registry import (
     resolve_as_of,
 )
 from accountlens.analysis.rule_versions import rules_for
-from accountlens.analysis.touches import CHANNELS, journeys
+from accountlens.analysis.touches import CHANNELS, NULL_KINDS, journeys
 from accountlens.model.entities import OUTCOME_KINDS
 from accountlens.store.base import Store
 
@@ -70,9 +70,19 @@ def run(store: Store, settings, request: AttributionRequest) -> pd.DataFrame:
         f"{credit.total:,.2f} ({'ARR change' if request.value == 'arr' else 'one each'}); "
         f"rules: {'version ' + str(version) if version else 'the built-in defaults'}",
         *data.notes, *credit.notes]
+    if request.model == "markov":  # the only model that reads the journeys that went another way
+        nulls = len(data.journeys) - converted
+        frame.attrs["notes"].append(
+            f"{nulls} null journeys ({_null_description(request.outcome)}) in the Markov chain")
     if not converted:
         frame.attrs["notes"].append(f"no {request.outcome} outcomes in the period: nothing to credit")
     return frame
+
+
+def _null_description(outcome: str) -> str:
+    if outcome == "conversion":
+        return "accounts active in the period and not converted by the as-of"
+    return " and ".join(f"{kind} outcomes" for kind in NULL_KINDS[outcome])
 
 
 register(Analysis(

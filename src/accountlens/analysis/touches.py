@@ -136,8 +136,10 @@ def journeys(store: Store, settings: Any, rules: AttributionRules, outcome: str,
     if by not in CHANNELS:
         raise AnalysisError(f"cannot attribute by {by!r}; one of {', '.join(CHANNELS)}")
     kinds = [outcome, *NULL_KINDS[outcome]]
-    frame = store.df(_journeys_sql(outcome) + " ORDER BY account_id, date, kind NULLS LAST", {
-        "outcome": outcome, "kinds": kinds, "since": since, "as_of": as_of, "account": account})
+    params = {"since": since, "as_of": as_of, "account": account}
+    if outcome != "conversion":
+        params |= {"outcome": outcome, "kinds": kinds}
+    frame = store.df(_journeys_sql(outcome) + " ORDER BY account_id, date, kind NULLS LAST", params)
     frame.insert(0, "journey", np.arange(len(frame), dtype="int64"))
     frame["date"] = pd.to_datetime(frame["date"]).dt.date
     notes: list[str] = []
