@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from accountlens.model import labels
 from accountlens.model.as_of import default_as_of
-from accountlens.model.entities import UNIT_KINDS
+from accountlens.model.entities import UNIT_DEPTH, UNIT_KINDS
 from accountlens.model.retention_horizon import horizon_notes
 from accountlens.registry import Registry
 from accountlens.results import Result
@@ -201,13 +201,6 @@ def _computed(key: tuple, compute: Callable[[], pd.DataFrame], cached: bool) -> 
             with _LOCK:
                 _COMPUTING.pop(key).set()
     return result
-
-
-# How far up the org-unit tree `unit_level_sql` looks (a cycle in the imported tree ends there).
-# Each level is one more join in every query that maps units: at 20, DuckDB's plan for the
-# signals query ran out of `serve`'s memory limit (~366 MB) on a 30-account demo; at 12 it used
-# a few MB. Business unit > department > team trees are rarely more than 5 deep.
-UNIT_DEPTH = 10
 
 
 def unit_level_sql(level: str) -> str:

@@ -19,7 +19,6 @@ UNIT_KINDS = entities.UNIT_LEVELS  # levels list the smallest first: team, …
 USER_LEVELS, SLICES, ACCOUNT_LEVELS = entities.USER_LEVELS, entities.SLICES, entities.ACCOUNT_LEVELS
 LEVELS, FILTERS = entities.LEVELS, entities.FILTERS
 NONE = "(none)"
-_MAX_UNIT_DEPTH = 6
 
 
 def band(value: ir.NumericValue, edges: list[int], suffix: str = "") -> ir.StringValue:
@@ -53,11 +52,11 @@ def unit_ancestor(kind: str) -> ir.Table:
     units = table("org_units")
     chain = units.select(unit_id=units.unit_id, a0=units.unit_id, k0=units.kind,
                          p0=units.parent_unit_id)
-    for depth in range(1, _MAX_UNIT_DEPTH):
+    for depth in range(1, entities.UNIT_DEPTH + 1):
         step = units.select(**{f"a{depth}": units.unit_id, f"k{depth}": units.kind,
                                f"p{depth}": units.parent_unit_id})
         chain = chain.left_join(step, chain[f"p{depth - 1}"] == step[f"a{depth}"])
-    branches = [(chain[f"k{d}"] == kind, chain[f"a{d}"]) for d in range(_MAX_UNIT_DEPTH)]
+    branches = [(chain[f"k{d}"] == kind, chain[f"a{d}"]) for d in range(entities.UNIT_DEPTH + 1)]
     return chain.select(unit_id=chain.unit_id, ancestor_id=ibis.cases(*branches, else_=None))
 
 

@@ -16,6 +16,11 @@ from accountlens.store import catalog
 
 # Outermost first: a business unit holds departments, a department holds teams.
 UNIT_KINDS = ("business_unit", "department", "team")
+# How far up the org-unit tree metrics and analyses look for a unit's team, department or
+# business unit (a cycle in the imported tree ends there). Each level is one more join in every
+# query that maps units: at 20, DuckDB's plan for the signals query ran out of `serve`'s memory
+# limit (~366 MB) on a 30-account demo; at 12 it used a few MB. Real trees are rarely 5 deep.
+UNIT_DEPTH = 10
 OUTCOME_KINDS = ("renewal", "expansion", "contraction", "churn", "conversion")
 # In the order they are tried (model/attribution.py); `unattributed` events are kept and counted.
 ATTRIBUTION_RULES = ("explicit", "membership", "domain", "unattributed")
