@@ -320,6 +320,8 @@ def _rows(prefix: str, label: str, run: dict, counts: tuple[int, int, int], ctx:
                  + (f" ({'; '.join(run['errors'])})" if run["errors"] else "")),
         Row(f"{prefix}.loaded_rate", f"events/s until all are loaded in the store{label}",
             events / run["loaded_seconds"], "events/s", baseline=BASELINE,
+            # issue 22: acknowledged → queryable, sustained, with collector processes
+            target=Target(">=", 100_000, on="value") if prefix.endswith("collectors") else None,
             note=f"time-to-loaded {run['loaded_seconds']:.1f} s "
                  f"(drain after the last ack: {run['drain_seconds']:.1f} s)"),
         Row(f"{prefix}.latency_p50", f"request latency p50{label}",

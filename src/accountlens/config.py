@@ -221,6 +221,10 @@ class WorkspaceSection(_Section):
     # origin. None by default: browser write keys are public, so which sites may send with a
     # key is said per key, on purpose (docs/ingestion.md, "Browser SDKs and CORS").
     origins: dict[str, list[str]] = Field(default_factory=dict)
+    # Where the events live (docs/lake.md): "table" (in DuckDB) or "lake" (day-partitioned
+    # Parquet files both engines read). Changed by `accountlens lake enable|disable`, which
+    # move the events; a workspace whose events are stored otherwise refuses to open.
+    events_storage: Literal["table", "lake"] = "table"
 
     @field_validator("origins")
     @classmethod
@@ -472,6 +476,36 @@ def load_config(path: Path) -> Config:
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"{path}: {problems}") from exc
+
+
+def set_workspace_setting(path: Path, key: str, value: str) -> None:
+    """Set `[workspace] key = "value"` in the configuration file, keeping the rest of its text
+    (comments included); written aside and renamed over, so a crash leaves the old or the new."""
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    setting = f'{key} = "{value}"\n'
+    section, placed = None, False
+    for index, line in enumerate(lines):
+        header = re.match(r"\s*\[([^\]]+)\]\s*(#.*)?$", line)
+        if header:
+            if section == "workspace" and not placed:
+                lines.insert(index, setting)
+                placed = True
+                break
+            section = header.group(1).strip()
+            continue
+        if section == "workspace" and re.match(rf"\s*{re.escape(key)}\s*=", line):
+            lines[index] = setting
+            placed = True
+            break
+    if not placed:
+        if section != "workspace":
+            lines.append("\n[workspace]\n")
+        lines.append(setting)
+    partial = path.with_name(path.name + ".partial")
+    partial.touch(mode=0o600)
+    partial.write_text("".join(lines), encoding="utf-8")
+    load_config(partial)  # still valid: else the error names the file and nothing changes
+    partial.replace(path)
 
 
 def new_write_key() -> str:

@@ -21,6 +21,9 @@ write_keys = ["{write_key}"]
 # API tokens with roles are made by `accountlens tokens create` (stored hashed, not here;
 # docs/governance.md). Plain tokens listed here still work, as analyst tokens: migrate them.
 api_tokens = []
+# Where the events live: "table" (in the DuckDB file) or "lake" (Parquet files in lake/ that
+# DuckDB and Spark read directly; docs/lake.md). Change it with `accountlens lake enable|disable`.
+events_storage = "table"
 
 [workspace.origins]
 # Web pages that may send events from a browser (analytics.js, posthog-js), per write key:

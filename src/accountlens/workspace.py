@@ -19,6 +19,7 @@ from accountlens.governance.tokens import Principal, TokenStore
 from accountlens.ingest.log import LOW_SPACE_BYTES, EventLog, free_bytes, log_segments
 from accountlens.model.attribution import unattributed_summary
 from accountlens.model.entities import ENTITIES, ENTITY_TABLES
+from accountlens.store import lake
 from accountlens.store.base import PARQUET_ENGINES, Store, StoreError, WritableStore, open_parquet_engine
 from accountlens.store.duckdb import DuckDBStore
 from accountlens.store.parquet import is_uri
@@ -69,7 +70,9 @@ class Workspace:
         return cls.open(root)
 
     @classmethod
-    def open(cls, root: str | Path, read_only: bool = False) -> Workspace:
+    def open(cls, root: str | Path, read_only: bool = False, check_storage: bool = True) -> Workspace:
+        """`check_storage`: refuse a workspace whose events are not stored as its
+        `[workspace] events_storage` says (`accountlens lake` opens it to move them)."""
         root = Path(root)
         if not (root / CONFIG_FILE).exists():
             raise WorkspaceError(
@@ -84,6 +87,12 @@ class Workspace:
         elif store.schema_version() != SCHEMA_VERSION:
             store.close()
             raise StoreError(f"{root} needs a schema upgrade; open it once without read-only")
+        try:
+            store.lake = lake.attach(store, root, config.workspace.events_storage, read_only,
+                                     check_storage)
+        except BaseException:
+            store.close()
+            raise
         workspace = cls(root, config, store)
         if not read_only:
             from accountlens.governance.config_watch import record_config_change
@@ -338,7 +347,11 @@ class Workspace:
             return self.store
         settings = getattr(self.config, name, None) if name in PARQUET_ENGINES else None
         location = parquet
-        if location is None and settings is not None:
+        events_lake = lake.of(getattr(self.store, "base", self.store))
+        if location is None and settings is not None and events_lake is not None:
+            location = events_lake.dir  # the lake itself: its events are always current
+            self.publish_lake(when_changed=True)
+        elif location is None and settings is not None:
             location = settings.parquet_dir  # relative to the workspace folder unless a URI
             location = location if is_uri(location) else self.root / location
         key = (name, str(location), self.book)
@@ -348,6 +361,84 @@ class Workspace:
                 options["scope"] = (self.store.book_accounts(), self.store.book_users())
             self._engines[key] = open_parquet_engine(name, str(location), **options)
         return self._engines[key]
+
+    # --- events as a lake (docs/lake.md) ---------------------------------------------------
+    def lake_status(self) -> dict[str, Any]:
+        """How the events are stored: `mode` (table | lake), and for a lake its folder, files,
+        bytes, days (first and last), events and file moves still owed."""
+        events_lake = lake.of(getattr(self.store, "base", self.store))
+        if events_lake is not None:
+            return events_lake.status(self.store)
+        return {"mode": "table", "path": None, "files": 0, "bytes": 0, "days": 0,
+                "first_day": None, "last_day": None,
+                "events": int(self.store.scalar("SELECT count(*) FROM events")),
+                "pending_moves": 0}
+
+    def enable_lake(self) -> dict[str, Any]:
+        """Move the events into the lake and set `[workspace] events_storage = "lake"`: the
+        events first (one transaction), then the setting, so a crash between the two leaves
+        a workspace that `enable_lake` finishes. Audited as `lake.enable`."""
+        moved = 0
+        store = self.store
+        assert isinstance(store, DuckDBStore)
+        with store.write_lock:
+            if lake.of(store) is None:
+                events_lake = lake.Lake(self.root)
+                moved = events_lake.enable(store)
+                store.lake = events_lake
+            self._set_events_storage("lake")
+        status = self.lake_status()
+        self.audit.record(self.actor, "lake.enable", str(status["path"]),
+                          {"moved": moved, "files": status["files"], "days": status["days"]})
+        return {**status, "moved": moved}
+
+    def disable_lake(self) -> dict[str, Any]:
+        """Move the lake's events back into the DuckDB table and set `events_storage =
+        "table"` (the same order as `enable_lake`). Audited as `lake.disable`."""
+        moved = 0
+        store = self.store
+        assert isinstance(store, DuckDBStore)
+        with store.write_lock:
+            events_lake = lake.of(store)
+            if events_lake is not None:
+                moved = events_lake.disable(store)
+                store.lake = None
+                events_lake.unpublish()
+                events_lake.remove_empty()
+            self._set_events_storage("table")
+        status = self.lake_status()
+        self.audit.record(self.actor, "lake.disable", str(self.root / lake.LAKE_DIR),
+                          {"moved": moved})
+        return {**status, "moved": moved}
+
+    def _set_events_storage(self, mode: str) -> None:
+        from accountlens.config import set_workspace_setting
+
+        if self.config.workspace.events_storage != mode:
+            set_workspace_setting(self.root / CONFIG_FILE, "events_storage", mode)
+            self.config = load_config(self.root / CONFIG_FILE)
+
+    def publish_lake(self, when_changed: bool = False) -> dict[str, Any] | None:
+        """Write the tables besides the events into the lake for Spark (the daily rollup when
+        current; store/lake.py `publish`); with `when_changed`, only when the store changed
+        since this object last did. None when the events are not a lake."""
+        from accountlens.model import rollup
+        from accountlens.store.parquet import EVENTS, MODEL_TABLES
+
+        store = getattr(self.store, "base", self.store)  # a book's view: the workspace's own
+        events_lake = lake.of(store)
+        if events_lake is None:
+            return None
+        assert isinstance(store, DuckDBStore)
+        stamp = (store.instance, store.data_version)
+        if when_changed and getattr(self, "_lake_published", None) == stamp:
+            return None
+        current = rollup.ensure_fresh(store, settings=self.config.metrics)
+        tables = [t for t in MODEL_TABLES if t != EVENTS]
+        tables += list(rollup.MATERIALIZED) if current else []
+        manifest = events_lake.publish(store, tables, SCHEMA_VERSION)
+        self._lake_published = (store.instance, store.data_version)
+        return manifest
 
     # --- governance (docs/governance.md, retention.md, privacy.md) ----------------------------
     def create_token(self, role: str, owner: str | None = None, accounts: list[str] | None = None,
@@ -387,8 +478,10 @@ class Workspace:
 
         if load_log:
             self.load_log()
-        return delete_user(self.store, self.config, self.root, self.actor,
-                           user_id=user_id, email=email)
+        result = delete_user(self.store, self.config, self.root, self.actor,
+                             user_id=user_id, email=email)
+        self.publish_lake()  # a lake's tables for Spark: written again without the person
+        return result
 
     # --- status and quarantine --------------------------------------------------------------
     def status(self) -> dict[str, Any]:

@@ -264,6 +264,10 @@ def create_app(lives: list[LiveWorkspace], lifespan=None,
 
     app.include_router(alert_router(reads, access.requires("admin"), ERRORS))
 
+    from accountlens.api.lake_routes import lake_router
+
+    app.include_router(lake_router(reads, ERRORS))
+
     from accountlens.api.report_routes import report_router
 
     app.include_router(report_router(reads, ERRORS))

@@ -17,6 +17,7 @@ from accountlens.cli import (
     export_cmd,
     governance_cmd,
     import_cmd,
+    lake_cmd,
     metrics_cmd,
     plan_cmd,
     retention_cmd,
@@ -210,6 +211,7 @@ metrics_cmd.register(app)
 export_cmd.register(app)
 governance_cmd.register(app)
 retention_cmd.register(app)
+lake_cmd.register(app)
 users_cmd.register(app)
 plan_cmd.register(app)
 alerts_cmd.register(app)

@@ -21,7 +21,7 @@ from accountlens.ingest import privacy
 from accountlens.ingest.pipeline import MESSAGE_ID_HASH
 from accountlens.model import rollup, suppression
 from accountlens.model.entities import ACTIVE_EVENT_TYPES
-from accountlens.store import parquet
+from accountlens.store import lake, parquet
 from accountlens.store.base import WritableStore
 from accountlens.store.catalog import columns
 
@@ -135,12 +135,16 @@ def _delete(store: WritableStore, table: str, where: str) -> int:
 def _remove(store: WritableStore, config: Config) -> tuple[dict[str, int], dict[str, int]]:
     """Remove the person's rows; correct the derived tables. (rows removed, rows rewritten)
     per table."""
+    events_lake = lake.of(store)
     removed = {
-        "events": _delete(store, "events", _EVENTS),
+        "events": (events_lake.delete(store, _EVENTS) if events_lake  # files rewritten
+                   else _delete(store, "events", _EVENTS)),
         "ingest_warnings": _delete(store, "ingest_warnings",
                                    "message_id IN (SELECT message_id FROM _del_events)"),
         "identities": _delete(store, "identities", f"user_id IN {_IDS} OR anonymous_id IN {_ANONS}"),
         "memberships": _delete(store, "memberships", f"user_id IN {_IDS}"),
+        # where the replay of their identify/group calls stands (traits, accounts joined)
+        "membership_states": _delete(store, "membership_states", f"user_id IN {_IDS}"),
         "users": _delete(store, "users", f"user_id IN {_IDS}"),
         "quarantine": _delete(store, "quarantine", _QUARANTINED),
     }
@@ -172,9 +176,17 @@ def _erase_invitee_emails(store: WritableStore, config: Config) -> dict[str, int
         params = {"name": event, "ptr": privacy.pointer(prop)}
         where = ("type = 'track' AND name = $name AND lower(json_extract_string(properties, $ptr)) "
                  f"IN {_EMAILS}")
-        erased += int(store.scalar(f"SELECT count(*) FROM events WHERE {where}", params))
-        store.execute(f"UPDATE events SET properties = json_merge_patch(properties, "
-                      f"json_object($key, NULL)) WHERE {where}", {**params, "key": prop})
+        found = int(store.scalar(f"SELECT count(*) FROM events WHERE {where}", params))
+        erased += found
+        erase = "json_merge_patch(properties, json_object($key, NULL))"
+        events_lake = lake.of(store)
+        if found and events_lake:  # the files holding them are rewritten (store/lake.py)
+            events_lake.rewrite(
+                store, where, f"SELECT * REPLACE (CASE WHEN {where} THEN {erase} ELSE properties "
+                "END AS properties) FROM _lake_rows", params, {**params, "key": prop})
+        elif found:
+            store.execute(f"UPDATE events SET properties = {erase} WHERE {where}",
+                          {**params, "key": prop})
     where = f"invitee_email IN {_EMAILS}"
     invites = _count(store, rollup.INVITES, where)
     store.execute(f"UPDATE {rollup.INVITES} SET invitee_email = NULL WHERE {where}")

@@ -18,6 +18,7 @@ from accountlens.governance.audit import Actor, AuditLog
 from accountlens.model import rollup
 from accountlens.model.entities import ACTIVE_EVENT_TYPES, EVENT_TYPES
 from accountlens.model.retention_horizon import advance, horizon
+from accountlens.store import lake
 from accountlens.store.base import Store, WritableStore
 
 IDENTITY_EVENT_TYPES = tuple(t for t in EVENT_TYPES if t not in ACTIVE_EVENT_TYPES)
@@ -144,6 +145,10 @@ def _rows(store: Store, table: str, condition: tuple[str, list[Any]], dry_run: b
     where, params = condition
     if dry_run:
         return int(store.scalar(f"SELECT count(*) FROM {table} WHERE {where}", params))
+    events_lake = lake.of(store)
+    if table == "events" and events_lake is not None:  # days past the horizon: their files go
+        assert isinstance(store, WritableStore)
+        return events_lake.delete(store, where, params)
     return int(store.execute(f"DELETE FROM {table} WHERE {where}", params).fetchone()[0])
 
 

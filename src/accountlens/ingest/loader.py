@@ -40,6 +40,13 @@ BATCH_BYTES = 48 << 20
 # Appends per second above which the collector counts as busy and loads wait (about 3,000
 # events/s): below it, loading every interval costs the collector little.
 HEAVY_BYTES_PER_SECOND = 1 << 20
+# The same when collector processes receive the events (`serve --collectors`): the loader
+# then has the server process to itself and competes with them for cores only, not for one
+# interpreter, and they receive a 100-event request in a fraction of the time the loader spends
+# on it. Below about 25,000 events/s (8 MB/s) they leave most of both cores idle, so loading
+# every interval keeps events fresh (benchmarks/freshness.py); above it the loader
+# could not keep up anyway and waits for the burst to end, as without collector processes.
+HEAVY_BYTES_PER_SECOND_APART = 8 << 20
 
 
 def _record_segments(store: WritableStore, cfg: IngestSection, batch: Batch) -> None:
@@ -156,6 +163,8 @@ class LoadableLog(Protocol):
     appending too) the server's view of every folder that serve/collector_pool.py gives it."""
 
     directory: Path
+    # whether collector processes receive the events (else this process does, beside the loader)
+    collectors_apart: bool
 
     @property
     def appended_bytes(self) -> int: ...
@@ -280,7 +289,8 @@ class BackgroundLoader:
             arrived, appended = max(0, total - appended), total
             if arrived:
                 self._set_ingesting(True)
-            if not self._due(heavy=arrived >= HEAVY_BYTES_PER_SECOND * interval):
+            busy = HEAVY_BYTES_PER_SECOND_APART if self.event_log.collectors_apart else HEAVY_BYTES_PER_SECOND
+            if not self._due(heavy=arrived >= busy * interval):
                 continue
             try:
                 result = self._run(self.event_log.seal)

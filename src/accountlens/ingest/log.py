@@ -108,6 +108,8 @@ def recover(directory: Path) -> None:
 
 
 class EventLog:
+    collectors_apart = False  # this process appends (the loader's `LoadableLog`)
+
     def __init__(self, directory: Path, segment_bytes: int, floor: int = 0):
         """`floor`: the segment numbers the store has already loaded are below it."""
         self.directory = directory

@@ -454,11 +454,15 @@ def attribute_new(store: WritableStore, cfg: IngestSection, batch: Batch) -> Non
 
 
 def write_events(store: WritableStore, cfg: IngestSection, batch: Batch) -> None:
-    """Insert the new events: parsed columns from `_checked`, attribution of the rows in `_new`."""
+    """Insert the new events: parsed columns from `_checked`, attribution of the rows in `_new`
+    (a lake workspace's are written as Parquet files, which follow the commit: store/lake.py)."""
     source, params = _source_column(batch)
+    lake = getattr(store, "lake", None)
+    if lake:
+        lake.batch_table(store, "_lake_new")
     store.execute(
         f"""
-        INSERT INTO events
+        INSERT INTO {"_lake_new" if lake else "events"}
         SELECT c.message_id, c.type, c.name, r.uid, c.anonymous_id, c.sent_user_id, c.group_id,
                r.account_id, r.attribution, r.unit_id, r.role, c.product, c.object_id,
                c.actor_kind, c.timestamp, c.original_timestamp, c.sent_at, c.received_at,
@@ -467,6 +471,9 @@ def write_events(store: WritableStore, cfg: IngestSection, batch: Batch) -> None
         """,
         params,
     )
+    if lake:
+        lake.append(store, "_lake_new")
+        store.execute("DROP TABLE _lake_new")
     # the same rows (`_attr_result` has one per row of `_new`), in the same transaction
     store.execute("INSERT INTO event_ids SELECT id_hash, message_id FROM _new")
     store.execute("DROP TABLE _attr_result")

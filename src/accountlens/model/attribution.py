@@ -11,7 +11,12 @@ Anonymous events are first resolved to a user through identify/alias identities.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from accountlens.store.base import Store, WritableStore
+
+if TYPE_CHECKING:
+    from accountlens.store.lake import Lake
 
 
 def resolve(store: WritableStore, source_sql: str) -> None:
@@ -117,12 +122,21 @@ def changed_events(store: Store) -> list[tuple[str, list]]:
 
 
 _ATTRIBUTED_COLUMNS = "rowid AS key, sent_user_id, anonymous_id, group_id, timestamp"
+# A lake's events (store/lake.py) have no row id: they are found again by message id (unique),
+# and read with their attribution, so that only the files of events whose attribution changes
+# are rewritten.
+_LAKE_COLUMNS = ("message_id, sent_user_id, anonymous_id, group_id, timestamp, user_id, "
+                 "account_id, attribution, unit_id, role")
+
+
+def _columns(store: Store) -> str:
+    return _LAKE_COLUMNS if getattr(store, "lake", None) else _ATTRIBUTED_COLUMNS
 
 
 def attribute(store: WritableStore, where_sql: str = "TRUE", params: list | None = None) -> int:
     """(Re)attribute stored events matching `where_sql` (e.g. after CRM data changed). Runs
     inside the caller's transaction (rows are addressed by row id)."""
-    return _attribute_rows(store, f"SELECT {_ATTRIBUTED_COLUMNS} FROM events WHERE {where_sql}",
+    return _attribute_rows(store, f"SELECT {_columns(store)} FROM events WHERE {where_sql}",
                            params)
 
 
@@ -134,7 +148,7 @@ def reattribute_changed(store: WritableStore) -> int:
     if not parts:
         store.execute("CREATE OR REPLACE TEMP TABLE _reattributed (timestamp TIMESTAMPTZ)")
         return 0
-    source = " UNION ".join(f"SELECT {_ATTRIBUTED_COLUMNS} FROM events WHERE {where}"
+    source = " UNION ".join(f"SELECT {_columns(store)} FROM events WHERE {where}"
                             for where, _ in parts)
     return _attribute_rows(store, source, [p for _, params in parts for p in params],
                            keep_as="_reattributed")
@@ -145,30 +159,62 @@ def _attribute_rows(store: WritableStore, source_sql: str, params: list | None,
     """Attribute the stored events of `source_sql` (columns key = their row id, sent_user_id,
     anonymous_id, group_id, timestamp) again; with `keep_as`, keep their timestamps as that
     table."""
+    lake = getattr(store, "lake", None)
+    if lake:  # numbered here: `resolve` keys rows by an integer
+        source_sql = f"SELECT row_number() OVER () AS key, * FROM ({source_sql})"
     store.execute(f"CREATE OR REPLACE TEMP TABLE _attr_source AS {source_sql}", params)
     resolve(store, "SELECT * FROM _attr_source")
     # Only rows whose attribution actually changes are rewritten (updates are costly). Rows
     # are found by row id, which stays put within the transaction: joining by message id read
     # every stored message id.
-    store.execute(
-        """
-        UPDATE events SET user_id = r.uid, account_id = r.account_id,
-               attribution = r.attribution, unit_id = r.unit_id, role = r.role
-        FROM _attr_result r
-        WHERE events.rowid = r.key
-          AND (events.user_id IS DISTINCT FROM r.uid
-               OR events.account_id IS DISTINCT FROM r.account_id
-               OR events.attribution IS DISTINCT FROM r.attribution
-               OR events.unit_id IS DISTINCT FROM r.unit_id
-               OR events.role IS DISTINCT FROM r.role)
-        """
-    )
+    changed = """(events.user_id IS DISTINCT FROM r.uid
+                  OR events.account_id IS DISTINCT FROM r.account_id
+                  OR events.attribution IS DISTINCT FROM r.attribution
+                  OR events.unit_id IS DISTINCT FROM r.unit_id
+                  OR events.role IS DISTINCT FROM r.role)"""
+    if lake:
+        _update_lake(store, lake, changed)
+    else:
+        store.execute(
+            f"""
+            UPDATE events SET user_id = r.uid, account_id = r.account_id,
+                   attribution = r.attribution, unit_id = r.unit_id, role = r.role
+            FROM _attr_result r
+            WHERE events.rowid = r.key AND {changed}
+            """
+        )
     count = store.scalar("SELECT count(*) FROM _attr_source")
     store.execute("DROP TABLE _attr_result")
     if keep_as is not None:
         store.execute(f"CREATE OR REPLACE TEMP TABLE {keep_as} AS SELECT timestamp FROM _attr_source")
     store.execute("DROP TABLE _attr_source")
     return count
+
+
+def _update_lake(store: WritableStore, lake: Lake, changed: str) -> None:
+    """The update of `_attribute_rows` in a lake: the files holding an event whose
+    attribution changes are rewritten with the new attribution (store/lake.py)."""
+    store.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _attr_changed AS
+            SELECT events.message_id, events.timestamp, r.uid, r.account_id, r.attribution,
+                   r.unit_id, r.role
+            FROM _attr_result r JOIN _attr_source events USING (key)
+            WHERE {changed}"""
+    )
+    bounds = store.rows("SELECT count(*) AS n, min(timestamp) AS lo, max(timestamp) AS hi "
+                        "FROM _attr_changed")[0]
+    if bounds["n"]:  # the time bounds let the scan skip the files of other days
+        new = ", ".join(f"CASE WHEN c.message_id IS NULL THEN e.{column} ELSE c.{value} END "
+                        f"AS {column}" for column, value in (
+                            ("user_id", "uid"), ("account_id", "account_id"),
+                            ("attribution", "attribution"), ("unit_id", "unit_id"),
+                            ("role", "role")))
+        lake.rewrite(store, "timestamp BETWEEN ? AND ? "
+                     "AND message_id IN (SELECT message_id FROM _attr_changed)",
+                     f"SELECT e.* REPLACE ({new}) FROM _lake_rows e "
+                     "LEFT JOIN _attr_changed c ON c.message_id = e.message_id",
+                     [bounds["lo"], bounds["hi"]])
+    store.execute("DROP TABLE _attr_changed")
 
 
 def unattributed_summary(store: Store) -> list[dict]:

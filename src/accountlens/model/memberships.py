@@ -6,8 +6,9 @@ Rules, applied per user in timestamp order over that user's identify and group c
 - `identify` traits `role`, `department`, `team` (and `business_unit`) set the user's role and
   org unit in the account named by `context.groupId`, or else in the account the user joined
   last; a change closes the current row and opens a new one at the call's timestamp.
-Rows derived here have `source = 'sdk'` and are rebuilt whole for the users touched by a load,
-so calls arriving late or out of order give the same history.
+Rows derived here have `source = 'sdk'`. A load carries each user's replay on from the state
+their last stored call left (`membership_states`); calls arriving late or out of order make it
+replay that user's whole history, so the rows are always those of a full replay.
 
 CRM rows (imported, any other source) and SDK rows are merged at read time by
 `effective_memberships_sql` (SPEC §3.0): a CRM end closes the SDK membership of the same user and
@@ -58,67 +59,109 @@ class _State:
         return chain
 
 
-def _history_of_user(user_id: str, calls: list[dict]) -> tuple[list[tuple], list[tuple]]:
-    """Membership rows and org units of one user from that user's ordered calls."""
-    latest = _State()  # the user's latest traits; a newly joined account starts from them
-    states: dict[str, _State] = {}
-    open_rows: dict[str, list] = {}
-    rows: list[list] = []
-    units: dict[str, tuple] = {}
-    last_account: str | None = None
+class _History:
+    """One user's membership history replayed call by call: the state after the calls applied
+    so far (`state()`: what `membership_states` keeps), and the rows this replay opened or,
+    resumed from the store (`resumed`), holds open."""
 
-    def close(account: str, ts) -> None:
-        row = open_rows.pop(account, None)
+    def __init__(self, user_id: str):
+        self.user_id = user_id
+        self.latest = _State()  # the user's latest traits; a newly joined account starts from them
+        self.states: dict[str, _State] = {}  # per account with an open row
+        self.open_rows: dict[str, list] = {}
+        self.rows: list[list] = []
+        self.units: dict[str, tuple] = {}
+        self.last_account: str | None = None
+
+    @classmethod
+    def resumed(cls, user_id: str, state: dict, open_rows: list[tuple]) -> _History:
+        """The replay as it stood after the user's last stored call: `state` from
+        `membership_states`, `open_rows` the user's open SDK rows (one per account)."""
+        history = cls(user_id)
+        history.latest = _State(**state["latest"])
+        history.states = {account: _State(**s) for account, s in state["accounts"].items()}
+        history.last_account = state["last_account"]
+        for row in open_rows:
+            history.open_rows[row[1]] = list(row)
+            history.rows.append(history.open_rows[row[1]])
+        return history
+
+    def state(self) -> dict:
+        return {"latest": vars(self.latest), "last_account": self.last_account,
+                "accounts": {account: vars(s) for account, s in self.states.items()}}
+
+    def _close(self, account: str, ts: int) -> None:
+        row = self.open_rows.pop(account, None)
         if row is not None:
             row[5] = ts
 
-    def open_row(account: str, ts) -> None:
-        state = states[account]
-        chain = state.unit_chain(account)
+    def _open(self, account: str, ts: int) -> None:
+        chain = self.states[account].unit_chain(account)
         for uid, kind, name, parent in chain:
-            units[uid] = (uid, account, kind, name, parent, "sdk")
-        row = [user_id, account, chain[-1][0] if chain else None, state.role, ts, None, "sdk"]
-        rows.append(row)
-        open_rows[account] = row
+            self.units[uid] = (uid, account, kind, name, parent, "sdk")
+        row = [self.user_id, account, chain[-1][0] if chain else None, self.states[account].role,
+               ts, None, "sdk"]
+        self.rows.append(row)
+        self.open_rows[account] = row
 
-    for call in calls:
+    def _join(self, account: str, ts: int) -> None:
+        """A row in an account the user has none open in, with their latest traits."""
+        self.states[account] = _State(**vars(self.latest))
+        self._open(account, ts)
+        self.last_account = account
+
+    def apply(self, call: dict) -> None:
         ts, traits = call["timestamp"], call["traits"] or {}
         if call["type"] == "group":
             account = call["group_id"]
             status = str(traits.get("membership_status", "")).lower()
             if status in LEAVE_STATUSES:
-                close(account, ts)
-                states.pop(account, None)
-                continue
-            if account not in open_rows:
-                states[account] = _State(**vars(latest))
-                open_row(account, ts)
-            last_account = account
-            continue
+                self._close(account, ts)
+                self.states.pop(account, None)
+                return
+            if account not in self.open_rows:
+                self._join(account, ts)
+            self.last_account = account
+            return
         # identify: org traits apply to the named account, else to the latest joined one
         changes = {k: str(traits[k]) for k in ("role", *ORG_TRAITS) if traits.get(k) not in (None, "")}
         if not changes:
-            continue
+            return
         for key, value in changes.items():
-            setattr(latest, key, value)
-        target = call["group_id"] or last_account
+            setattr(self.latest, key, value)
+        target = call["group_id"] or self.last_account
         if target is None:
-            continue
-        if target not in open_rows:
-            states[target] = _State(**vars(latest))
-            open_row(target, ts)
-            last_account = target
-            continue
-        state = states[target]
+            return
+        if target not in self.open_rows:
+            self._join(target, ts)
+            return
+        state = self.states[target]
         if all(getattr(state, k) == v for k, v in changes.items()):
-            continue
+            return
         for key, value in changes.items():
             setattr(state, key, value)
-        close(target, ts)
-        open_row(target, ts)
-    # A row closed at the instant it opened carries no time; drop it.
-    kept = [tuple(r) for r in rows if r[5] is None or r[5] > r[4]]
-    return kept, list(units.values())
+        self._close(target, ts)
+        self._open(target, ts)
+
+    def kept_rows(self) -> set[tuple]:
+        # A row closed at the instant it opened carries no time; drop it.
+        return {tuple(r) for r in self.rows if r[5] is None or r[5] > r[4]}
+
+
+def _resumable(state: dict, stored: set[tuple]) -> bool:
+    """Whether a user's stored SDK rows are the ones the replay that left `state` wrote: the
+    same number of rows, and an open row per account of the state, with its role and unit.
+    Anything else (rows deleted with a person, edited by hand) is replayed in full."""
+    open_rows = [r for r in stored if r[5] is None]
+    accounts = state["accounts"]
+
+    def unit(account: str) -> str | None:
+        chain = _State(**accounts[account]).unit_chain(account)
+        return chain[-1][0] if chain else None
+
+    return (state.get("rows") == len(stored) and len(open_rows) == len(accounts)
+            and all(r[1] in accounts and r[3] == accounts[r[1]]["role"] and r[2] == unit(r[1])
+                    for r in open_rows))
 
 
 def _rows(table: pa.Table) -> list[dict]:
@@ -144,84 +187,191 @@ def first_difference(old: set[tuple], new: set[tuple]) -> int | None:
     return next((at for at in moments if valid(old, at) != valid(new, at)), None)
 
 
-def rebuild_from_sdk(store: WritableStore, new: str) -> dict[str, int | None]:
-    """Recompute SDK-derived memberships of the users with identify/group calls in table `new`.
+_NAMES = ["user_id", "account_id", "unit_id", "role", "valid_from", "valid_to", "source"]
+_CALL_TYPES = "('identify', 'group')"
 
-    Calls come from the stored events plus the batch `new` (not yet written). Returns the users
-    whose membership history changed, each with the first moment (µs) from which their events
-    must be attributed again (`first_difference`). Times are handled as integer microseconds:
-    converting them to Python datetimes cost more than the history itself.
-    """
-    import pyarrow as pa  # here: loading it is costly, and `accountlens status` need not
 
-    calls = store.arrow(
-        f"""
-        WITH touched AS (
-            SELECT DISTINCT sent_user_id FROM {new}
-            WHERE type IN ('identify', 'group') AND sent_user_id IS NOT NULL
-        ),
-        all_calls AS (
-            SELECT message_id, sent_user_id, type, group_id, timestamp, traits FROM events
-            WHERE type IN ('identify', 'group') AND sent_user_id IN (SELECT * FROM touched)
-            UNION ALL
-            SELECT message_id, sent_user_id, type, group_id, timestamp, traits FROM {new}
-            WHERE type IN ('identify', 'group') AND sent_user_id IN (SELECT * FROM touched)
-        )
-        SELECT sent_user_id AS user_id, type, group_id, epoch_us(timestamp) AS timestamp,
-               CAST(traits AS VARCHAR) AS traits
-        FROM all_calls ORDER BY sent_user_id, timestamp, message_id
-        """
-    )
-    calls = _rows(calls)
-    if not calls:
-        return {}
+def _parsed_calls(table: pa.Table) -> dict[str, list[dict]]:
+    """Ordered calls (`user_id, type, group_id, timestamp, message_id, traits`) by user, their
+    traits parsed (anything but a JSON object reads as no traits)."""
     by_user: dict[str, list[dict]] = {}
-    for call in calls:
+    for call in _rows(table):
         try:
             traits = orjson.loads(call["traits"]) if call["traits"] else {}
         except orjson.JSONDecodeError:
             traits = {}
         call["traits"] = traits if isinstance(traits, dict) else {}
         by_user.setdefault(call["user_id"], []).append(call)
-    new_rows: dict[str, set[tuple]] = {}
-    all_units: dict[str, tuple] = {}
-    for user_id, user_calls in by_user.items():
-        rows, units = _history_of_user(user_id, user_calls)
-        new_rows[user_id] = set(rows)
-        all_units.update({u[0]: u for u in units})
-    touched = pa.table({"user_id": list(by_user)})
-    names = ["user_id", "account_id", "unit_id", "role", "valid_from", "valid_to", "source"]
-    with store.registered("_touched_users", touched):
-        old = _rows(store.arrow(
+    return by_user
+
+
+def _stored_rows(store: WritableStore, users: str) -> dict[str, set[tuple]]:
+    """The SDK rows of the users of the SQL relation `users` (a `user_id` column)."""
+    stored: dict[str, set[tuple]] = {}
+    for row in _rows(store.arrow(
             "SELECT user_id, account_id, unit_id, role, epoch_us(valid_from) AS valid_from, "
             "epoch_us(valid_to) AS valid_to, source FROM memberships WHERE source = 'sdk' "
-            "AND user_id IN (SELECT user_id FROM _touched_users)"
-        ))
-        old_rows: dict[str, set[tuple]] = {}
-        for row in old:
-            old_rows.setdefault(row["user_id"], set()).add(tuple(row[n] for n in names))
-        changed = {u: first_difference(old_rows.get(u, set()), new_rows[u])
-                   for u in by_user if new_rows[u] != old_rows.get(u, set())}
-        if not changed:
+            f"AND user_id IN (SELECT user_id FROM {users})")):
+        stored.setdefault(row["user_id"], set()).add(tuple(row[n] for n in _NAMES))
+    return stored
+
+
+def _call_sql(table: str, user_column: str) -> str:
+    return (f"SELECT {user_column} AS user_id, type, group_id, epoch_us(timestamp) AS timestamp, "
+            f"message_id, CAST(traits AS VARCHAR) AS traits FROM {table}")
+
+
+def rebuild_from_sdk(store: WritableStore, new: str) -> dict[str, int | None]:
+    """Bring the SDK-derived memberships of the users with identify/group calls in table `new`
+    (the batch being loaded, not yet written) up to date with those calls.
+
+    A user's replay resumes from where their last stored call left it (`membership_states`:
+    the replay's state, and the position of that call in the `(timestamp, message_id)` order)
+    and applies only the batch's calls, so a load reads no stored events for them; a user
+    without a state row has no stored calls (every load writes the state of every user it
+    replays, and the migration wrote one for every user with calls), and starts from nothing.
+    A user whose batch holds a call at or before that position (late or out-of-order data),
+    whose state is not known (`replay`), or whose stored rows are not the ones the state's
+    replay wrote, is replayed in full from every stored call plus the batch's: either way the
+    rows are those of a full replay.
+
+    Returns the users whose membership history changed, each with the first moment (µs) from
+    which their events must be attributed again (`first_difference`). Times are handled as
+    integer microseconds: converting them to Python datetimes cost more than the history itself.
+    """
+    import pyarrow as pa  # here: loading it is costly, and `accountlens status` need not
+
+    store.execute(f"""CREATE OR REPLACE TEMP TABLE _membership_calls AS
+                      SELECT sent_user_id AS user_id, type, group_id, timestamp, message_id, traits
+                      FROM {new} WHERE type IN {_CALL_TYPES} AND sent_user_id IS NOT NULL""")
+    try:
+        if not store.scalar("SELECT count(*) FROM _membership_calls"):
             return {}
-        store.execute(
-            "DELETE FROM memberships WHERE source = 'sdk' AND list_contains(?, user_id)",
-            [list(changed)])
-    added = [dict(zip(names, r)) for u in changed for r in sorted(new_rows[u], key=str)]
+        if store.scalar(f"SELECT EXISTS (SELECT 1 FROM membership_states WHERE {_UNFILLED})"):
+            fill_states(store)  # a workspace from before the states: once
+        # per user: the stored state, and whether every call of the batch comes after it
+        states = {row["user_id"]: row for row in _rows(store.arrow(
+            """SELECT c.user_id, any_value(CAST(s.state AS VARCHAR)) AS state,
+                      bool_and(c.timestamp > s.last_timestamp OR (c.timestamp = s.last_timestamp
+                               AND c.message_id > s.last_message_id)) AS after
+               FROM _membership_calls c LEFT JOIN membership_states s USING (user_id)
+               GROUP BY c.user_id"""))}
+        stored = _stored_rows(store, "_membership_calls")
+        resumed: dict[str, dict] = {}
+        fresh: set[str] = set()  # no stored calls: the batch's are the whole history
+        for user_id, row in states.items():
+            if row["state"] is None:
+                if not stored.get(user_id):
+                    fresh.add(user_id)
+                continue
+            state = orjson.loads(row["state"])
+            if row["after"] and not state.get("replay") and _resumable(state, stored.get(user_id, set())):
+                resumed[user_id] = state
+        replayed = sorted(set(states) - set(resumed) - fresh)
+        calls_sql = _call_sql("_membership_calls", "user_id")
+        if replayed:
+            calls_sql += (" UNION ALL " + _call_sql("events", "sent_user_id")
+                          + f" WHERE type IN {_CALL_TYPES} AND sent_user_id IN (SELECT unnest(?))")
+        calls = _parsed_calls(store.arrow(
+            f"SELECT * FROM ({calls_sql}) ORDER BY user_id, timestamp, message_id",
+            [replayed] if replayed else None))
+        histories: dict[str, _History] = {}
+        new_rows: dict[str, set[tuple]] = {}
+        for user_id, user_calls in calls.items():
+            old = stored.get(user_id, set())
+            if user_id in resumed:
+                open_rows = [r for r in old if r[5] is None]
+                history = _History.resumed(user_id, resumed[user_id], open_rows)
+            else:
+                history = _History(user_id)
+            for call in user_calls:
+                history.apply(call)
+            histories[user_id] = history
+            # a resumed replay holds the rows it opened and the stored open ones it took over
+            new_rows[user_id] = history.kept_rows() | (
+                {r for r in old if r[5] is not None} if user_id in resumed else set())
+        _write_states(store, {u: (calls[u][-1], {**h.state(), "rows": len(new_rows[u])})
+                              for u, h in histories.items()})
+        changed = {u: first_difference(stored.get(u, set()), new_rows[u])
+                   for u in histories if new_rows[u] != stored.get(u, set())}
+        _write_rows(store, changed, new_rows)
+        units = {u[0]: u for history in histories.values() for u in history.units.values()}
+        if units:
+            unit_names = ["unit_id", "account_id", "kind", "name", "parent_unit_id", "source"]
+            table = pa.Table.from_pylist([dict(zip(unit_names, u)) for u in units.values()],
+                                         schema=pa.schema([(n, pa.string()) for n in unit_names]))
+            with store.registered("_sdk_units", table):
+                store.execute("INSERT OR IGNORE INTO org_units SELECT * FROM _sdk_units")
+        return changed
+    finally:
+        store.execute("DROP TABLE IF EXISTS _membership_calls")
+
+
+def _write_rows(store: WritableStore, changed: dict, new_rows: dict[str, set[tuple]]) -> None:
+    """Replace the SDK rows of the users in `changed` by their `new_rows`."""
+    import pyarrow as pa
+
+    if not changed:
+        return
+    store.execute("DELETE FROM memberships WHERE source = 'sdk' AND list_contains(?, user_id)",
+                  [list(changed)])
+    added = [dict(zip(_NAMES, r)) for u in changed for r in sorted(new_rows[u], key=str)]
     if added:
         schema = pa.schema([("user_id", pa.string()), ("account_id", pa.string()),
                             ("unit_id", pa.string()), ("role", pa.string()),
                             ("valid_from", pa.timestamp("us", tz="UTC")),
                             ("valid_to", pa.timestamp("us", tz="UTC")), ("source", pa.string())])
         with store.registered("_sdk_memberships", pa.Table.from_pylist(added, schema=schema)):
-            store.execute(f"INSERT INTO memberships SELECT {', '.join(names)} FROM _sdk_memberships")
-    if all_units:
-        unit_names = ["unit_id", "account_id", "kind", "name", "parent_unit_id", "source"]
-        table = pa.Table.from_pylist([dict(zip(unit_names, u)) for u in all_units.values()],
-                                     schema=pa.schema([(n, pa.string()) for n in unit_names]))
-        with store.registered("_sdk_units", table):
-            store.execute("INSERT OR IGNORE INTO org_units SELECT * FROM _sdk_units")
-    return changed
+            store.execute(f"INSERT INTO memberships SELECT {', '.join(_NAMES)} FROM _sdk_memberships")
+
+
+def _write_states(store: WritableStore, states: dict[str, tuple[dict, dict]]) -> None:
+    """Keep each user's (last call, state): the position of that call and the replay's state."""
+    import pyarrow as pa
+
+    users = list(states)
+    table = pa.table({
+        "user_id": pa.array(users, pa.string()),
+        "last_timestamp": pa.array([states[u][0]["timestamp"] for u in users],
+                                   pa.timestamp("us", tz="UTC")),
+        "last_message_id": pa.array([states[u][0]["message_id"] for u in users], pa.string()),
+        "state": pa.array([orjson.dumps(states[u][1]).decode() for u in users], pa.string()),
+    })
+    with store.registered("_membership_states", table):
+        store.execute("DELETE FROM membership_states "
+                      "WHERE user_id IN (SELECT user_id FROM _membership_states)")
+        store.execute("INSERT INTO membership_states SELECT user_id, last_timestamp, "
+                      "last_message_id, CAST(state AS JSON) FROM _membership_states")
+
+
+# The rows the migration wrote (store/schema.py, "membership replay states"): a user with
+# stored calls whose state `fill_states` has not replayed yet.
+_UNFILLED = "last_message_id = ''"
+
+
+def fill_states(store: WritableStore) -> int:
+    """Replay the stored identify/group calls of every user the migration left unfilled, and
+    keep their states; a user whose stored SDK rows are not what the replay gives (rows
+    removed, calls expired) is marked to be replayed in full when a call of theirs arrives.
+    Once, for a workspace from before `membership_states`; returns the number of users."""
+    users = f"(SELECT user_id FROM membership_states WHERE {_UNFILLED})"
+    calls = _parsed_calls(store.arrow(
+        f"SELECT * FROM ({_call_sql('events', 'sent_user_id')} WHERE type IN {_CALL_TYPES} "
+        f"AND sent_user_id IN {users}) ORDER BY user_id, timestamp, message_id"))
+    stored = _stored_rows(store, users)
+    states: dict[str, tuple[dict, dict]] = {}
+    for user_id, user_calls in calls.items():
+        history = _History(user_id)
+        for call in user_calls:
+            history.apply(call)
+        rows = history.kept_rows()
+        state = ({**history.state(), "rows": len(rows)} if rows == stored.get(user_id, set())
+                 else {"replay": True})
+        states[user_id] = (user_calls[-1], state)
+    store.execute(f"DELETE FROM membership_states WHERE {_UNFILLED}")
+    if states:
+        _write_states(store, states)
+    return len(states)
 
 
 def effective_memberships_sql(end_param: str = "$end") -> str:

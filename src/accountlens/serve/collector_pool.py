@@ -350,6 +350,8 @@ class PooledLog:
     """A workspace's log as the loader sees it when collector processes append to it too: the
     server process's own log plus the collectors' folders."""
 
+    collectors_apart = True  # the loader does not share a process with the collectors
+
     def __init__(self, local: EventLog, pool: CollectorPool, workspace: int):
         self.local, self.pool, self.workspace = local, pool, workspace
         self.directory = local.directory

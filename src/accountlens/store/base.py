@@ -165,13 +165,38 @@ class WritableStore(Store):
     def transaction(self) -> Iterator[None]:
         with self.write_lock:
             self.execute("BEGIN TRANSACTION")
+            self._hooks: dict[str, list[Callable[[], None]]] | None = {
+                "before_commit": [], "after_commit": [], "after_rollback": []}
             try:
                 yield
+                for hook in self._hooks["before_commit"]:
+                    hook()
             except BaseException:
-                self.execute("ROLLBACK")
+                hooks, self._hooks = self._hooks, None
+                try:
+                    self.execute("ROLLBACK")
+                finally:
+                    for hook in hooks["after_rollback"]:
+                        hook()
                 raise
+            hooks, self._hooks = self._hooks, None
             self.execute("COMMIT")
             self.data_version += 1
+            for hook in hooks["after_commit"]:
+                hook()
+
+    def on_transaction_end(self, before_commit: Callable[[], None] | None = None,
+                           after_commit: Callable[[], None] | None = None,
+                           after_rollback: Callable[[], None] | None = None) -> None:
+        """Run these as the current `transaction()` ends: files written beside the database
+        (store/lake.py) follow its commit or rollback. Outside a transaction: an error."""
+        hooks = getattr(self, "_hooks", None)
+        if hooks is None:
+            raise StoreError("this write must run inside store.transaction()")
+        for when, hook in (("before_commit", before_commit), ("after_commit", after_commit),
+                           ("after_rollback", after_rollback)):
+            if hook is not None:
+                hooks[when].append(hook)
 
     def migrate(self) -> int:
         """Bring the schema to the current version; returns the number of steps applied."""

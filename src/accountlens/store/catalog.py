@@ -66,6 +66,8 @@ TABLES: dict[str, dict[str, str]] = {
     # the message id of every event loaded, and its hash: what a load deduplicates against
     # (ingest/pipeline.py `dedup`); no account or user column, so a book reads it as empty
     "event_ids": {"id_hash": "UBIGINT", "message_id": TEXT},
+    # where each user's SDK membership replay stands (model/memberships.py `rebuild_from_sdk`)
+    "membership_states": {"user_id": TEXT, "last_timestamp": TIME, "last_message_id": TEXT, "state": JSON},
     "quarantine": {
         "quarantine_id": INT, "message_id": TEXT, "reason": TEXT, "raw": JSON, "received_at": TIME,
         "source": TEXT, "quarantined_at": TIME, "replayed_at": TIME,
@@ -83,6 +85,9 @@ TABLES: dict[str, dict[str, str]] = {
         "received_at": TIME, "recorded_at": TIME,
     },
     "schema_version": {"version": "INTEGER", "description": TEXT, "applied_at": TIME},
+    # events as a lake (store/lake.py): file moves owed by committed transactions, and state
+    "lake_moves": {"batch": TEXT, "seq": INT, "staged": TEXT, "target": TEXT},
+    "lake_state": {"key": TEXT, "value": TEXT},
     # --- governance (docs/governance.md) ---
     "workspace_secrets": {"name": TEXT, "value": TEXT},
     "suppressed_users": {"subject_hash": TEXT, "kind": TEXT, "suppressed_at": TIME},

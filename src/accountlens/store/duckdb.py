@@ -18,6 +18,8 @@ from accountlens.store.schema import SCHEMA_VERSION
 if TYPE_CHECKING:  # results come as Arrow only when asked for: `rows` needs no pyarrow
     import pyarrow as pa
 
+    from accountlens.store.lake import Lake
+
 
 class DuckDBStore(WritableStore):
     """The workspace's own store, the one ingestion writes to."""
@@ -38,6 +40,7 @@ class DuckDBStore(WritableStore):
                     "stop it", holder) from exc
             raise StoreError(f"cannot open {path}: {exc}") from exc
         self._local = threading.local()
+        self.lake: Lake | None = None  # set on open when the events are a lake (store/lake.py)
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         # A DuckDB connection must not be shared across threads; each thread gets its own cursor.
@@ -94,8 +97,11 @@ class DuckDBStore(WritableStore):
                 self.execute(f"SET {name} = ?", [value])
 
     def has_table(self, name: str) -> bool:
+        # a view too: the events of a lake workspace are one (store/lake.py)
         return bool(self.scalar(
-            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary", [name]))
+            "SELECT (SELECT count(*) FROM duckdb_tables() WHERE table_name = $name AND NOT temporary)"
+            " + (SELECT count(*) FROM duckdb_views() WHERE view_name = $name AND NOT temporary "
+            "AND NOT internal)", {"name": name}))
 
     def export_parquet(self, directory: Path, tables: Sequence[str], partition: str = "day",
                        overwrite: bool = False) -> dict[str, Any]:

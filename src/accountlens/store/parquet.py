@@ -20,9 +20,12 @@ FORMAT_VERSION = 1
 EVENTS = "events"
 # The tables of the data model metrics and analyses read (the account trait history: the
 # segments of health, signals, value and accounts as of a day; the per-source subscriptions:
-# reconcile); the workspace adds the daily rollup when current.
+# reconcile; the rule set versions: attribution; designs, assignments and imported exposures:
+# experiments); the workspace adds the daily rollup when current.
 MODEL_TABLES = ("accounts", "org_units", "users", "memberships", "subscriptions", "outcomes", EVENTS,
-                "account_traits_history", "subscription_sources")
+                "account_traits_history", "subscription_sources", "attribution_rule_versions",
+                "attribution_rule_changes", "experiments", "experiment_assignments",
+                "experiment_exposures")
 # Partition column of the events and the DuckDB expression of its value, per granularity.
 PARTITIONS: dict[str, tuple[str, str]] = {
     "day": ("event_date", "CAST(timestamp AS DATE)"),

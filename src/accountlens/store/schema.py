@@ -235,4 +235,35 @@ MIGRATIONS.append((
     ],
 ))
 
+MIGRATIONS.append((
+    # SDK-derived memberships carried on from each user's last stored call (model/memberships.py
+    # `rebuild_from_sdk`): the replay's state after that call (latest traits, the accounts with
+    # an open row and their traits, the account joined last, the number of rows it wrote) and
+    # the call's place in the order of calls. Every user with stored calls has a row: here one
+    # to be filled (no message id; the first load after this step replays those users once).
+    "membership replay states",
+    [
+        """CREATE TABLE membership_states (
+            user_id VARCHAR NOT NULL, last_timestamp TIMESTAMPTZ NOT NULL,
+            last_message_id VARCHAR NOT NULL, state JSON NOT NULL)""",
+        """INSERT INTO membership_states
+           SELECT sent_user_id, max(timestamp), '', '{"replay": true}' FROM events
+           WHERE type IN ('identify', 'group') AND sent_user_id IS NOT NULL
+           GROUP BY sent_user_id""",
+    ],
+))
+
+MIGRATIONS.append((
+    # Events as a lake (docs/lake.md, store/lake.py): the file moves a committed transaction
+    # still owes the lake folder (a staged file to rename over its target, or a target to
+    # remove: `staged` NULL), done right after the commit and again on open after a crash; and
+    # what the lake keeps of the events table (its definition, to make it again on disable).
+    "events as a lake: pending file moves",
+    [
+        """CREATE TABLE lake_moves (
+            batch VARCHAR NOT NULL, seq BIGINT NOT NULL, staged VARCHAR, target VARCHAR NOT NULL)""",
+        "CREATE TABLE lake_state (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
+    ],
+))
+
 SCHEMA_VERSION = len(MIGRATIONS)

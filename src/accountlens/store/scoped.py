@@ -125,9 +125,10 @@ class ScopedStore(WritableStore):
         cursor.execute(f"CREATE OR REPLACE TEMP TABLE __book AS {BOOK_ACCOUNTS_SQL.format(db=db)}",
                        book_params(self.book))
         cursor.execute(f"CREATE OR REPLACE TEMP TABLE __book_users AS {BOOK_USERS_SQL.format(db=db)}")
-        present = {r[0] for r in cursor.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = ? AND schema_name = 'main'",
-            [self._database]).fetchall()}
+        present = {r[0] for r in cursor.execute(  # and the lake's events view (store/lake.py)
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = $db AND schema_name = 'main' "
+            "UNION SELECT view_name FROM duckdb_views() WHERE database_name = $db "
+            "AND schema_name = 'main' AND NOT internal", {"db": self._database}).fetchall()}
         for name in present:
             columns = [r[0] for r in cursor.execute(
                 "SELECT column_name FROM duckdb_columns() WHERE database_name = ? "

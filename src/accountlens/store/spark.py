@@ -55,6 +55,7 @@ class SparkStore(Store):
         if manifest is None:
             manifest = self._remote_manifest()
         self.manifest = manifest
+        self._stamp = self._manifest_stamp()
         # (thread, temporary table name) -> (its view's name, the cached frame)
         self._temps: dict[tuple[int, str], tuple[str, Any]] = {}
         self._bind()
@@ -143,8 +144,34 @@ class SparkStore(Store):
         return frame
 
     def _ensure_bound(self) -> None:
-        if SparkStore._bound.get(id(self.session)) != id(self):
+        stamp = self._manifest_stamp()
+        if stamp != self._stamp:  # written again (a lake's, after loads: docs/lake.md)
+            self.manifest, self._stamp = parquet.read_manifest(Path(self.location)), stamp
+            self._bind()  # Spark lists the files again: new days and rewritten files
+            self.data_version += 1  # results cached before are stale
+        elif SparkStore._bound.get(id(self.session)) != id(self):
             self._bind()
+
+    @property
+    def data_version(self) -> int:
+        """Bumped when the export (a lake's events) changed since read: cached results of
+        this store are then stale (analysis/registry.py)."""
+        if getattr(self, "_stamp", None) is not None and self._manifest_stamp() != self._stamp:
+            self._ensure_bound()
+        return self._version
+
+    @data_version.setter
+    def data_version(self, value: int) -> None:
+        self._version = value
+
+    def _manifest_stamp(self) -> tuple[int, ...] | None:
+        """When the local manifest, and a lake's events (store/lake.py), were last written
+        (None for a URI: read once)."""
+        if parquet.is_uri(self.location):
+            return None
+        folder = Path(self.location)
+        return tuple(path.stat().st_mtime_ns if path.exists() else 0 for path in (
+            folder / parquet.MANIFEST, folder / parquet.EVENTS / "_changed"))
 
     def arrow(self, sql: str, params: Params = None) -> pa.Table:
         self._ensure_bound()
