@@ -1,15 +1,21 @@
 """Every analysis that runs on Spark, on Spark `local[2]` against DuckDB on the same workspace
-(issue 22: "Spark local[2] vs DuckDB for each analysis; slower on one machine: state by how much")."""
+(issue 22: "Spark local[2] vs DuckDB for each analysis; slower on one machine: state by how
+much"), and Spark's time on one core against two for the metrics table and two analyses."""
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
+from pathlib import Path
+from typing import Any
 
 from accountlens.analysis import accounts, features
 from accountlens.analysis.registry import load_all
 from accountlens.workspace import Workspace
+from benchmarks.attribution import EXPERIMENT, _exposures
 from benchmarks.measure import best_of, timed
-from benchmarks.metrics import analysis_label
+from benchmarks.metrics import analysis_label, table_metrics
 from benchmarks.registry import Context, Row, Skipped, benchmark
 from benchmarks.workspace import bench_workspace
 
@@ -18,11 +24,65 @@ from benchmarks.workspace import bench_workspace
 # One shuffle partition per core of local[2] rather than Spark's 200 (docs/spark.md, "Tuning"):
 # measured at 200,000 events under load, the defaults made handoffs 81× and collaboration 259×
 # DuckDB's time, nearly all of it scheduling 200 tiny tasks per stage.
-SINGLE_MACHINE = {"spark.sql.shuffle.partitions": "2", "spark.ui.enabled": "false"}
+# The driver's memory is Spark's default 1 GB otherwise: the metrics table (one query of many
+# joins) ran out of it on local[1] at 20,000 events.
+SINGLE_MACHINE = {"spark.sql.shuffle.partitions": "2", "spark.ui.enabled": "false",
+                  "spark.driver.memory": "4g"}
 PARAMS: dict[str, dict] = {
     "sequences": {"outcome": "renewal"},
     "renewals": {"days": 365},
+    # the exposures benchmarks/attribution.py imports: every account, two variants
+    "experiments": {"experiment": EXPERIMENT, "metric": "depth"},
 }
+# Timed on Spark local[1] and local[2] (the same plans), besides the metrics table: a
+# join-heavy analysis over the events and one over the rollup with pandas after it. Eight
+# shuffle partitions: at 1M events the metrics table (one query of many joins) ran out of
+# execution memory on local[1] with two (UNABLE_TO_ACQUIRE_MEMORY, 4 GB driver).
+CORE_ANALYSES = ("handoffs", "attribution")
+CORES_PARTITIONS = "8"
+
+
+def _fresh(ws: Workspace, name: str, params: dict, **engine: object) -> object:
+    # the account features health, signals, value, … share are kept per store and day:
+    # computed afresh here, as the metric rows are (best_of drops those). A run before
+    # this existed timed them kept: health 0.18 s on Spark against 0.22 s on DuckDB.
+    features._CACHE.clear()
+    accounts._CACHE.clear()  # the accounts list keeps its table likewise
+    return ws.analysis(name, cached=False, **params, **engine)
+
+
+def _with_exposures(ws: Workspace, folder: Path) -> None:
+    if not ws.store.scalar("SELECT count(*) FROM experiment_exposures WHERE experiment = ?",
+                           [EXPERIMENT]):
+        _exposures(ws, folder)
+
+
+def _on_cores(path: Path, export: Path, cores: int, repeats: int) -> dict[str, float | str]:
+    """Seconds of the metrics table and CORE_ANALYSES on a Spark session of `cores` cores
+    (started for it, warm: each timed after a first run), or the error it ended with."""
+    ws = Workspace.open(path)
+    try:
+        ws.config.spark.master = f"local[{cores}]"
+        ws.config.spark.conf = {**ws.config.spark.conf, **SINGLE_MACHINE,
+                                "spark.sql.shuffle.partitions": CORES_PARTITIONS}
+        names = table_metrics(ws.config.analysis.model)
+        runs: dict[str, Any] = {"metrics table": lambda: ws.metrics_table(
+            names, level="account", engine="spark", parquet=export)}
+        for name in CORE_ANALYSES:
+            runs[name] = lambda n=name: _fresh(ws, n, PARAMS.get(n, {}), engine="spark",
+                                               parquet=export)
+        seconds: dict[str, float | str] = {}
+        for label, run in runs.items():
+            try:
+                run()  # warm: the JVM's code, kept as-of days
+                seconds[label] = best_of(run, repeats)[0]
+            except Exception as exc:  # noqa: BLE001 - said in the row: the other figures still count
+                # Spark's error class (e.g. [UNABLE_TO_ACQUIRE_MEMORY]), not Py4J's first line
+                found = re.search(r"\[[A-Z_.]+\][^\n]*", str(exc))
+                seconds[label] = (found.group(0) if found else str(exc).strip())[:200]
+        return seconds
+    finally:
+        ws.close()  # stops the session it started: the next one may have other cores
 
 
 @benchmark("spark_analyses", "Analyses on Spark local[2] vs DuckDB", order=65,
@@ -31,30 +91,26 @@ def spark_analyses_benchmark(ctx: Context) -> list[Row]:
     """The workspace's Parquet export (events by month below 1M events, else by day, as
     docs/spark.md advises), then each analysis that runs on Spark with its default view, on
     DuckDB and on Spark `local[2]` over the export (two shuffle partitions, one per core, else
-    Spark's defaults; the tables not cached), both warm (after a first run in the process), best of two runs (one in quick mode).
-    Each Spark row is a ratio to its DuckDB row: on one machine Spark is slower (a JVM, a query
-    planner and a shuffle per query, made for data that does not fit one machine); the rows say
-    by how much. No target: the figure is for sizing (when a cluster pays off)."""
+    Spark's defaults; the tables not cached), both warm (after a first run in the process), best
+    of two runs (one in quick mode). Each Spark row is a ratio to its DuckDB row: on one machine
+    Spark is slower (a JVM, a query planner and a shuffle per query, made for data that does
+    not fit one machine); the rows say by how much. Then the metrics table and two analyses on
+    a Spark session of one core and one of two (eight shuffle partitions each: the same
+    plans), each started for it. No target: the figures are for sizing (when a cluster pays off)."""
     if shutil.which("java") is None:
         raise Skipped("the Spark engine needs Java 17+ on PATH")
-    ws = Workspace.open(bench_workspace(ctx).path)
+    path = bench_workspace(ctx).path
+    ws = Workspace.open(path)
+    export = ctx.scratch("spark-export")
+    repeats = 1 if ctx.quick else 2
     try:
-        export = ctx.scratch("spark-export")
+        _with_exposures(ws, ctx.scratch("spark-exposures"))
         partition = "month" if ctx.events < 1_000_000 else "day"
         seconds, _ = timed(lambda: ws.export_parquet(export, partition=partition, overwrite=True))
         rows = [Row("spark_analyses.export", f"export parquet (events by {partition})", seconds, "s")]
         ws.config.spark.conf = {**ws.config.spark.conf, **SINGLE_MACHINE}  # this run only
         started, _ = timed(lambda: ws.engine("spark", parquet=export))
         rows.append(Row("spark_analyses.session", "opening the Spark store (JVM start)", started, "s"))
-        repeats = 1 if ctx.quick else 2
-
-        def fresh(name: str, params: dict, **engine: object) -> object:
-            # the account features health, signals, value, … share are kept per store and day:
-            # computed afresh here, as the metric rows are (best_of drops those). A run before
-            # this existed timed them kept: health 0.18 s on Spark against 0.22 s on DuckDB.
-            features._CACHE.clear()
-            accounts._CACHE.clear()  # the accounts list keeps its table likewise
-            return ws.analysis(name, cached=False, **params, **engine)
 
         for name, analysis in load_all().items():
             if "spark" not in analysis.engines:
@@ -63,16 +119,31 @@ def spark_analyses_benchmark(ctx: Context) -> list[Row]:
             label = analysis_label(name, params)
             key = "spark_analyses." + label.replace(" ", ".").replace("=", "_")
             ws.analysis(name, **params)  # warm: imports, the rollup, kept as-of days
-            duck, _ = best_of(lambda n=name, p=params: fresh(n, p), repeats)
+            duck, _ = best_of(lambda n=name, p=params: _fresh(ws, n, p), repeats)
             ctx.log(f"spark_analyses: {label} on DuckDB {duck:.2f}s")
             ws.analysis(name, engine="spark", parquet=export, **params)  # warm the JVM's code
-            on_spark, _ = best_of(lambda n=name, p=params: fresh(
-                n, p, engine="spark", parquet=export), repeats)
+            on_spark, _ = best_of(lambda n=name, p=params: _fresh(
+                ws, n, p, engine="spark", parquet=export), repeats)
             ctx.log(f"spark_analyses: {label} on Spark {on_spark:.2f}s")
             rows.append(Row(f"{key}.duckdb", f"{label} on DuckDB", duck, "s"))
             rows.append(Row(f"{key}.spark", f"{label} on Spark local[2]", on_spark, "s",
                             baseline=f"{key}.duckdb",
                             note=f"{on_spark / duck:.1f}× DuckDB's time" if duck else ""))
-        return rows
     finally:
         ws.close()
+    by_cores = {cores: _on_cores(path, export, cores, repeats) for cores in (1, 2)}
+    for label, one in by_cores[1].items():
+        key = "spark_analyses.cores." + label.replace(" ", "_")
+        two = by_cores[2][label]
+        ctx.log(f"spark_analyses: {label} on 1 core {one}, 2 cores {two}")
+        both = isinstance(one, float) and isinstance(two, float)
+        for cores, value in ((1, one), (2, two)):
+            failed = isinstance(value, str)
+            rows.append(Row(f"{key}.local{cores}", f"{label} on Spark local[{cores}]",
+                            float("nan") if failed else value, "s",
+                            baseline=f"{key}.local1" if cores == 2 and both else None,
+                            note=f"failed: {value}" if failed else
+                            f"{one / two:.2f}× faster on 2 cores" if cores == 2 and both else ""))
+    rows.append(Row("spark_analyses.load", "load average (1 min) after the run",
+                    os.getloadavg()[0], "", note=f"{os.cpu_count()} cores"))
+    return rows

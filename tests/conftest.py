@@ -147,3 +147,53 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 20.0, interval: flo
             return
         time.sleep(interval)
     raise AssertionError("condition not met in time")
+
+
+# ---- Spark (tests/test_spark_engine.py, tests/test_spark_analyses.py) ---------------------------
+# Both files run in one worker and one Spark session: a JVM start and its warm-up (the first
+# queries of a JVM plan several times slower) once, not per file. `make test` runs the suite
+# in two workers taking a file at a time (--dist loadfile); the scheduler below treats the two
+# Spark files as one.
+SPARK_FILES = ("tests/test_spark_engine.py", "tests/test_spark_analyses.py")
+# Test data is tiny and the queries many (230+): one shuffle partition, no adaptive re-planning,
+# no whole-stage code generation, a JVM that does not spend its time optimizing itself. Each
+# halves the time of the comparison or better.
+TINY_DATA = {
+    "spark.sql.shuffle.partitions": "1",
+    "spark.sql.adaptive.enabled": "false",
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.ui.enabled": "false",
+    "spark.driver.extraJavaOptions": ("-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+                                      # C1 alone reserves 48 MB of code cache: too little
+                                      " -XX:ReservedCodeCacheSize=256m"),
+}
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """--dist loadfile, with the Spark files one unit of work (one worker, one session)."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SparkFilesTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            scope = super()._split_scope(nodeid)
+            return SPARK_FILES[0] if scope in SPARK_FILES else scope
+
+    return SparkFilesTogether(config, log)
+
+
+@pytest.fixture(scope="session")
+def spark_session():
+    """The Spark session (local[2]) of every Spark test; a SparkStore opened while it runs
+    reuses it (and leaves it running when closed)."""
+    import shutil
+
+    if shutil.which("java") is None:
+        pytest.skip("the Spark engine needs Java 17+ on PATH (java not found)")
+    from accountlens.store.spark import _session
+
+    session = _session("local[2]", "", TINY_DATA)
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()

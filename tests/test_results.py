@@ -146,17 +146,17 @@ def test_an_analysis_names_the_engines_it_runs_on(tmp_path_factory) -> None:
     from accountlens.analysis.registry import AnalysisError
 
     ws = _b2b(tmp_path_factory)
-    # anomalies is not on Spark yet (analysis/registry.py's SPARK_PENDING says why)
-    with pytest.raises(AnalysisError, match="anomalies runs on duckdb, not 'spark' \\(not yet"):
-        ws.analysis_result("anomalies", engine="spark")
-    out = CliRunner().invoke(cli, ["anomalies", "--engine", "spark", "--dir", str(ws.root)])
-    assert out.exit_code == 1 and "anomalies runs on duckdb, not 'spark'" in out.output
+    # backtest is not on Spark yet (analysis/registry.py's SPARK_PENDING says why)
+    with pytest.raises(AnalysisError, match="backtest runs on duckdb, not 'spark' \\(not yet"):
+        ws.analysis_result("backtest", engine="spark")
+    out = CliRunner().invoke(cli, ["backtest", "--engine", "spark", "--dir", str(ws.root)])
+    assert out.exit_code == 1 and "backtest runs on duckdb, not 'spark'" in out.output
     live = LiveWorkspace(workspace=ws, log=None, loader=None)
     client = TestClient(create_app([live]))
-    refused = client.get("/api/v1/analyses/anomalies", params={"engine": "spark"})
-    assert refused.status_code == 422 and refused.json()["problems"][0]["location"] == "query.engine"
+    refused = client.get("/api/v1/analyses/backtest", params={"engine": "spark"})
+    assert refused.status_code == 409 and "not yet" in refused.json()["error"]
     listing = {a["name"]: a["engines"] for a in client.get("/api/v1/analyses").json()}
-    assert listing["anomalies"] == ["duckdb"] and listing["handoffs"] == ["duckdb", "spark"]
+    assert listing["backtest"] == ["duckdb"] and listing["handoffs"] == ["duckdb", "spark"]
     # on Spark, but no export to read: the reason, before any JVM starts
     with pytest.raises(AnalysisError, match="export"):
         ws.analysis_result("handoffs", engine="spark")

@@ -15,15 +15,22 @@ import pytest
 from typer.testing import CliRunner
 
 import accountlens
-from accountlens.analysis.registry import SPARK_PENDING, AnalysisError, load_all, run_analysis
+from accountlens.analysis.registry import (
+    SPARK_PENDING,
+    AnalysisError,
+    EngineUnavailable,
+    NotFound,
+    load_all,
+    run_analysis,
+)
 from accountlens.cli.main import app
 from accountlens.demo.simulator import generate_demo
-from tests.test_spark_engine import TINY_DATA
 
 pytestmark = pytest.mark.skipif(shutil.which("java") is None,
                                 reason="the Spark engine needs Java 17+ on PATH (java not found)")
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "spark.md"
+EXPERIMENT = "guided-setup"  # the demo's experiment
 # Each analysis on Spark with its main views and levels (the first case of each is its default).
 # A small demo has few outcomes: `sequences` lists every pattern so that there are rows.
 CASES: list[tuple[str, dict]] = [
@@ -48,15 +55,26 @@ CASES: list[tuple[str, dict]] = [
     ("accounts", {"level": "account"}),
     ("activity", {"level": "account", "grain": "week"}),
     ("reconcile", {"level": "account"}),
+    # the touches at the default grain (a rollup row) and a user's day (rule set version 1);
+    # a bootstrap over accounts, a data-driven model, a unit kind, ARR values
+    ("attribution", {}),
+    ("attribution", {"model": "markov", "by": "feature", "outcome": "conversion"}),
+    ("attribution", {"model": "u_shaped", "by": "team", "value": "arr", "rules_version": 1}),
+    # per account with CUPED, per user (clusters: each user's account), on an outcome
+    ("experiments", {"experiment": EXPERIMENT, "metric": "mau"}),
+    ("experiments", {"experiment": EXPERIMENT, "metric": "depth", "unit": "user"}),
+    ("experiments", {"experiment": EXPERIMENT, "outcome": "renewal", "method": "cr1"}),
 ]
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
+def demo(tmp_path_factory, spark_session):
     root = tmp_path_factory.mktemp("spark_analyses") / "demo"
     generate_demo(root, accounts=8, seed=3)
     ws = accountlens.open(root)
-    ws.config.spark.conf = dict(TINY_DATA)  # read when the first Spark store starts the session
+    # attribution's rule sets: a touch per user and day (1), per raw event (2: not on Spark)
+    ws.create_attribution_rules({"touch": "user_day"}, name="daily")
+    ws.create_attribution_rules({"touch": "event"}, name="every event")
     # the export where `[spark] parquet_dir` (default `parquet`) finds it; by month: a small
     # workspace in day folders is many tiny files, slow on Spark (docs/spark.md)
     ws.export_parquet(root / "parquet", partition="month")
@@ -66,7 +84,7 @@ def demo(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def spark(demo):
-    """One Spark session for the module, reading the demo's export."""
+    """The demo's export on the tests' one Spark session (tests/conftest.py)."""
     store = demo.engine("spark")
     store.session.sparkContext.setLogLevel("OFF")  # failures are asserted, not logged
     for name in store.manifest["tables"]:
@@ -110,6 +128,35 @@ def test_analysis_gives_duckdbs_rows_on_spark(demo, spark, name, params) -> None
     assert on_spark.notes == on_duckdb.notes
 
 
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory, spark_session):
+    """tests/test_anomalies.py's world with a break, a quiet account, a spike and a stale
+    source (the demo has no anomaly), exported, on the one Spark session."""
+    from accountlens.store.spark import SparkStore
+    from tests.small_workspace import build
+    from tests.test_anomalies import ACCOUNTS, generate
+
+    root = tmp_path_factory.mktemp("spark_anomalies")
+    ws = build(root, "anomalies", {"accounts": ACCOUNTS},
+               generate({"break", "quiet", "spike", "stale"}))
+    ws.export_parquet(root / "parquet", partition="month")
+    yield ws, SparkStore(root / "parquet", session=spark_session)
+    ws.close()
+
+
+def test_anomalies_finds_duckdbs_findings_on_spark(planted) -> None:
+    from tests.test_anomalies import AS_OF
+
+    ws, store = planted
+    on_duckdb = run_analysis(ws.store, ws.config, "anomalies", cached=False, as_of=AS_OF)
+    on_spark = run_analysis(store, ws.config, "anomalies", cached=False, engine="spark",
+                            as_of=AS_OF)
+    kinds = {"instrumentation_break", "account_quiet", "spike", "stale_source"}
+    assert set(on_duckdb.frame["kind"]) == kinds  # one finding of each kind
+    _same(on_duckdb.frame, on_spark.frame)
+    assert on_spark.notes == on_duckdb.notes
+
+
 def test_the_cases_have_rows(demo) -> None:
     """A parity of empty frames would prove nothing: the default case of each analysis has rows."""
     empty = [name for name, params in CASES
@@ -122,7 +169,8 @@ def test_every_analysis_is_on_spark_or_declared_pending() -> None:
     on_spark = {name for name, analysis in analyses.items() if "spark" in analysis.engines}
     assert on_spark.isdisjoint(SPARK_PENDING)
     assert on_spark | set(SPARK_PENDING) == set(analyses)
-    assert on_spark == {name for name, _ in CASES}  # each one on Spark is compared above
+    # each one on Spark is compared above (anomalies on a world with anomalies)
+    assert on_spark == {name for name, _ in CASES} | {"anomalies"}
     assert all(len(reason) > 40 for reason in SPARK_PENDING.values())
 
 
@@ -142,6 +190,30 @@ def test_a_pending_analysis_asked_on_spark_says_why(demo) -> None:
     name = next(iter(SPARK_PENDING))
     with pytest.raises(AnalysisError, match="not yet"):
         demo.analysis(name, engine="spark")
+
+
+def test_spark_refuses_what_would_collect_raw_events_and_names_the_unknown(demo, spark) -> None:
+    """Attribution's `event` grain reads one row per raw event: on Spark it is refused (REST
+    409); an unknown experiment is the same NotFound (404) on both engines."""
+    from fastapi.testclient import TestClient
+
+    from accountlens.api.app import create_app
+    from accountlens.serve.live import LiveWorkspace
+
+    assert len(run_analysis(demo.store, demo.config, "attribution", rules_version=2).frame)
+    with pytest.raises(EngineUnavailable, match="raw event.*user_feature_day"):
+        run_analysis(spark, demo.config, "attribution", engine="spark", rules_version=2)
+    client = TestClient(create_app([LiveWorkspace(workspace=demo, log=None, loader=None)]))
+    refused = client.get("/api/v1/analyses/attribution",
+                         params={"engine": "spark", "rules_version": 2})
+    assert refused.status_code == 409 and "driver" in refused.json()["error"]
+    unknown = {}
+    for store in (demo.store, spark):
+        with pytest.raises(NotFound) as caught:
+            run_analysis(store, demo.config, "experiments", engine=store.engine_name,
+                         experiment="nope", metric="mau")
+        unknown[store.engine_name] = str(caught.value)
+    assert unknown["spark"] == unknown["duckdb"] and EXPERIMENT in unknown["duckdb"]
 
 
 def test_python_cli_and_rest_run_an_analysis_on_spark(demo, spark) -> None:

@@ -28,20 +28,6 @@ from tests.test_metrics_contract import AS_OF, generated  # noqa: F401 - the con
 pytestmark = pytest.mark.skipif(shutil.which("java") is None,
                                 reason="the Spark engine needs Java 17+ on PATH (java not found)")
 
-# Test data is tiny and the queries many (230+): one shuffle partition, no adaptive re-planning,
-# no whole-stage code generation, a JVM that does not spend its time optimizing itself, tables
-# cached in memory. Each halves the time of the comparison or better.
-TINY_DATA = {
-    "spark.sql.shuffle.partitions": "1",
-    "spark.sql.adaptive.enabled": "false",
-    "spark.sql.codegen.wholeStage": "false",
-    "spark.ui.enabled": "false",
-    "spark.driver.extraJavaOptions": ("-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
-                                      # C1 alone reserves 48 MB of code cache: too little
-                                      " -XX:ReservedCodeCacheSize=256m"),
-}
-
-
 @pytest.fixture(scope="module")
 def export(generated, tmp_path_factory):
     target = tmp_path_factory.mktemp("spark") / "parquet"
@@ -49,12 +35,11 @@ def export(generated, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def spark(export):
-    """One Spark session for the module, reading the export."""
+def spark(export, spark_session):
+    """A Spark store reading the export, on the tests' one Spark session (tests/conftest.py)."""
     from accountlens.store.spark import SparkStore
 
-    store = SparkStore(export[0], master="local[2]", conf=TINY_DATA)
-    store.session.sparkContext.setLogLevel("ERROR")
+    store = SparkStore(export[0], session=spark_session)
     for name in store.manifest["tables"]:
         store.session.catalog.cacheTable(name)
     yield store
@@ -69,15 +54,19 @@ def test_export_has_every_table_with_the_stores_row_counts(generated, export, sp
                                        "account_firsts", "account_user_firsts", "account_days",
                                        "referral_invites",
                                        "referral_invites_source", "account_traits_history",
-                                       "subscription_sources"}
+                                       "subscription_sources", "attribution_rule_versions",
+                                       "attribution_rule_changes", "experiments",
+                                       "experiment_assignments", "experiment_exposures"}
     for name, entry in manifest["tables"].items():
         stored = generated.store.scalar(f"SELECT count(*) FROM {name}")
         read_back = duckdb.sql("SELECT count(*) FROM read_parquet(?, hive_partitioning = true)",
                                params=[str(target / entry["path"]) + ("/*/*.parquet" if name == "events" else "")]
                                ).fetchall()[0][0]
         assert entry["rows"] == stored == read_back == spark.scalar(f"SELECT count(*) FROM {name}")
-        # (no trait changes or per-source subscriptions were imported here: those may be empty)
-        assert stored > 0 or name in ("account_traits_history", "subscription_sources")
+        # (no trait changes, per-source subscriptions, rule sets or experiments were made here:
+        # those may be empty)
+        assert stored > 0 or name in ("account_traits_history", "subscription_sources") or (
+            name.startswith(("attribution_rule_", "experiment")))
 
 
 def test_events_are_partitioned_by_utc_day(generated, export) -> None:

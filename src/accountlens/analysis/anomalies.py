@@ -73,15 +73,21 @@ def _days_sql(keys: tuple[str, ...], where: str = "TRUE") -> str:
     pick = ", ".join(f"coalesce(w.{c}, b.{c}) AS {c}" for c in keys)
     return f"""
     WITH s AS (SELECT {k}, day, CAST(sum(n) AS BIGINT) AS n FROM _anomaly_cells WHERE {where} GROUP BY ALL),
-    base AS (  -- each baseline day serves the window day of its weekday
-        SELECT {k}, $w_start + (((day - $w_start) % 7) + 7) % 7 AS target, list(n) AS counts
-        FROM s WHERE day < $w_start GROUP BY ALL
+    base AS (  -- each baseline day serves the window day of its weekday: its rank among them
+        SELECT *, row_number() OVER (PARTITION BY {k}, target ORDER BY n) AS r,
+               count(*) OVER (PARTITION BY {k}, target) AS days
+        FROM (SELECT {k}, $w_start + (((day - $w_start) % 7) + 7) % 7 AS target, n
+              FROM s WHERE day < $w_start)
     ),
+    -- the median of the $weeks counts with the weeks without events as zeros (the lowest: a
+    -- counted day has n >= 1), so the count of rank r is at position r + $weeks - days of the
+    -- sorted weeks: the middle one or two positions, by window functions and a sum (the same
+    -- SQL on every engine; Spark has no median of a padded list)
     expected AS (
         SELECT {k}, target,
-               list_median(list_concat(counts, list_resize([]::BIGINT[],
-                                                           $weeks - len(counts), 0))) AS e
-        FROM base WHERE target <= $as_of
+               (sum(CASE WHEN r + $weeks - days = ($weeks + 1) // 2 THEN n ELSE 0 END)
+                + sum(CASE WHEN r + $weeks - days = $weeks // 2 + 1 THEN n ELSE 0 END)) / 2.0 AS e
+        FROM base WHERE target <= $as_of GROUP BY ALL
     )
     SELECT {pick}, coalesce(w.day, b.target) AS day, coalesce(w.n, 0) AS n,
            coalesce(b.e, 0) * CASE WHEN coalesce(w.day, b.target) = $as_of THEN $frac ELSE 1 END
@@ -98,7 +104,7 @@ def _verdicts_sql(keys: tuple[str, ...], where: str = "TRUE") -> str:
     return f"""
     WITH d AS ({_days_sql(keys, where)}),
     f AS (
-        SELECT *, max(day) FILTER (WHERE n > $drop * expected) OVER (PARTITION BY {k}) AS last_ok,
+        SELECT *, max(CASE WHEN n > $drop * expected THEN day END) OVER (PARTITION BY {k}) AS last_ok,
                n >= $spike * expected AND n > expected AS high
         FROM d
     )
@@ -205,9 +211,11 @@ class _Finder:
                        count(DISTINCT day) FILTER (WHERE day < $w_start) AS base_days
                 FROM _anomaly_cells GROUP BY source
             )
-            SELECT l.*, coalesce((SELECT sum(d.expected) FROM d
-                                  WHERE d.source = l.source AND d.day > l.last_day), 0) AS gap
-            FROM last l""", {k: v for k, v in self.params.items() if k not in ("drop", "spike")})
+            SELECT l.*, coalesce(g.gap, 0) AS gap
+            FROM last l LEFT JOIN (  -- a join: Spark's correlated subqueries allow only `=`
+                SELECT l.source, sum(d.expected) AS gap
+                FROM last l JOIN d ON d.source = l.source AND d.day > l.last_day GROUP BY l.source
+            ) g ON g.source = l.source""", {k: v for k, v in self.params.items() if k not in ("drop", "spike")})
         base_days = 7 * self.cfg.baseline_weeks
         found = []
         for r in rows:
@@ -406,4 +414,5 @@ register(Analysis(
             "sources, each with expected vs observed (weekly seasonality).",
     request=AnomaliesRequest,
     run=run,
+    engines=("duckdb", "spark"),  # parity: tests/test_spark_analyses.py
 ))

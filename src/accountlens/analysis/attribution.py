@@ -92,5 +92,6 @@ register(Analysis(
             "ten models, with bootstrap intervals over accounts.",
     request=AttributionRequest,
     run=run,
+    engines=("duckdb", "spark"),  # parity: tests/test_spark_analyses.py
     command="attribution outcomes",
 ))

@@ -176,13 +176,15 @@ def _outcome_values(store: Store, exposed: pd.DataFrame, request: ExperimentsReq
 
 
 def _user_accounts(store: Store, end: dt.datetime) -> pd.Series:
-    """user → the account their active events up to `end` are most attributed to."""
+    """user → the account their active events up to `end` are most attributed to (of two
+    with as many events, the first by id: the same on every engine)."""
     rows = store.df(
-        """SELECT user_id, arg_max(account_id, n) AS account_id FROM (
+        """SELECT user_id, account_id FROM (
                SELECT user_id, account_id, count(*) AS n FROM events
                WHERE type IN ('track', 'page', 'screen') AND user_id IS NOT NULL
                  AND account_id IS NOT NULL AND timestamp < $end GROUP BY ALL)
-           GROUP BY user_id""", {"end": end})
+           QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY n DESC, account_id) = 1""",
+        {"end": end})
     return rows.set_index("user_id")["account_id"]
 
 
@@ -380,6 +382,7 @@ register(Analysis(
             "multiply-exposed accounts left out.",
     request=ExperimentsRequest,
     run=run,
+    engines=("duckdb", "spark"),  # parity: tests/test_spark_analyses.py
     command="experiments analyze",
 ))
 

@@ -92,27 +92,16 @@ REGISTRY: Registry[Analysis] = Registry(
 # engines (its parity with DuckDB proven by tests/test_spark_analyses.py) or is listed here
 # (docs/spark.md is checked against both).
 SPARK_PENDING: dict[str, str] = {
-    "anomalies": (
-        "its baselines use DuckDB list functions (list_median over zero-padded weekly counts, "
-        "list_resize) and it reads each event's context.library JSON; it needs a portable "
-        "baseline query (a median over a generated week series) first"),
     "predict": (
-        "its queries are health's feature queries (which run on Spark), but parity is not yet "
-        "proven: a model needs 10 accounts of each outcome class over 12 training windows, a "
-        "workspace whose feature queries at every window take the Spark parity suite far past "
-        "its time budget on local[2]"),
+        "its queries are health's account-feature queries, which run on Spark, but parity is "
+        "not yet proven: a model is trained on the features of every training and backtest "
+        "cut-off (10 feature days in tests/test_predict.py's world, which has the 10 accounts "
+        "of each class a model needs), and one feature day takes Spark local[2] 20-90 s "
+        "(a plan of many joins), so one parity case would take the Spark suite minutes past "
+        "its time budget"),
     "backtest": (
         "trains predict's models at each test cut-off (predict's training windows again per "
         "cut-off): the same unproven parity as predict, at several times its cost"),
-    "attribution": (
-        "its models read every touch (one row per event of a journey) into pandas, which would "
-        "collect raw events to the Spark driver; the rule-based models need to assign credit in "
-        "SQL (window functions over a journey's touches) and the data-driven ones to read "
-        "distinct paths with their counts"),
-    "experiments": (
-        "the export has no experiment, assignment or exposure tables (model/exposures.py), and "
-        "exposures are read with DuckDB list and JSON functions (list_value, unnest, "
-        "json_extract_string over properties) that need Spark translations"),
 }
 
 
@@ -149,7 +138,7 @@ def request_for(name: str, params: dict[str, Any]) -> tuple[Analysis, AnalysisRe
     engine = params.get("engine", "duckdb")
     if engine not in analysis.engines:
         why = f" (not yet: {SPARK_PENDING[name]})" if engine == "spark" and name in SPARK_PENDING else ""
-        raise AnalysisError(f"{name} runs on {', '.join(analysis.engines)}, not {engine!r}{why}")
+        raise EngineUnavailable(f"{name} runs on {', '.join(analysis.engines)}, not {engine!r}{why}")
     return analysis, analysis.request(**params)
 
 

@@ -24,7 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 from accountlens.analysis.activity import rollup_relation
 from accountlens.analysis.attribution_rules import AttributionRules
-from accountlens.analysis.registry import AnalysisError, day_end, level_label_sql
+from accountlens.analysis.registry import (
+    AnalysisError,
+    EngineUnavailable,
+    day_end,
+    level_label_sql,
+)
 from accountlens.model.entities import ACTIVE_EVENT_TYPES, UNIT_KINDS
 from accountlens.store.base import Store
 
@@ -42,6 +47,10 @@ NULL_KINDS: dict[str, tuple[str, ...]] = {
 # What a touch's channel can be: its column in the touches query.
 CHANNELS = ("role", "unit", *UNIT_KINDS, "user", "feature", "stage")
 _US_PER_DAY = 86_400_000_000
+# The engines that may read the `event` grain's touches: one row per raw event reaches pandas.
+# The other grains are rows of the daily rollup (a user's first event of a feature a day), read
+# from the rollup, so they run on every engine; Spark must not collect raw events to its driver.
+RAW_TOUCH_ENGINES = ("duckdb",)
 # A view name per call: requests served at once share the store's connection.
 _CALLS = itertools.count()
 
@@ -96,7 +105,7 @@ def _touches_sql(rules: AttributionRules, by: str, view: str, rollup: str) -> st
     role (rollup) or message id (events)."""
     join, label = _channel_sql(by)
     filters = f"""{"AND e.actor_kind = 'human' AND e.user_id IS NOT NULL" if rules.humans_only else ""}
-              AND (len($include) = 0 OR list_contains($include, e.name))
+              AND (array_length($include) = 0 OR list_contains($include, e.name))
               AND NOT list_contains($exclude, e.name)"""
     if rules.touch == "event":
         return f"""
@@ -135,8 +144,14 @@ def journeys(store: Store, settings: Any, rules: AttributionRules, outcome: str,
 
     if by not in CHANNELS:
         raise AnalysisError(f"cannot attribute by {by!r}; one of {', '.join(CHANNELS)}")
+    if rules.touch == "event" and store.engine_name not in RAW_TOUCH_ENGINES:
+        raise EngineUnavailable(
+            f"the rule set's touch grain `event` reads every raw event of a journey into memory, "
+            f"which {store.engine_name} must not collect to its driver: run it on "
+            f"{' or '.join(RAW_TOUCH_ENGINES)}, or use a rule set with touch `user_feature_day` "
+            "or `user_day` (read from the daily rollup)")
     kinds = [outcome, *NULL_KINDS[outcome]]
-    params = {"since": since, "as_of": as_of, "account": account}
+    params: dict[str, Any] = {"since": since, "as_of": as_of, "account": account}
     if outcome != "conversion":
         params |= {"outcome": outcome, "kinds": kinds}
     frame = store.df(_journeys_sql(outcome) + " ORDER BY account_id, date, kind NULLS LAST", params)

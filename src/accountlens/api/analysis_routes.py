@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, create_model
 
 from accountlens.analysis.registry import Analysis, AnalysisError, EngineUnavailable, load_all
 from accountlens.api.models import WORKSPACE_FIELD, ResultResponse
+from accountlens.store.base import ENGINES
 
 
 def analysis_router(live_workspace: Callable, errors: dict) -> APIRouter:
@@ -23,7 +24,7 @@ def analysis_router(live_workspace: Callable, errors: dict) -> APIRouter:
 
     engine_missing: dict[int | str, dict[str, Any]] = {409: {**errors[400], "description": (
         "the engine asked for cannot run here (no Parquet export at [spark] parquet_dir, "
-        "no Java)")}}
+        "no Java), or the analysis does not run on it yet (the error says why)")}}
     for name, analysis in load_all().items():
         router.add_api_route(
             f"/{name}", _endpoint(name, analysis, live_workspace), methods=["GET"],
@@ -35,11 +36,13 @@ def analysis_router(live_workspace: Callable, errors: dict) -> APIRouter:
 
 
 def _endpoint(name: str, analysis: Analysis, live_workspace: Callable) -> Callable:
-    # the analysis's own request, with the engines it runs on and the served workspace's name
-    engines: Any = Literal[analysis.engines]
+    # the analysis's own request with the served workspace's name; every engine is accepted, one
+    # the analysis does not run on yet is a 409 saying why (analysis/registry.py, SPARK_PENDING)
+    engines: Any = Literal[ENGINES]
     query_model: type[BaseModel] = create_model(
         f"{analysis.request.__name__}Query", __base__=analysis.request, **WORKSPACE_FIELD,
-        engine=(engines, Field(default="duckdb", description="the engine to run on")))
+        engine=(engines, Field(default="duckdb", description=(
+            f"the engine to run on (this analysis: {', '.join(analysis.engines)})"))))
 
     def endpoint(params: Annotated[query_model, Query()],  # type: ignore[valid-type]
                  live=Depends(live_workspace)):

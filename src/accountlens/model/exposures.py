@@ -63,7 +63,7 @@ EXPOSURES_SQL = f"""
     )
     WHERE account_id IS NOT NULL AND experiment IS NOT NULL AND variant IS NOT NULL
       AND exposed_at < $end
-      AND (CAST($experiment AS VARCHAR) IS NULL OR list_contains(names, $experiment))
+      AND (CAST($experiment AS VARCHAR) IS NULL OR list_contains(names, CAST($experiment AS VARCHAR)))
 """
 
 # Per exposed account of `$experiment`: its variants (first exposure first), its first exposure,
