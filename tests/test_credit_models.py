@@ -238,6 +238,19 @@ def test_removal_by_first_entry_equals_solving_each_reduced_chain(order):
             assert got[row, column] == pytest.approx(x[0], abs=1e-12)
 
 
+def test_a_markov_chain_with_too_many_states_is_refused_with_what_to_change():
+    # 40 channels, journeys of 8 touches: at order 4 nearly every touch is a state of its own
+    rng = np.random.default_rng(3)
+    names = [f"ch{i:02d}" for i in range(40)]
+    story = [{"converted": bool(j % 2), "touches": [touch(names[c]) for c in rng.integers(0, 40, 8)]}
+             for j in range(400)]
+    touches, journeys = frames(story)
+    assert credit_of(attribute(touches, journeys, "markov", AttributionRules(max_channels=40)))
+    with pytest.raises(ValueError, match=r"order-4 Markov chain .* states over 40 channels.*"
+                                         r"lower the rule set's markov_order or max_channels"):
+        attribute(touches, journeys, "markov", AttributionRules(markov_order=4, max_channels=40))
+
+
 def test_markov_without_converting_touches_falls_back_to_linear_and_says_so():
     # Only a null journey has touches: P = 0, no removal effect; the 5 go to (no touches).
     touches, journeys = frames([{"value": 5}, {"value": 0, "converted": False,
