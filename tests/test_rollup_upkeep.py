@@ -214,10 +214,16 @@ def test_a_load_of_most_of_history_rebuilds_the_rollup_once_instead_of_day_by_da
     rollup whole after its last batch; a load of a few days refreshes just those days. Either
     way the rollup equals a rebuild from the events afterwards."""
     monkeypatch.setattr(rollup, "DEFER_MIN_ROWS", 0)  # (the fixture's rollup is small)
-    refreshed: list[int] = []  # how many days each refresh recomputed
+    refreshed: list[tuple[int, str]] = []  # how many days each refresh recomputed or merged
     real = rollup._refresh_listed_days
-    monkeypatch.setattr(rollup, "_refresh_listed_days", lambda store: (
-        refreshed.append(store.scalar("SELECT count(*) FROM _rollup_days")), real(store))[1])
+
+    def counted(store, appended=None) -> None:
+        days = store.scalar("SELECT count(*) FROM _rollup_days")
+        if days:
+            refreshed.append((days, "merged" if appended else "recomputed"))
+        real(store, appended)
+
+    monkeypatch.setattr(rollup, "_refresh_listed_days", counted)
     ws = Workspace.init(tmp_path / "ws", name="deferred")
     try:
         load(ws, tmp_path, [track(f"h{d}", "ann", "Report Created", f"2024-03-{d:02d}T09:00:00Z",
@@ -228,14 +234,23 @@ def test_a_load_of_most_of_history_rebuilds_the_rollup_once_instead_of_day_by_da
         # every day (not a refresh of the 8)
         load(ws, tmp_path, [track(f"b{d}", "bob", "Report Shared", f"2024-03-{d:02d}T10:00:00Z",
                                   account="acme") for d in range(1, 9)], 2)
-        assert refreshed == [10]
+        assert refreshed == [(10, "recomputed")]
         assert rollup.is_fresh(ws.store)
         assert_current(ws)
         refreshed.clear()
-        # a late event of one day: that day is refreshed, nothing rebuilt
+        # a late event of one day: its rollup row merged into that day's, nothing rebuilt
         load(ws, tmp_path, [track("late", "cat", "Report Created", "2024-03-05T11:00:00Z",
                                   account="acme")], 3)
-        assert refreshed == [1]
+        assert refreshed == [(1, "merged")]
+        assert_current(ws)
+        refreshed.clear()
+        # cat's group call moves her stored event of 5 March to globex: that day is recomputed
+        # from its events; the days of the new events (the call's, 11 March) are merged
+        load(ws, tmp_path, [
+            {"type": "group", "messageId": "g1", "userId": "cat", "groupId": "globex",
+             "timestamp": "2024-02-01T00:00:00Z"},
+            track("new", "ann", "Report Created", "2024-03-11T09:00:00Z", account="acme")], 4)
+        assert refreshed == [(1, "recomputed"), (2, "merged")]
         assert_current(ws)
     finally:
         ws.close()

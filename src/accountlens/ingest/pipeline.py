@@ -482,9 +482,7 @@ def write_events(store: WritableStore, cfg: IngestSection, batch: Batch) -> None
 def refresh_rollup(store: WritableStore, cfg: IngestSection, batch: Batch) -> None:
     """Keep the daily rollup current: the days of the new events and of re-attributed ones
     (their timestamps were kept by `reattribute_changed`: the events table is not read again)."""
-    rollup.refresh_after_load(
-        store, "(SELECT timestamp FROM _new UNION ALL SELECT timestamp FROM _reattributed)",
-        ("FALSE", []))
+    rollup.refresh_after_load(store, "_reattributed", ("FALSE", []), appended="_new")
 
 
 @dataclass(frozen=True)
