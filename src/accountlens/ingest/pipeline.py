@@ -24,6 +24,7 @@ from accountlens.config import IngestSection
 from accountlens.ingest import privacy
 from accountlens.model import attribution, memberships, profiles, rollup
 from accountlens.model.entities import EVENT_TYPES
+from accountlens.store import lake as store_lake
 from accountlens.store.base import WritableStore
 
 STAGING = "_staging"
@@ -457,7 +458,7 @@ def write_events(store: WritableStore, cfg: IngestSection, batch: Batch) -> None
     """Insert the new events: parsed columns from `_checked`, attribution of the rows in `_new`
     (a lake workspace's are written as Parquet files, which follow the commit: store/lake.py)."""
     source, params = _source_column(batch)
-    lake = getattr(store, "lake", None)
+    lake = store_lake.of(store)
     if lake:
         lake.batch_table(store, "_lake_new")
     store.execute(
@@ -482,7 +483,7 @@ def write_events(store: WritableStore, cfg: IngestSection, batch: Batch) -> None
 def refresh_rollup(store: WritableStore, cfg: IngestSection, batch: Batch) -> None:
     """Keep the daily rollup current: the days of the new events and of re-attributed ones
     (their timestamps were kept by `reattribute_changed`: the events table is not read again)."""
-    rollup.refresh_after_load(store, "_reattributed", ("FALSE", []), appended="_new")
+    rollup.refresh_after_load(store, "_reattributed", "_new")
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,8 @@ Anonymous events are first resolved to a user through identify/alias identities.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from accountlens.store import lake as store_lake
 from accountlens.store.base import Store, WritableStore
-
-if TYPE_CHECKING:
-    from accountlens.store.lake import Lake
 
 
 def resolve(store: WritableStore, source_sql: str) -> None:
@@ -130,7 +126,7 @@ _LAKE_COLUMNS = ("message_id, sent_user_id, anonymous_id, group_id, timestamp, u
 
 
 def _columns(store: Store) -> str:
-    return _LAKE_COLUMNS if getattr(store, "lake", None) else _ATTRIBUTED_COLUMNS
+    return _LAKE_COLUMNS if store_lake.of(store) else _ATTRIBUTED_COLUMNS
 
 
 def attribute(store: WritableStore, where_sql: str = "TRUE", params: list | None = None) -> int:
@@ -159,7 +155,7 @@ def _attribute_rows(store: WritableStore, source_sql: str, params: list | None,
     """Attribute the stored events of `source_sql` (columns key = their row id, sent_user_id,
     anonymous_id, group_id, timestamp) again; with `keep_as`, keep their timestamps as that
     table."""
-    lake = getattr(store, "lake", None)
+    lake = store_lake.of(store)
     if lake:  # numbered here: `resolve` keys rows by an integer
         source_sql = f"SELECT row_number() OVER () AS key, * FROM ({source_sql})"
     store.execute(f"CREATE OR REPLACE TEMP TABLE _attr_source AS {source_sql}", params)
@@ -191,7 +187,7 @@ def _attribute_rows(store: WritableStore, source_sql: str, params: list | None,
     return count
 
 
-def _update_lake(store: WritableStore, lake: Lake, changed: str) -> None:
+def _update_lake(store: WritableStore, lake: store_lake.Lake, changed: str) -> None:
     """The update of `_attribute_rows` in a lake: the files holding an event whose
     attribution changes are rewritten with the new attribution (store/lake.py)."""
     store.execute(

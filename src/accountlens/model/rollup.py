@@ -367,20 +367,15 @@ DEFER_MIN_ROWS = 1_000_000
 _DEFERRED = "deferred_refresh"
 
 
-def refresh_after_load(store: WritableStore, new_events: str, changed: tuple[str, list],
-                       appended: str | None = None) -> None:
-    """After a load: refresh the days of the new events (`new_events`, a table with a
-    `timestamp` column) and of the stored events re-attributed in it (`changed`: a condition
-    on `events` and its parameters, from model/attribution.py) from their events. `appended`:
-    the load's new events (`message_id`, `timestamp`), whose days, if nothing else changed in
-    them, get the new events' rows merged into their stored rows instead."""
+def refresh_after_load(store: WritableStore, reattributed: str, appended: str) -> None:
+    """After a load: recompute from their events the days of the stored events it attributed
+    again (`reattributed`, a table with a `timestamp` column, from model/attribution.py).
+    `appended`: the load's new events (`message_id`, `timestamp`), whose days, if nothing else
+    changed in them, get the new events' rows merged into their stored rows instead."""
     if not _rollup_fresh(store):
         return  # built whole on the next metric query (or after this load): nothing to keep current
-    where, params = changed
-    recompute = (f"SELECT CAST(timestamp AS DATE) AS day FROM {new_events} "
-                 f"UNION SELECT CAST(timestamp AS DATE) FROM events WHERE {where}")
-    days = recompute + (f" UNION SELECT CAST(timestamp AS DATE) FROM {appended}" if appended else "")
-    _list_days(store, days, params)
+    recompute = f"SELECT CAST(timestamp AS DATE) AS day FROM {reattributed}"
+    _list_days(store, f"{recompute} UNION SELECT CAST(timestamp AS DATE) FROM {appended}")
     total = store.scalar(f"SELECT count(*) FROM {ROLLUP}")
     if total >= DEFER_MIN_ROWS and store.scalar(
             f"SELECT count(*) FROM {ROLLUP} WHERE {_IN_DAYS}") > DEFER_SHARE * total:
@@ -388,11 +383,8 @@ def refresh_after_load(store: WritableStore, new_events: str, changed: tuple[str
         store.execute(f"DELETE FROM {STATE} WHERE key = 'reattribution_mark'")  # not fresh
         store.execute(f"INSERT OR REPLACE INTO {STATE} VALUES ('{_DEFERRED}', 1)")
         return
-    if appended is None:
-        _refresh_listed_days(store)
-        return
     store.execute("CREATE OR REPLACE TEMP TABLE _rollup_all_days AS SELECT day FROM _rollup_days")
-    _list_days(store, recompute, params)
+    _list_days(store, recompute)
     store.execute("""CREATE OR REPLACE TEMP TABLE _rollup_merge_days AS
                      SELECT day FROM _rollup_all_days EXCEPT SELECT day FROM _rollup_days""")
     store.execute("DROP TABLE _rollup_all_days")
