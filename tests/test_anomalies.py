@@ -170,3 +170,14 @@ def test_a_library_version_that_stops_is_one_break(tmp_path_factory) -> None:
     assert kinds == [("instrumentation_break", None, "analytics.js 2.1.0", None),
                      ("stale_source", None, "analytics.js 2.1.0", None)]
     assert found[0]["accounts"] == 30 and "all 2 events from analytics.js 2.1.0" in found[0]["evidence"]
+
+
+@pytest.mark.parametrize("as_of", [dt.date(1, 1, 1), dt.date(1, 1, 20)])
+def test_an_as_of_before_any_baseline_finds_nothing(planted_folder, as_of) -> None:
+    """The baseline weeks before year 1 do not exist: no error (the API fuzz test sent
+    0001-01-01 and got a 400), and nothing is found before the first event."""
+    ws = Workspace.open(planted_folder)
+    try:
+        assert ws.analysis("anomalies", as_of=as_of, limit=10).empty
+    finally:
+        ws.close()

@@ -1,10 +1,12 @@
 """API fuzzing: schemathesis drives every documented /api/v1 operation of a real server, with a
 token of every role (docs/governance.md): no answer is a 5xx, and every answer matches the
-schema (a role's refusals included)."""
+schema (a role's refusals included). `FUZZ_SCALE=N` multiplies the examples, to search longer
+than CI does."""
 
 from __future__ import annotations
 
 import json
+import os
 
 import httpx
 import pytest
@@ -51,6 +53,7 @@ def test_api_conforms_to_its_schema(api_schema, role) -> None:
         # the admin (every route open to it) gets the most, the other roles fewer.
         examples = 8 if operation.path.startswith("/api/v1/metrics") else 25
         examples = examples if role == "admin" else max(2, examples // 5)
+        examples *= int(os.environ.get("FUZZ_SCALE", "1"))
 
         @given(case=operation.as_strategy())
         @settings(max_examples=examples, deadline=None)

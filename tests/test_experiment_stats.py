@@ -310,6 +310,18 @@ def test_mde_matches_statsmodels_and_counts_accounts_for_the_df():
     assert clustered.relative_mde is None
 
 
+def test_mde_with_few_accounts_and_a_small_alpha():
+    """statsmodels' power is NaN there (scipy's noncentral t lower tail far out); the lower
+    tail is below alpha / 2, so the upper tail alone must reach the power."""
+    for accounts, alpha in ((2, 1e-3), (2, 1e-6), (3, 1e-6)):
+        plan = minimum_detectable_effect(accounts, alpha=alpha)
+        critical = stats.t.isf(alpha / 2, 2 * accounts - 2)
+        upper = stats.nct.sf(critical, 2 * accounts - 2, plan.mde * math.sqrt(accounts / 2))
+        assert upper == pytest.approx(0.8, abs=1e-9)
+    with pytest.raises(ValueError, match="no effect reaches power"):  # t quantile overflows
+        minimum_detectable_effect(2, alpha=5e-324)
+
+
 def test_a_simulation_at_the_mde_has_the_stated_power():
     rng = np.random.default_rng(21)
     accounts, users, rho, runs = 15, 8, 0.2, 6000

@@ -501,6 +501,7 @@ def test_a_variant_needs_two_accounts(copy, tmp_path) -> None:
     (["assign", "--experiment", "x", "--variants", "a,b", "--stratify", "region"], "stratify by one of"),
     (["power"], "exactly one of accounts_per_arm"),
     (["power", "--accounts-per-arm", "20", "--icc", "2"], "icc"),
+    (["power", "--accounts-per-arm", "2", "--alpha", "5e-324"], "alpha must be in [1e-06, 0.5)"),
 ])
 def test_bad_assign_and_power_requests(world, tmp_path, args, message) -> None:
     shutil.copytree(world, tmp_path / "ws")

@@ -175,7 +175,8 @@ class _Finder:
         self.params = {"w_start": self.w_start, "as_of": self.as_of_day,
                        "weeks": cfg.baseline_weeks, "frac": max(frac, 0.0),
                        "drop": cfg.drop_ratio, "spike": cfg.spike_ratio}
-        start_day = self.w_start - 7 * cfg.baseline_weeks
+        # no day precedes 0001-01-01 (an as-of in year 1 has a shorter baseline, and no events)
+        start_day = max(self.w_start - 7 * cfg.baseline_weeks, (dt.date.min - _EPOCH).days)
         start = dt.datetime.combine(_day(start_day), dt.time(), tzinfo=dt.UTC)
         store.execute(CELLS_SQL, {"start": start, "cutoff": self.cutoff})
 

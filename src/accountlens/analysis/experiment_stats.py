@@ -433,15 +433,25 @@ def minimum_detectable_effect(accounts_per_arm: float, users_per_account: float 
     effective_n = accounts_per_arm * users_per_account / effect_design
     df = 2.0 * accounts_per_arm - 2.0
     analysis = TTestIndPower()
+    critical = float(stats.t.isf(alpha / 2, df))
 
     def shortfall(d: float) -> float:
-        return float(analysis.power(d, nobs1=effective_n, alpha=alpha, ratio=1.0, df=df)) - power
+        achieved = float(analysis.power(d, nobs1=effective_n, alpha=alpha, ratio=1.0, df=df))
+        if math.isnan(achieved):  # scipy's noncentral t gives NaN for the lower tail far out (e.g. 2
+            # accounts per arm at alpha 0.001), where that tail is below alpha / 2 and negligible
+            achieved = float(stats.nct.sf(critical, df, d * math.sqrt(effective_n / 2.0)))
+        return achieved - power
 
     # Bracket from the normal approximation, which the t answer exceeds: scipy's noncentral t returns NaN
     # for noncentralities far beyond it (e.g. d = 1 with 256 per arm), so never start far out.
-    upper = (stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * math.sqrt(2.0 / effective_n)
-    while shortfall(upper) < 0:
+    upper = (stats.norm.isf(alpha / 2) + stats.norm.ppf(power)) * math.sqrt(2.0 / effective_n)
+    for _ in range(200):
+        if not math.isfinite(upper) or shortfall(upper) >= 0:
+            break
         upper *= 1.5
+    if not math.isfinite(upper) or not shortfall(upper) >= 0:
+        raise ValueError(f"no effect reaches power {power} at alpha {alpha:g} with {accounts_per_arm:g} "
+                         "accounts per arm: raise alpha or the accounts")
     standardised = float(optimize.brentq(shortfall, 1e-12, upper, xtol=1e-12, rtol=1e-12))
     mde = standardised * sd
     relative = mde / abs(baseline_mean) if baseline_mean else None

@@ -45,6 +45,9 @@ STRATA = ("size_band", "arr")
 # Bands of ARR in force (currency units) that `assign --stratify arr` balances within.
 ARR_BANDS = [10_000, 50_000, 250_000]
 FEW_ACCOUNTS = 50  # per arm: below it, small-sample corrections matter (CR2, Satterthwaite df)
+# The smallest significance level taken: below it the t quantiles with few accounts overflow, and no
+# real test needs it (the fuzz test sent 5e-324 and the power solver never ended).
+MIN_ALPHA = 1e-6
 OUTCOME_LOOKBACK_DAYS = 365  # the CUPED covariate of an outcome: its count in the year before
 
 Outcome = Literal[OUTCOME_KINDS]  # type: ignore[valid-type]
@@ -67,7 +70,8 @@ class ExperimentsRequest(AnalysisRequest):
         "the control variant (default: one named control, else the first by name)"))
     unit: Literal["account", "user"] = Field(default="account", description=(
         "account: one value per account; user: per user, clustered by account"))
-    alpha: float = Field(default=0.05, gt=0, lt=0.5, description="1 − the intervals' confidence")
+    alpha: float = Field(default=0.05, ge=MIN_ALPHA, lt=0.5,
+                         description="1 − the intervals' confidence")
     include_multiple: bool = Field(default=False, description=(
         "keep accounts exposed to several variants (under their first exposure's variant)"))
 
@@ -507,6 +511,9 @@ def power(store: Store, settings: Any, accounts_per_arm: int | None = None,
                             "effect) or effect (for the accounts needed)")
     if unit not in ("account", "user"):
         raise AnalysisError(f"unit must be account or user, not {unit!r}")
+    if not MIN_ALPHA <= alpha < 0.5 or not alpha < power < 1:
+        raise AnalysisError(f"alpha must be in [{MIN_ALPHA:g}, 0.5) and power between alpha and 1, "
+                            f"got alpha {alpha:g} and power {power:g}")
     inputs: dict[str, Any] = {"sd": 1.0, "users_per_account": 1.0, "icc": 0.0,
                               "baseline_mean": None, "cluster_size_cv": 0.0}
     if metric is not None:

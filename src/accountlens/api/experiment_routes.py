@@ -11,7 +11,7 @@ from typing import Literal
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from accountlens.analysis.experiments import STRATA
+from accountlens.analysis.experiments import MIN_ALPHA, STRATA
 from accountlens.analysis.registry import AnalysisError
 
 
@@ -91,7 +91,7 @@ def experiment_router(reads: Callable, admin: Callable, errors: dict) -> APIRout
               sd: float | None = Query(default=None, gt=0, le=1e12),
               metric: str | None = Query(default=None, description="estimate sd (ICC) from its data"),
               unit: Literal["account", "user"] = Query(default="account"),
-              alpha: float = Query(default=0.05, gt=0, lt=0.5),
+              alpha: float = Query(default=0.05, ge=MIN_ALPHA, lt=0.5),
               power: float = Query(default=0.8, gt=0, lt=1),
               as_of: dt.date | None = Query(default=None),
               live=Depends(reads)) -> dict:
