@@ -181,3 +181,16 @@ def test_an_as_of_before_any_baseline_finds_nothing(planted_folder, as_of) -> No
         assert ws.analysis("anomalies", as_of=as_of, limit=10).empty
     finally:
         ws.close()
+
+
+def test_a_null_library_is_named_by_the_events_origin(tmp_path_factory) -> None:
+    """`"library": null` (JSON null) counts as no library, as on Spark: the cron job's events
+    are named by their origin (the import), not "(unknown)"."""
+    events = generate({"stale"})
+    for event in events:
+        if event["context"]["library"] is CRON:
+            event["context"]["library"] = None
+    root = tmp_path_factory.mktemp("null-library")
+    build(root, "null-library", {"accounts": ACCOUNTS}, events).close()
+    stale = [f for f in _read(root / "ws") if f["kind"] == "stale_source"]
+    assert [f["source"] for f in stale] == ["import"]

@@ -49,7 +49,9 @@ CREATE OR REPLACE TEMP TABLE _anomaly_cells AS
 WITH raw AS (
     SELECT CAST(epoch_us(timestamp) // {_US_PER_DAY} AS BIGINT) AS day, account_id,
            coalesce(name, type) AS event, library,
-           CASE WHEN library IS NULL THEN split_part(source, ':', 1) END AS origin,
+           -- always: a `"library": null` is SQL NULL on Spark but JSON null on DuckDB, and
+           -- a library without name and version falls back to the origin on both
+           split_part(source, ':', 1) AS origin,
            count(*) AS n, max(timestamp) AS last_at
     FROM (SELECT *, json_extract(context, '$.library') AS library FROM events
           WHERE timestamp >= $start AND timestamp < $cutoff)
