@@ -1,7 +1,7 @@
 """API fuzzing: schemathesis drives every documented /api/v1 operation of a real server, with a
 token of every role (docs/governance.md): no answer is a 5xx, and every answer matches the
 schema (a role's refusals included). `FUZZ_SCALE=N` multiplies the examples, to search longer
-than CI does."""
+than CI does (raise pytest's `--timeout` with it)."""
 
 from __future__ import annotations
 
