@@ -7,6 +7,7 @@ import contextlib
 import http.client
 import json
 import multiprocessing
+import os
 import signal
 import socket
 import subprocess
@@ -324,6 +325,13 @@ def _rows(prefix: str, label: str, run: dict, counts: tuple[int, int, int], ctx:
             target=Target(">=", 100_000, on="value") if prefix.endswith("collectors") else None,
             note=f"time-to-loaded {run['loaded_seconds']:.1f} s "
                  f"(drain after the last ack: {run['drain_seconds']:.1f} s)"),
+        # The same run's work on this machine's cores: even with no idle core and no wait, the
+        # CPU seconds spent (clients sending, server receiving and loading) take at least
+        # this long, so the acknowledged → queryable rate cannot exceed this ceiling here.
+        Row(f"{prefix}.cpu_ceiling", f"ceiling: events / (CPU seconds spent / cores){label}",
+            events * (os.cpu_count() or 1) / (run["server_cpu"] + run["client_cpu"]), "events/s",
+            note=f"{run['server_cpu'] + run['client_cpu']:.1f} CPU s (server {run['server_cpu']:.1f}, "
+                 f"clients {run['client_cpu']:.1f}) on {os.cpu_count()} cores"),
         Row(f"{prefix}.latency_p50", f"request latency p50{label}",
             1000 * _percentile(latencies, 0.50), "ms"),
         Row(f"{prefix}.latency_p99", f"request latency p99{label}",

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from accountlens.store.durable import fsync
+
 SEGMENT_RE = re.compile(r"^seg-(\d{12,})\.jsonl$")
 # Write failures that mean "no room" (not a broken disk): they end when space is freed.
 SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
@@ -58,14 +60,6 @@ class WriteFailure:
 
     error: str  # "OSError: [Errno 28] No space left on device"
     out_of_space: bool  # ENOSPC or EDQUOT: over once space is freed
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def segment_files(directory: Path) -> list[Path]:
@@ -146,7 +140,7 @@ class EventLog:
         new = open(path, "ab", buffering=0)  # noqa: SIM115 - open until sealed
         try:
             # (until its name is on disk, a crash could take the file and its fsync'd lines)
-            _fsync_dir(self.directory)
+            fsync(self.directory)
         except BaseException:
             new.close()
             with contextlib.suppress(OSError):

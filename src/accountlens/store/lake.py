@@ -21,7 +21,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import shutil
 import uuid
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from accountlens.store.base import Params, StoreError, WritableStore
 from accountlens.store.catalog import JSON, columns
+from accountlens.store.durable import fsync
 
 if TYPE_CHECKING:
     from accountlens.store.duckdb import DuckDBStore
@@ -116,7 +116,7 @@ class Lake:
         cast = ", ".join(f'CAST(NULL AS {"VARCHAR" if kind == JSON else kind}) AS "{name}"'
                          for name, kind in _event_columns().items())
         store.execute(f"COPY (SELECT {cast} LIMIT 0) TO {_literal(partial)} (FORMAT parquet)")
-        _fsync(partial)
+        fsync(partial)
         partial.replace(path)
 
     def partition_files(self) -> list[str]:
@@ -189,7 +189,7 @@ class Lake:
             if folder.exists() and not any(folder.iterdir()):
                 folder.rmdir()  # a day whose last file went
             elif folder.exists():
-                _fsync(folder)
+                fsync(folder)
         self._mark_changed()
         batches = sorted({move["batch"] for move in owed})
         store.execute("DELETE FROM lake_moves WHERE list_contains(?, batch)", [batches])
@@ -241,7 +241,7 @@ class Lake:
                     del pending.files[target]
                 continue
             for index, path in enumerate(written):
-                _fsync(path)
+                fsync(path)
                 name = target if index == 0 else self._new_name(target.rsplit("/", 1)[0])
                 moves.append((str(path.relative_to(self.dir)), name))
                 pending.files[name] = str(path)
@@ -476,16 +476,6 @@ def _stored_of(alias: str) -> str:
     type)."""
     return ", ".join(f'CAST({alias}."{name}" AS VARCHAR) AS "{name}"' if kind == JSON
                      else f'{alias}."{name}"' for name, kind in _event_columns().items())
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file, or a folder's names (after renames in it), to disk. (As ingest/log.py's
-    `_fsync_dir`, which the store layer cannot import.)"""
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def is_lake(store: WritableStore) -> bool:
