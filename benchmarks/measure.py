@@ -19,6 +19,12 @@ def timed(func: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - started, result
 
 
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process so far, every thread (DuckDB's) included."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def best_of(func: Callable[[], Any], repeats: int) -> tuple[float, Any]:
     """(fastest seconds, last result) of `repeats` calls, each computing afresh: the kept
     metric rows are dropped before every call (compiled SQL stays warm, as in a server)."""
