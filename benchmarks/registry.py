@@ -38,9 +38,9 @@ class Target:
             return abs(subject - self.threshold) < 1e-9
         return subject >= self.threshold if self.op == ">=" else subject <= self.threshold
 
-    def describe(self, unit: str) -> str:
+    def describe(self, unit: str, baseline: str | None = None) -> str:
         if self.on == "ratio":
-            return f"{self.op} {self.threshold:.0%} of baseline"
+            return f"{self.op} {self.threshold:.0%} of {f'`{baseline}`' if baseline else 'baseline'}"
         return f"{'=' if self.op == '==' else self.op} {self.threshold:,.6g} {unit}"
 
 

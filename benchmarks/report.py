@@ -15,6 +15,10 @@ SHARED_MACHINE_NOTE = (
     "Numbers are from a shared 2-core machine (other work may run at the same time); treat them "
     "as indications, and compare ratios measured in the same run rather than absolute figures."
 )
+# Hand-written results of partial runs live beside this generated file, which `make bench`
+# rewrites whole.
+HISTORY_NOTE = ("Partial runs of later sessions, with the targets of the issues they worked on, "
+                "are in [benchmark-history.md](benchmark-history.md).")
 
 
 def cpu_model() -> str:
@@ -66,7 +70,7 @@ def _row_cells(ctx: Context, row: Row) -> list[str]:
                                                                          else "baseline not run")
     target, status = "", ""
     if row.target is not None:
-        target = row.target.describe(row.unit)
+        target = row.target.describe(row.unit, row.baseline)
         met = row.target.met(row.value, ratio)
         status = {True: "met", False: "**missed**", None: "n/a"}[met]
     return [row.figure, _number(row.value, row.unit), row.unit, vs, target, status, row.note]
@@ -94,6 +98,8 @@ def render(ctx: Context, outcomes: list[Outcome], command: str, load_before: flo
         "",
         f"> {SHARED_MACHINE_NOTE}",
         "",
+        f"> {HISTORY_NOTE}",
+        "",
         "## Machine",
         "",
         *_table(["", ""], [[k, v] for k, v in machine()]
@@ -104,7 +110,7 @@ def render(ctx: Context, outcomes: list[Outcome], command: str, load_before: flo
     targeted = [(o, r) for o in outcomes for r in o.rows if r.target is not None]
     if targeted or any(o.error for o in outcomes):
         lines += ["## Targets", ""]
-        summary = [[f"{r.figure} ({o.benchmark.name})", r.target.describe(r.unit),
+        summary = [[f"{r.figure} ({o.benchmark.name})", r.target.describe(r.unit, r.baseline),
                     _row_cells(ctx, r)[1] + " " + r.unit
                     + (f" = {ctx.ratio(r):.0%}" if r.target.on == "ratio" and ctx.ratio(r) else ""),
                     _row_cells(ctx, r)[5]] for o, r in targeted]
