@@ -331,10 +331,12 @@ def test_loader_waits_under_heavy_traffic_but_no_longer_than_the_delay(ws: Works
     assert counts(ws) == (sent, 0)
 
 
-def test_a_load_that_outgrows_the_ingest_memory_limit_runs_under_the_normal_one(ws: Workspace) -> None:
+def test_a_load_that_outgrows_the_ingest_memory_limit_runs_under_the_normal_one(
+        ws: Workspace, caplog) -> None:
     """When a load runs out of memory under the small ingest limit (a store grown past what
     it can load: here the limit is tiny), the loader loads under the normal limit from then on
-    instead of failing on every retry; nothing is lost or loaded twice."""
+    instead of failing on every retry, and says in which pipeline step; nothing is lost or
+    loaded twice."""
     from accountlens.ingest.loader import BackgroundLoader
     from accountlens.ingest.log import EventLog
 
@@ -354,9 +356,13 @@ def test_a_load_that_outgrows_the_ingest_memory_limit_runs_under_the_normal_one(
             event_log.seal()
         loader._set_ingesting(True)  # as when events arrive
         assert limit() != normal
-        result = loader.flush()
+        with caplog.at_level("WARNING", logger="accountlens.loader"):
+            result = loader.flush()
         assert loader.last_error is None
         assert result.inserted == 40_000
+        warned = [r.getMessage() for r in caplog.records if "ingest limit" in r.getMessage()]
+        # the step the load was in (with this tiny limit: reading the segments)
+        assert len(warned) == 1 and "in its step stage;" in warned[0], warned
         assert limit() == normal
         loader._set_ingesting(False)
         loader._set_ingesting(True)  # later traffic: the normal limit stays

@@ -20,6 +20,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -68,9 +69,11 @@ def _record_segments(store: WritableStore, cfg: IngestSection, batch: Batch) -> 
 RECORD_SEGMENTS = Step(_record_segments, reads=("_checked", "_new"))
 
 
-def load_segments(store: WritableStore, cfg: IngestSection, root: Path, paths: list[Path]) -> LoadResult:
+def load_segments(store: WritableStore, cfg: IngestSection, root: Path, paths: list[Path],
+                  on_step: Callable[[str], None] | None = None) -> LoadResult:
     """Load the segments `paths` of the log in `root` as one batch (those already loaded are
-    only removed). A segment is recorded by its path relative to `root`."""
+    only removed). A segment is recorded by its path relative to `root`; `on_step` is told
+    each pipeline step's name as it starts."""
     result = LoadResult()
     with store.transaction():
         loaded = {row["segment"] for row in store.arrow(
@@ -79,9 +82,11 @@ def load_segments(store: WritableStore, cfg: IngestSection, root: Path, paths: l
         todo = [path for path in paths
                 if segment_name(root, path) not in loaded and path.stat().st_size]
         if todo:
+            if on_step is not None:
+                on_step("stage")
             stage_jsonl(store, todo, source_prefix=SOURCE_PREFIX,
                         names=[segment_name(root, path) for path in todo])
-            result = run_pipeline(store, cfg, then=(RECORD_SEGMENTS,))
+            result = run_pipeline(store, cfg, then=(RECORD_SEGMENTS,), on_step=on_step)
             store.execute(f"DROP TABLE {STAGING}")
     for path in paths:
         path.unlink(missing_ok=True)
@@ -109,10 +114,11 @@ def load_pending(store: WritableStore, cfg: IngestSection, event_log: EventLog) 
                  event_log.seal() + take_over(event_log.directory))
 
 
-def _load(store: WritableStore, cfg: IngestSection, root: Path, paths: list[Path]) -> LoadResult:
+def _load(store: WritableStore, cfg: IngestSection, root: Path, paths: list[Path],
+          on_step: Callable[[str], None] | None = None) -> LoadResult:
     total = LoadResult()
     for batch in _batches(paths):
-        total.add(load_segments(store, cfg, root, batch))
+        total.add(load_segments(store, cfg, root, batch, on_step))
     rebuild_deferred(store)  # a backfill of history: one rollup rebuild after its last batch
     return total
 
@@ -185,6 +191,7 @@ class BackgroundLoader:
         otherwise (a server keeps its footprint small while ingesting; analyses get more)."""
         self.store, self.cfg, self.event_log = store, cfg, event_log
         self._limits, self._ingesting = memory_limits, False
+        self.step: str | None = None  # the pipeline step of the load under way (or the last)
         self._waiting_since: float | None = None  # heavy traffic has held loads back since
         self.totals = LoadResult()
         self.last_error: str | None = None
@@ -209,7 +216,8 @@ class BackgroundLoader:
                     log.warning("the store was opened again after a fatal error")
                 paths = pending()
                 try:
-                    result = _load(self.store, self.cfg, self.event_log.directory, paths)
+                    result = _load(self.store, self.cfg, self.event_log.directory, paths,
+                                   self._starting)
                 except Exception as exc:
                     if not (_out_of_memory(exc) and self._outgrow_ingest_limit()):
                         raise
@@ -238,6 +246,9 @@ class BackgroundLoader:
                       self.cfg.load_interval_seconds)
         self.last_error = f"disk full: {error}" if self.disk_full else error
 
+    def _starting(self, step: str) -> None:
+        self.step = step
+
     def _outgrow_ingest_limit(self) -> bool:
         """After a load ran out of memory under the ingest limit: load under the normal limit
         from now on (the store has grown past what the small footprint can load: the rollup
@@ -246,8 +257,8 @@ class BackgroundLoader:
         if self._limits is None or not self._ingesting or self._limits[0] == self._limits[1]:
             return False
         log.warning("loading needed more memory than the ingest limit (%s, "
-                    "serve.ingest_memory_limit); loading under %s (serve.memory_limit) from "
-                    "now on", *self._limits)
+                    "serve.ingest_memory_limit) in its step %s; loading under %s "
+                    "(serve.memory_limit) from now on", self._limits[0], self.step, self._limits[1])
         self._limits = (self._limits[1], self._limits[1])
         self.store.set_option("memory_limit", self._limits[1])
         return True
