@@ -362,7 +362,7 @@ def test_a_load_that_outgrows_the_ingest_memory_limit_runs_under_the_normal_one(
         assert result.inserted == 40_000
         warned = [r.getMessage() for r in caplog.records if "ingest limit" in r.getMessage()]
         # the step the load was in (with this tiny limit: reading the segments)
-        assert len(warned) == 1 and "in its step stage;" in warned[0], warned
+        assert len(warned) == 1 and "in its step stage, with " in warned[0], warned
         assert limit() == normal
         loader._set_ingesting(False)
         loader._set_ingesting(True)  # later traffic: the normal limit stays

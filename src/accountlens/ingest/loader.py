@@ -223,7 +223,7 @@ class BackgroundLoader:
                         raise
                     # the batches loaded before the failure were committed and removed
                     result = _load(self.store, self.cfg, self.event_log.directory,
-                                   [path for path in paths if path.exists()])
+                                   [path for path in paths if path.exists()], self._starting)
             except Exception as exc:  # keep serving; the log keeps the data for the next try
                 self._failed(exc)
                 raise
@@ -246,6 +246,17 @@ class BackgroundLoader:
                       self.cfg.load_interval_seconds)
         self.last_error = f"disk full: {error}" if self.disk_full else error
 
+    def _held(self) -> str:
+        """What holds DuckDB's memory (its largest uses by kind), to tell what the limit was
+        shared with."""
+        try:
+            rows = self.store.arrow(
+                "SELECT tag, memory_usage_bytes AS bytes FROM duckdb_memory() "
+                "WHERE memory_usage_bytes > 0 ORDER BY bytes DESC LIMIT 4").to_pylist()
+        except Exception:  # noqa: BLE001 - a diagnostic only: never the reason a load fails
+            return "(unknown)"
+        return ", ".join(f"{r['tag'].lower()} {r['bytes'] / 2**20:.0f} MiB" for r in rows) or "nothing"
+
     def _starting(self, step: str) -> None:
         self.step = step
 
@@ -257,8 +268,9 @@ class BackgroundLoader:
         if self._limits is None or not self._ingesting or self._limits[0] == self._limits[1]:
             return False
         log.warning("loading needed more memory than the ingest limit (%s, "
-                    "serve.ingest_memory_limit) in its step %s; loading under %s "
-                    "(serve.memory_limit) from now on", self._limits[0], self.step, self._limits[1])
+                    "serve.ingest_memory_limit) in its step %s, with %s held besides the load; "
+                    "loading under %s (serve.memory_limit) from now on",
+                    self._limits[0], self.step, self._held(), self._limits[1])
         self._limits = (self._limits[1], self._limits[1])
         self.store.set_option("memory_limit", self._limits[1])
         return True
