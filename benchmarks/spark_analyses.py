@@ -1,12 +1,15 @@
-"""Every analysis that runs on Spark, on Spark `local[2]` against DuckDB on the same workspace
-(issue 22: "Spark local[2] vs DuckDB for each analysis; slower on one machine: state by how
-much"), and Spark's time on one core against two for the metrics table and two analyses."""
+"""The metrics table and every analysis that runs on Spark, on Spark `local[2]` against DuckDB
+on the same workspace (issue 22: "Spark local[2] vs DuckDB for the metrics table and each
+analysis; slower on one machine: state by how much"), and Spark's time on one core against two
+for the metrics table and two analyses."""
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +27,10 @@ from benchmarks.workspace import bench_workspace
 # One shuffle partition per core of local[2] rather than Spark's 200 (docs/spark.md, "Tuning"):
 # measured at 200,000 events under load, the defaults made handoffs 81× and collaboration 259×
 # DuckDB's time, nearly all of it scheduling 200 tiny tasks per stage.
-# The driver's memory is Spark's default 1 GB otherwise: the metrics table (one query of many
-# joins) ran out of it on local[1] at 20,000 events.
+# A 4 GB driver as in earlier sessions' figures; the metrics table ran out of Spark's execution
+# memory at 1M events with it while it was one query of many joins (20,000 events with the
+# default 1 GB). Since it runs one query per metric (SparkStore.table_in_parts) it also runs
+# with the default 1 GB: 51 s at 1M events (load 10), 27 s at 10M (load 3; session 15).
 SINGLE_MACHINE = {"spark.sql.shuffle.partitions": "2", "spark.ui.enabled": "false",
                   "spark.driver.memory": "4g"}
 PARAMS: dict[str, dict] = {
@@ -36,8 +41,8 @@ PARAMS: dict[str, dict] = {
 }
 # Timed on Spark local[1] and local[2] (the same plans), besides the metrics table: a
 # join-heavy analysis over the events and one over the rollup with pandas after it. Eight
-# shuffle partitions: at 1M events the metrics table (one query of many joins) ran out of
-# execution memory on local[1] with two (UNABLE_TO_ACQUIRE_MEMORY, 4 GB driver).
+# shuffle partitions, as in session 14's figures (chosen then because the metrics table, as one
+# query, ran out of execution memory on local[1] with two; it no longer does).
 CORE_ANALYSES = ("handoffs", "attribution")
 CORES_PARTITIONS = "8"
 
@@ -49,6 +54,22 @@ def _fresh(ws: Workspace, name: str, params: dict, **engine: object) -> object:
     features._CACHE.clear()
     accounts._CACHE.clear()  # the accounts list keeps its table likewise
     return ws.analysis(name, cached=False, **params, **engine)
+
+
+def _metrics_table(ws: Workspace, **engine: object) -> object:
+    """Every metric that can be a column, one row per account (`accountlens metrics --wide`)."""
+    return ws.metrics_table(table_metrics(ws.config.analysis.model), level="account", **engine)
+
+
+def _timed_cases(ws: Workspace) -> dict[str, Callable[..., object]]:
+    """Label -> a run of the metrics table or of each analysis that runs on Spark (engine
+    keywords: DuckDB without them)."""
+    cases: dict[str, Callable[..., object]] = {"metrics table": lambda **e: _metrics_table(ws, **e)}
+    for name, analysis in load_all().items():
+        if "spark" in analysis.engines:
+            params = PARAMS.get(name, {})
+            cases[analysis_label(name, params)] = lambda n=name, p=params, **e: _fresh(ws, n, p, **e)
+    return cases
 
 
 def _with_exposures(ws: Workspace, folder: Path) -> None:
@@ -65,9 +86,8 @@ def _on_cores(path: Path, export: Path, cores: int, repeats: int) -> dict[str, f
         ws.config.spark.master = f"local[{cores}]"
         ws.config.spark.conf = {**ws.config.spark.conf, **SINGLE_MACHINE,
                                 "spark.sql.shuffle.partitions": CORES_PARTITIONS}
-        names = table_metrics(ws.config.analysis.model)
-        runs: dict[str, Any] = {"metrics table": lambda: ws.metrics_table(
-            names, level="account", engine="spark", parquet=export)}
+        runs: dict[str, Any] = {"metrics table": lambda: _metrics_table(
+            ws, engine="spark", parquet=export)}
         for name in CORE_ANALYSES:
             runs[name] = lambda n=name: _fresh(ws, n, PARAMS.get(n, {}), engine="spark",
                                                parquet=export)
@@ -89,7 +109,8 @@ def _on_cores(path: Path, export: Path, cores: int, repeats: int) -> dict[str, f
            requires=("workspace",))
 def spark_analyses_benchmark(ctx: Context) -> list[Row]:
     """The workspace's Parquet export (events by month below 1M events, else by day, as
-    docs/spark.md advises), then each analysis that runs on Spark with its default view, on
+    docs/spark.md advises), then the metrics table (every metric that can be a column, by
+    account) and each analysis that runs on Spark with its default view, on
     DuckDB and on Spark `local[2]` over the export (two shuffle partitions, one per core, else
     Spark's defaults; the tables not cached), both warm (after a first run in the process), best
     of two runs (one in quick mode). Each Spark row is a ratio to its DuckDB row: on one machine
@@ -112,19 +133,15 @@ def spark_analyses_benchmark(ctx: Context) -> list[Row]:
         started, _ = timed(lambda: ws.engine("spark", parquet=export))
         rows.append(Row("spark_analyses.session", "opening the Spark store (JVM start)", started, "s"))
 
-        for name, analysis in load_all().items():
-            if "spark" not in analysis.engines:
-                continue
-            params = PARAMS.get(name, {})
-            label = analysis_label(name, params)
+        for label, run in _timed_cases(ws).items():
             key = "spark_analyses." + label.replace(" ", ".").replace("=", "_")
-            ws.analysis(name, **params)  # warm: imports, the rollup, kept as-of days
-            duck, _ = best_of(lambda n=name, p=params: _fresh(ws, n, p), repeats)
-            ctx.log(f"spark_analyses: {label} on DuckDB {duck:.2f}s")
-            ws.analysis(name, engine="spark", parquet=export, **params)  # warm the JVM's code
-            on_spark, _ = best_of(lambda n=name, p=params: _fresh(
-                ws, n, p, engine="spark", parquet=export), repeats)
-            ctx.log(f"spark_analyses: {label} on Spark {on_spark:.2f}s")
+            run()  # warm: imports, the rollup, kept as-of days
+            duck, _ = best_of(run, repeats)
+            ctx.log(f"spark_analyses: {label} on DuckDB {duck:.2f}s (load {os.getloadavg()[0]:.1f})")
+            on_spark_run = functools.partial(run, engine="spark", parquet=export)
+            on_spark_run()  # warm the JVM's code
+            on_spark, _ = best_of(on_spark_run, repeats)
+            ctx.log(f"spark_analyses: {label} on Spark {on_spark:.2f}s (load {os.getloadavg()[0]:.1f})")
             rows.append(Row(f"{key}.duckdb", f"{label} on DuckDB", duck, "s"))
             rows.append(Row(f"{key}.spark", f"{label} on Spark local[2]", on_spark, "s",
                             baseline=f"{key}.duckdb",

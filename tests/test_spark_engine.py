@@ -197,6 +197,25 @@ def test_default_as_of_and_explain_use_the_engine(generated, spark) -> None:
     assert "try_variant_get" in spark.compile(inline).lower()
 
 
+def test_a_metrics_table_on_spark_is_duckdbs_built_from_one_query_per_metric(generated, spark):
+    """Spark runs each column's metric as its own query and joins their per-entity rows
+    (`SparkStore.table_in_parts`; as one query, 1M events ran out of execution memory): the
+    table is DuckDB's one-query table, and no part stays registered."""
+    from accountlens.metrics.table import columnable, run_table
+
+    cfg = generated.config
+    names = [m.name for m in load_all().values()
+             if columnable(m) and "account" in available_levels(m, cfg.analysis.model)]
+    assert len(names) > 10
+    for level in ("account", "industry"):
+        on_spark = run_table(spark, cfg.metrics, cfg.analysis, names, level, AS_OF)
+        on_duckdb = run_table(generated.store, cfg.metrics, cfg.analysis, names, level, AS_OF)
+        assert _same(on_spark, on_duckdb) and len(on_duckdb.frame) > 0, level
+        assert on_spark.notes == on_duckdb.notes
+    assert not [t.name for t in spark.session.catalog.listTables()
+                if t.name.startswith("_metrics_table_part_")]
+
+
 # ---- interfaces --------------------------------------------------------------------------------
 def test_cli_export_then_metrics_on_spark(generated, spark, tmp_path) -> None:
     runner = CliRunner()

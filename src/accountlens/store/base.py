@@ -48,6 +48,9 @@ class Store(abc.ABC):
 
     engine_name = "duckdb"  # as users name the engine (`--engine`)
     dialect = "duckdb"  # the Ibis / sqlglot dialect its SQL is written in
+    # A metrics table (metrics/table.py) as one query per metric, their per-entity rows then
+    # joined, instead of one query (an engine that inlines the shared parts: store/spark.py).
+    table_in_parts = False
 
     def __init__(self) -> None:
         # Bumped by every committed write transaction (WritableStore): results cached under an

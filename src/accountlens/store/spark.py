@@ -39,6 +39,12 @@ class SparkStore(Store):
 
     engine_name = "spark"
     dialect = "pyspark"
+    # A metrics table (metrics/table.py) runs one query per metric, then joins their per-entity
+    # rows. As one query, Spark inlines every shared CTE: at 1M events the 17-column account
+    # table planned 454 aggregates and 38 sort-merge joins, one task ran ~10 of them chained, each
+    # sort and hash map holding a 64 MB page (4 GB driver), and it ran out of execution memory
+    # (UNABLE_TO_ACQUIRE_MEMORY) on local[2] and local[1].
+    table_in_parts = True
 
     def __init__(self, location: str | Path, session: SparkSession | None = None,
                  master: str = DEFAULT_MASTER, remote: str = "", conf: dict[str, str] | None = None,
