@@ -131,7 +131,10 @@ def _in_parts(store: Store, names: list[str], request: MetricRequest, settings: 
     with contextlib.ExitStack() as registered:
         tables = []
         for name, part in zip(names, parts):
-            sql, schema = compiled(store, ("table part", name, *kept), lambda p=part: p)
+            def built(p: ir.Table = part) -> ir.Table:
+                return p
+
+            sql, schema = compiled(store, ("table part", name, *kept), built)
             view = registered.enter_context(store.registered(
                 f"_metrics_table_part_{next(_PARTS)}", store.run_compiled(sql, schema)))
             tables.append(ibis.table(schema, name=view))
