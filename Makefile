@@ -27,17 +27,17 @@ browser:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 		|| echo "note: /usr/bin/chromium missing and not installable here; browser tests will be skipped"; }
 
-# Three worker processes (pytest-xdist) on two cores, each taking a whole test file at a time
-# (module fixtures build their workspaces once): the Spark suite runs beside the others, its two
-# files in one worker and one JVM (tests/conftest.py's scheduler; about 5.5 minutes). Much of
-# the suite waits (servers starting, browsers, subprocesses): with two workers it used 20 CPU
-# minutes in 14 minutes of 2 cores, so a third worker fills the idle time. The longest files
-# are named first so that they start first (no long tail at the end).
+# Two worker processes (pytest-xdist), each taking a whole test file at a time (module fixtures
+# build their workspaces once): the Spark suite runs beside the others, its two files in one
+# worker and one JVM (tests/conftest.py's scheduler; about 5.5 minutes). In one process the
+# suite took 15 minutes on 2 cores, with a core often idle; a third worker did not help (15:50
+# against about 14 minutes with two, session 15). The longest files are named first so that
+# they start first (no long tail at the end).
 LONG_TESTS := tests/test_spark_engine.py tests/test_spark_analyses.py tests/test_api_fuzz.py tests/test_web_pages.py \
 	tests/test_governance_access.py tests/test_bench_smoke.py tests/test_crash.py \
 	tests/test_web_attribution_experiments.py
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n 3 --dist loadfile --durations=15 \
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --durations=30 \
 		$(LONG_TESTS) tests
 
 bench: $(STAMP)

@@ -207,11 +207,11 @@ def test_a_metrics_table_on_spark_is_duckdbs_built_from_one_query_per_metric(gen
     names = [m.name for m in load_all().values()
              if columnable(m) and "account" in available_levels(m, cfg.analysis.model)]
     assert len(names) > 10
-    for level in ("account", "industry"):
-        on_spark = run_table(spark, cfg.metrics, cfg.analysis, names, level, AS_OF)
-        on_duckdb = run_table(generated.store, cfg.metrics, cfg.analysis, names, level, AS_OF)
-        assert _same(on_spark, on_duckdb) and len(on_duckdb.frame) > 0, level
-        assert on_spark.notes == on_duckdb.notes
+    # one level: each metric at every level is compared above, this is the table's assembly
+    on_spark = run_table(spark, cfg.metrics, cfg.analysis, names, "account", AS_OF)
+    on_duckdb = run_table(generated.store, cfg.metrics, cfg.analysis, names, "account", AS_OF)
+    assert _same(on_spark, on_duckdb) and len(on_duckdb.frame) > 0
+    assert on_spark.notes == on_duckdb.notes
     assert not [t.name for t in spark.session.catalog.listTables()
                 if t.name.startswith("_metrics_table_part_")]
 
