@@ -78,22 +78,19 @@ def timed_steps(seconds: dict[str, float]) -> Iterator[None]:
         pipeline.STEPS = original
 
 
-def _import(folder: Path, path: Path, steps: dict[str, float] | None = None,
-            cpu: list[float] | None = None):
-    """(seconds, LoadResult, stored events) of importing `path` into a fresh workspace; its CPU
-    seconds appended to `cpu` when given."""
+def _import(folder: Path, path: Path, steps: dict[str, float] | None = None):
+    """(seconds, CPU seconds, LoadResult, stored events) of importing `path` into a fresh
+    workspace."""
     ws = Workspace.init(folder)
     try:
         with timed_steps(steps) if steps is not None else contextlib.nullcontext():
             started, cpu_started = time.perf_counter(), cpu_seconds()
             result = ws.import_events(path)
-            seconds = time.perf_counter() - started
-            if cpu is not None:
-                cpu.append(cpu_seconds() - cpu_started)
+            seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
         stored = ws.store.scalar("SELECT count(*) FROM events")
     finally:
         ws.close()
-    return seconds, result, stored
+    return seconds, cpu, result, stored
 
 
 # The write floor: the same JSONL read by DuckDB and written into the events table of a fresh
@@ -113,9 +110,9 @@ FLOOR_SQL = """
 """
 
 
-def write_floor(folder: Path, path: Path, cpu: list[float] | None = None) -> tuple[float, int]:
-    """(seconds, rows) of `FLOOR_SQL` into a fresh workspace, committed and checkpointed; its
-    CPU seconds appended to `cpu` when given."""
+def write_floor(folder: Path, path: Path) -> tuple[float, float, int]:
+    """(seconds, CPU seconds, rows) of `FLOOR_SQL` into a fresh workspace, committed and
+    checkpointed."""
     ws = Workspace.init(folder)
     try:
         started, cpu_started = time.perf_counter(), cpu_seconds()
@@ -124,10 +121,8 @@ def write_floor(folder: Path, path: Path, cpu: list[float] | None = None) -> tup
         with ws.store.transaction():
             ws.store.execute(sql, [str(path)])
         ws.store.execute("CHECKPOINT")
-        seconds = time.perf_counter() - started
-        if cpu is not None:
-            cpu.append(cpu_seconds() - cpu_started)
-        return seconds, ws.store.scalar("SELECT count(*) FROM events")
+        seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
+        return seconds, cpu, ws.store.scalar("SELECT count(*) FROM events")
     finally:
         ws.close()
 
@@ -141,8 +136,7 @@ def bulk_import_benchmark(ctx: Context) -> list[Row]:
     time of the JSONL import goes (wall time of each pipeline step)."""
     data = dataset(ctx)
     steps: dict[str, float] = {}
-    cpu: list[float] = []
-    seconds, result, stored = _import(ctx.scratch("import-jsonl"), data.jsonl, steps, cpu)
+    seconds, cpu, result, stored = _import(ctx.scratch("import-jsonl"), data.jsonl, steps)
     rows = [
         Row("bulk_import.jsonl", "import_events(JSONL)", data.events / seconds, "events/s",
             baseline=BASELINE, target=Target(">=", 0.70),
@@ -151,7 +145,7 @@ def bulk_import_benchmark(ctx: Context) -> list[Row]:
         Row("bulk_import.stored", "events stored / generated", stored / data.events, "ratio",
             target=Target("==", 1.0, on="value")),
     ]
-    floor_seconds, floor_rows = write_floor(ctx.scratch("import-floor") / "ws", data.jsonl, cpu)
+    floor_seconds, floor_cpu, floor_rows = write_floor(ctx.scratch("import-floor") / "ws", data.jsonl)
     rows += [
         Row("bulk_import.floor", "write floor: `INSERT INTO events SELECT … FROM read_json`",
             data.events / floor_seconds, "events/s", baseline=BASELINE,
@@ -163,11 +157,11 @@ def bulk_import_benchmark(ctx: Context) -> list[Row]:
         # CPU time is steadier than wall time on a shared machine; the import's work beyond
         # the floor (its checks, dedup, profiles, memberships, attribution) shows here.
         Row("bulk_import.cpu_vs_floor", "the write floor's CPU seconds / the import's",
-            cpu[1] / cpu[0], "ratio",
-            note=f"import {cpu[0]:.1f} CPU s, floor {cpu[1]:.1f} CPU s (every thread)"),
+            floor_cpu / cpu, "ratio",
+            note=f"import {cpu:.1f} CPU s, floor {floor_cpu:.1f} CPU s (every thread)"),
     ]
     if data.parquet is not None:
-        p_seconds, p_result, _ = _import(ctx.scratch("import-parquet"), data.parquet)
+        p_seconds, _, p_result, _ = _import(ctx.scratch("import-parquet"), data.parquet)
         rows.append(Row("bulk_import.parquet", "import_events(Parquet)", data.events / p_seconds,
                         "events/s", baseline=BASELINE,
                         note=f"{p_seconds:.1f} s; {p_result.inserted:,} inserted"))

@@ -449,7 +449,9 @@ def minimum_detectable_effect(accounts_per_arm: float, users_per_account: float 
         if not math.isfinite(upper) or shortfall(upper) >= 0:
             break
         upper *= 1.5
-    if not math.isfinite(upper) or not shortfall(upper) >= 0:
+    else:
+        upper = math.inf  # never bracketed
+    if not math.isfinite(upper):
         raise ValueError(f"no effect reaches power {power} at alpha {alpha:g} with {accounts_per_arm:g} "
                          "accounts per arm: raise alpha or the accounts")
     standardised = float(optimize.brentq(shortfall, 1e-12, upper, xtol=1e-12, rtol=1e-12))

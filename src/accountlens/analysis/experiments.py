@@ -511,9 +511,8 @@ def power(store: Store, settings: Any, accounts_per_arm: int | None = None,
                             "effect) or effect (for the accounts needed)")
     if unit not in ("account", "user"):
         raise AnalysisError(f"unit must be account or user, not {unit!r}")
-    if not MIN_ALPHA <= alpha < 0.5 or not alpha < power < 1:
-        raise AnalysisError(f"alpha must be in [{MIN_ALPHA:g}, 0.5) and power between alpha and 1, "
-                            f"got alpha {alpha:g} and power {power:g}")
+    if not MIN_ALPHA <= alpha < 0.5:  # power's own range: experiment_stats checks it
+        raise AnalysisError(f"alpha must be in [{MIN_ALPHA:g}, 0.5), got {alpha:g}")
     inputs: dict[str, Any] = {"sd": 1.0, "users_per_account": 1.0, "icc": 0.0,
                               "baseline_mean": None, "cluster_size_cv": 0.0}
     if metric is not None:

@@ -383,11 +383,9 @@ def refresh_after_load(store: WritableStore, reattributed: str, appended: str) -
         store.execute(f"DELETE FROM {STATE} WHERE key = 'reattribution_mark'")  # not fresh
         store.execute(f"INSERT OR REPLACE INTO {STATE} VALUES ('{_DEFERRED}', 1)")
         return
-    store.execute("CREATE OR REPLACE TEMP TABLE _rollup_all_days AS SELECT day FROM _rollup_days")
+    store.execute(f"""CREATE OR REPLACE TEMP TABLE _rollup_merge_days AS
+                      SELECT day FROM _rollup_days EXCEPT SELECT day FROM ({recompute})""")
     _list_days(store, recompute)
-    store.execute("""CREATE OR REPLACE TEMP TABLE _rollup_merge_days AS
-                     SELECT day FROM _rollup_all_days EXCEPT SELECT day FROM _rollup_days""")
-    store.execute("DROP TABLE _rollup_all_days")
     _refresh_listed_days(store)  # the days with re-attributed events: from their events
     store.execute("CREATE TEMP TABLE _rollup_days AS SELECT day FROM _rollup_merge_days")
     store.execute("DROP TABLE _rollup_merge_days")
