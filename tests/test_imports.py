@@ -208,11 +208,10 @@ def test_duplicates_in_one_file_missing_ids_and_quarantined_raw(ws: Workspace, t
     assert ws.store.scalar("SELECT name FROM events WHERE message_id = 'm9'") == "Fixed"
 
 
-def test_staged_lines_are_numbered_in_file_order_when_read_in_parallel(ws: Workspace,
-                                                                         tmp_path: Path) -> None:
+def test_staged_lines_are_numbered_in_file_order(ws: Workspace, tmp_path: Path) -> None:
     """Line numbers (which copy of a message id is first, an event's `file:line` source) come
-    from the staged rows' ids: the files are large enough here for DuckDB to read them on
-    several threads, inside a transaction as every load does."""
+    from the staged rows' ids: here over files of several of the reader's buffers each, inside
+    a transaction (where row ids do not start at 0) as every load does."""
     from accountlens.ingest.pipeline import STAGING, stage_jsonl
 
     pad = "x" * 100
@@ -231,6 +230,29 @@ def test_staged_lines_are_numbered_in_file_order_when_read_in_parallel(ws: Works
         ws.store.execute(f"DROP TABLE {STAGING}")
     assert wrong == 0
     assert [r["source"] for r in sources] == ["test:part0.jsonl", "test:part1.jsonl"]
+
+
+def test_a_batch_of_many_segments_loads_under_a_small_memory_limit(ws: Workspace) -> None:
+    """DuckDB's JSON reader holds a 32 MiB buffer per thread and file it reads: staging a batch
+    of many small segments on two threads needed over 96 MiB, past the loader's small ingest
+    limit, for a few events. Staging reads on one thread, and puts the thread count back."""
+    from accountlens.ingest.loader import load_segments
+    from accountlens.ingest.log import EventLog
+
+    threads = ws.store.scalar("SELECT current_setting('threads')")
+    event_log = EventLog(ws.log_dir, segment_bytes=1)  # every append fills a segment
+    try:
+        for i in range(40):
+            event = {**EVENTS[0], "messageId": f"small-{i}"}
+            event_log.append(json.dumps(event).encode() + b"\n").result()
+        paths = event_log.seal()
+        with ws.store.setting("threads", "2"), ws.store.setting("memory_limit", "64MB"):
+            result = load_segments(ws.store, ws.config.ingest, ws.log_dir, paths)
+            assert ws.store.scalar("SELECT current_setting('threads')") == 2
+    finally:
+        event_log.close()
+    assert (len(paths), result.inserted) == (40, 40)
+    assert ws.store.scalar("SELECT current_setting('threads')") == threads
 
 
 def test_log_segments_load_as_one_batch_exactly_once(ws: Workspace) -> None:

@@ -152,6 +152,21 @@ class WritableStore(Store):
         self.options[name] = value
         self.execute(f"SET {name} = ?", [value])
 
+    @contextlib.contextmanager
+    def setting(self, name: str, value: str) -> Iterator[None]:
+        """Set one of the engine's settings (`name` is ours) for the block only, then back to
+        what it was. The engine's settings are shared by every connection: hold `write_lock`
+        so that two blocks do not overlap."""
+        before = self.scalar("SELECT current_setting(?)::VARCHAR", [name])
+        self.execute(f"SET {name} = ?", [value])
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(Exception):  # an engine given up is reopened with defaults
+                self.execute(f"SET {name} = ?", [before])
+            raise
+        self.execute(f"SET {name} = ?", [before])
+
     @abc.abstractmethod
     def reopen(self) -> None:
         """Open the store again after the engine gave it up (DuckDB after a fatal error, such
