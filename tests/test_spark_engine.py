@@ -124,9 +124,20 @@ SLOW_PLANS = {"funnel": ("user", "account", "role", "industry")}
 
 
 def _cases(model: str) -> list[tuple[str, str, dict]]:
-    return [(m.name, level, params) for m in load_all().values()
-            for level in available_levels(m, model)
-            if level in SLOW_PLANS.get(m.name, LEVELS) for params in _param_variants(m)]
+    """Every metric at the account level with each of its parameter variants, and at every
+    other level it has for every other metric (alternating, so each level still runs about half
+    the metrics): each metric's SQL and each level's mapping run on Spark at about half the cost
+    of the full cross product (the DuckDB contract test runs that)."""
+    cases = []
+    for i, metric in enumerate(load_all().values()):
+        levels = [lv for lv in available_levels(metric, model)
+                  if lv in SLOW_PLANS.get(metric.name, LEVELS)]
+        for j, level in enumerate(levels):
+            if level == "account":
+                cases += [(metric.name, level, params) for params in _param_variants(metric)]
+            elif (i + j) % 2 == 0:
+                cases.append((metric.name, level, {}))
+    return cases
 
 
 def _value(value):
@@ -162,7 +173,8 @@ def _same(a, b) -> bool:
 def test_every_metric_at_every_level_agrees_on_duckdb_and_spark(generated, spark) -> None:
     cfg = generated.config
     cases = _cases(cfg.analysis.model)
-    assert len(cases) > 100  # 24+ metrics × their levels × retention periods
+    assert len(cases) > 60  # 24+ metrics × parameter variants, half of them × other levels
+    assert {level for _, level, _ in cases} == set(LEVELS)
     assert {name for name, _, _ in cases} == set(load_all())  # every metric
 
     def both(case):
