@@ -126,7 +126,7 @@ SLOW_PLANS = {"funnel": ("user", "account", "role", "industry")}
 def _cases(model: str) -> list[tuple[str, str, dict]]:
     """Every metric at the account level with each of its parameter variants, and at every
     other level it has for every other metric (alternating, so each level still runs about half
-    the metrics): each metric's SQL and each level's mapping run on Spark at about half the cost
+    the metrics; a metric without an account level runs at least at its first level): each metric's SQL and each level's mapping run on Spark at about half the cost
     of the full cross product (the DuckDB contract test runs that)."""
     cases = []
     for i, metric in enumerate(load_all().values()):
@@ -135,7 +135,7 @@ def _cases(model: str) -> list[tuple[str, str, dict]]:
         for j, level in enumerate(levels):
             if level == "account":
                 cases += [(metric.name, level, params) for params in _param_variants(metric)]
-            elif (i + j) % 2 == 0:
+            elif (i + j) % 2 == 0 or "account" not in levels and j == 0:
                 cases.append((metric.name, level, {}))
     return cases
 
