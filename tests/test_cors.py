@@ -32,13 +32,16 @@ def configure(root: Path, name: str, keys: list[str], origins: dict[str, list[st
     return root
 
 
-@pytest.fixture
-def served(tmp_path: Path, request) -> Iterator[Server]:
-    """Two workspaces on one server: keys A (APP), B (OTHER), C (none); Z (OTHER) in the other."""
-    main = configure(tmp_path / "main", "main", ["wk_A", "wk_B", "wk_C"],
+@pytest.fixture(scope="module", params=[0, 1], ids=["server", "collector-process"])
+def served(tmp_path_factory, request) -> Iterator[Server]:
+    """Two workspaces on one server: keys A (APP), B (OTHER), C (none); Z (OTHER) in the other.
+    Served by the server itself, or through a collector process; shared by the module's tests
+    (each counts the events it adds)."""
+    folder = tmp_path_factory.mktemp("cors")
+    main = configure(folder / "main", "main", ["wk_A", "wk_B", "wk_C"],
                      {"wk_A": [APP], "wk_B": [OTHER + ":443/"]})  # normalized to OTHER
-    second = configure(tmp_path / "second", "second", ["wk_Z"], {"wk_Z": [OTHER]})
-    server = start_server(main, collectors=getattr(request, "param", 0), also=(second,))
+    second = configure(folder / "second", "second", ["wk_Z"], {"wk_Z": [OTHER]})
+    server = start_server(main, collectors=request.param, also=(second,))
     yield server
     server.stop()
 
@@ -73,7 +76,6 @@ def event_count(server: Server, workspace: str = "main") -> int:
     return httpx.get(server.url + f"/api/v1/status?workspace={workspace}", timeout=30).json()["events"]
 
 
-@pytest.mark.parametrize("served", [0, 1], ids=["server", "collector-process"], indirect=True)
 def test_preflight_allows_origins_of_any_served_key(served: Server) -> None:
     url = served.ingest_url
     for path in ("/v1/batch", "/v1/t", "/v1/identify", "/batch/", "/e/", "/i/v0/e/", "/capture/"):
@@ -96,9 +98,9 @@ def test_preflight_allows_origins_of_any_served_key(served: Server) -> None:
     assert plain.status_code == 204 and cors(plain) == {} and plain.headers["allow"] == "POST, OPTIONS"
 
 
-@pytest.mark.parametrize("served", [0, 1], ids=["server", "collector-process"], indirect=True)
 def test_the_post_checks_its_own_keys_origins(served: Server) -> None:
     url = served.ingest_url
+    before = event_count(served)
     accepted = track(url, "wk_A", APP, "a-from-app")
     assert accepted.status_code == 200
     assert cors(accepted) == {"access-control-allow-origin": APP,
@@ -126,12 +128,12 @@ def test_the_post_checks_its_own_keys_origins(served: Server) -> None:
              "writeKey": "wk_A"}
     assert httpx.post(url + "/v1/b", content=json.dumps(batch), headers={"Origin": APP},
                       timeout=10).status_code == 200
-    assert event_count(served) == 6  # a-from-app, b-from-other, the two wk_C, the two short paths
+    assert event_count(served) - before == 6  # a-from-app, b-from-other, the two wk_C, the two short paths
 
 
-@pytest.mark.parametrize("served", [0, 1], ids=["server", "collector-process"], indirect=True)
 def test_posthog_endpoints_per_key_and_workspace(served: Server) -> None:
     url = served.ingest_url
+    before = {workspace: event_count(served, workspace) for workspace in ("main", "second")}
 
     def capture(key: str, origin: str, path: str, uuid: str) -> httpx.Response:
         body = {"api_key": key, "batch": [{"event": "Dashboard Viewed", "uuid": uuid,
@@ -147,8 +149,8 @@ def test_posthog_endpoints_per_key_and_workspace(served: Server) -> None:
     assert second.status_code == 200
     refused = capture("wk_Z", APP, "/batch/", "00000000-0000-4000-8000-000000000003")
     assert refused.status_code == 403 and cors(refused) == {}
-    assert event_count(served, "main") == 1
-    assert event_count(served, "second") == 1
+    assert event_count(served, "main") - before["main"] == 1
+    assert event_count(served, "second") - before["second"] == 1
 
 
 def test_any_origin_for_a_key(tmp_path: Path) -> None:
