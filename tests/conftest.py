@@ -149,12 +149,12 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 20.0, interval: flo
     raise AssertionError("condition not met in time")
 
 
-# ---- Spark (tests/test_spark_engine.py, tests/test_spark_analyses.py) ---------------------------
-# Both files run in one worker and one Spark session: a JVM start and its warm-up (the first
-# queries of a JVM plan several times slower) once, not per file. `make test` runs the suite
-# in two workers taking a file at a time (--dist loadfile); the scheduler below treats the two
-# Spark files as one.
-SPARK_FILES = ("tests/test_spark_engine.py", "tests/test_spark_analyses.py")
+# ---- Spark (tests/test_spark_engine.py, tests/test_spark_analyses.py, tests/test_lake.py) -------
+# The files with Spark tests run in one worker and one Spark session: a JVM start and its
+# warm-up (the first queries of a JVM plan several times slower) once, not per file, and no
+# second JVM beside the first. `make test` runs the suite in two workers taking a file at a
+# time (--dist loadfile); the scheduler below treats these files as one.
+SPARK_FILES = ("tests/test_spark_engine.py", "tests/test_spark_analyses.py", "tests/test_lake.py")
 # Test data is tiny and the queries many (230+): one shuffle partition, no adaptive re-planning,
 # no whole-stage code generation, a JVM that does not spend its time optimizing itself. Each
 # halves the time of the comparison or better.
@@ -170,7 +170,8 @@ TINY_DATA = {
 
 
 def pytest_xdist_make_scheduler(config, log):
-    """--dist loadfile, with the Spark files one unit of work (one worker, one session)."""
+    """--dist loadfile, with the files of Spark tests one unit of work (one worker, one
+    session)."""
     if config.getoption("dist") != "loadfile":
         return None
     from xdist.scheduler import LoadFileScheduling
