@@ -125,9 +125,10 @@ SLOW_PLANS = {"funnel": ("user", "account", "role", "industry")}
 
 def _cases(model: str) -> list[tuple[str, str, dict]]:
     """Every metric at the account level with each of its parameter variants, and at every
-    other level it has for every other metric (alternating, so each level still runs about half
-    the metrics; a metric without an account level runs at least at its first level): each metric's SQL and each level's mapping run on Spark at about half the cost
-    of the full cross product (the DuckDB contract test runs that)."""
+    other level it has for every other metric (alternating, so each level still runs about
+    half the metrics; a metric without an account level runs at least at its first level):
+    each metric's SQL and each level's mapping run on Spark at about half the cost of the full
+    cross product (the DuckDB contract test runs that)."""
     cases = []
     for i, metric in enumerate(load_all().values()):
         levels = [lv for lv in available_levels(metric, model)

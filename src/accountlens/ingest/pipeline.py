@@ -151,8 +151,8 @@ def number_lines(store: WritableStore, source: tuple[str, int] | None = None) ->
     """Number the staged rows 1, 2, … in the order they were read. The reader keeps the files'
     order (DuckDB preserves insertion order), and the new table's row ids follow it, one apart
     from a base (which is not 0 inside a transaction): numbering by row id is exact, and unlike
-    `row_number() OVER ()` needs no sort. A test checks this on a file large enough to be read
-    by several threads.
+    `row_number() OVER ()` needs no sort. A test checks this on files of several of the
+    reader's buffers each.
 
     `source` (label, offset): each row's source becomes `label:<line_no + offset>`."""
     line_no = f"rowid - (SELECT min(rowid) FROM {STAGING}) + 1"
