@@ -31,7 +31,7 @@ browser:
 # build their workspaces once): the Spark suite runs beside the others, the files with Spark
 # tests in one worker and one JVM (tests/conftest.py's scheduler; about 5 minutes). In one
 # process the suite took 15 minutes on 2 cores, with a core often idle; a third worker did not
-# help: each test ran 30-55% slower (13:47 to 16:12 against 15:17 with two, session 16). The
+# help: each test ran 30-55% slower (16:12 against 15:17 with two, session 16). The
 # longest files are named first so that they start first (no long tail at the end).
 LONG_TESTS := tests/test_spark_engine.py tests/test_spark_analyses.py tests/test_api_fuzz.py tests/test_web_pages.py \
 	tests/test_governance_access.py tests/test_bench_smoke.py tests/test_crash.py \
