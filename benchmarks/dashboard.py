@@ -97,7 +97,8 @@ def dashboard_benchmark(ctx: Context) -> list[Row]:
     starts computing at the same moment). Warm: the best of two further loads of the page (one
     in quick mode), each with an empty browser cache. Baseline of each page: its API calls of
     the warm load fetched one after the other straight from the server without a browser
-    (warm) — a page can not be faster than its data. Target (issue 18): each page drawn in under 1 s warm."""
+    (warm) — a page can not be faster than its data. Target (issue 18): each page drawn in
+    under 1 s warm."""
     if not CHROMIUM.exists():
         raise Skipped(f"{CHROMIUM} is not installed (Debian package `chromium`)")
     from playwright.sync_api import sync_playwright

@@ -137,7 +137,7 @@ def _cases(model: str) -> list[tuple[str, str, dict]]:
         for j, level in enumerate(levels):
             if level == "account":
                 cases += [(metric.name, level, params) for params in _param_variants(metric)]
-            elif (i + j) % 2 == 0 or "account" not in levels and j == 0:
+            elif (i + j) % 2 == 0 or ("account" not in levels and j == 0):
                 cases.append((metric.name, level, {}))
     return cases
 
